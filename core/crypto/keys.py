@@ -1,0 +1,98 @@
+"""Per-image keys: the data key, its wrapping in a key slot, and the AEAD for chunks and manifests.
+
+Every image gets a fresh random 256-bit data key (so two backups of identical data never share a
+key, and nonces can be deterministic counters). From it we derive, with BLAKE3's key derivation
+mode, the AES-256-GCM key and the key of the keyed chunk digest, so that digests of plaintext stored
+in the index do not let anyone without the password confirm guesses about the content.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import FormatError, IntegrityError, WrongPassword
+from ..format.c_image import KeySlot
+from .kdf import KdfParams, derive_kek
+
+_CTX_AEAD = "rescue image v1 2026-11 aes-256-gcm data key"
+_CTX_DIGEST = "rescue image v1 2026-11 blake3 chunk digest key"
+
+
+def nonce(kind: int, counter: int) -> bytes:
+    """96-bit GCM nonce: 4-byte record kind || 8-byte counter (unique per kind under one data key)."""
+    return struct.pack("<IQ", kind, counter)
+
+
+@dataclass
+class ImageKeys:
+    """Keys of one image. ``aead`` is None for unencrypted images (digests are then unkeyed)."""
+
+    data_key: bytes | None
+
+    def __post_init__(self) -> None:
+        if self.data_key is None:
+            self.aead: AESGCM | None = None
+            self.digest_key: bytes | None = None
+        else:
+            self.aead = AESGCM(blake3.blake3(self.data_key, derive_key_context=_CTX_AEAD).digest())
+            self.digest_key = blake3.blake3(self.data_key, derive_key_context=_CTX_DIGEST).digest()
+
+    @classmethod
+    def new(cls, encrypted: bool) -> ImageKeys:
+        return cls(os.urandom(32) if encrypted else None)
+
+    def digest(self, data: bytes | memoryview) -> bytes:
+        """Strong digest of a chunk's plaintext (keyed BLAKE3 when encrypted). Releases the GIL."""
+        if self.digest_key is None:
+            return blake3.blake3(data, max_threads=1).digest()
+        return blake3.blake3(data, key=self.digest_key, max_threads=1).digest()
+
+    def seal(self, kind: int, counter: int, plaintext: bytes, aad: bytes) -> bytes:
+        if self.aead is None:
+            return plaintext
+        return self.aead.encrypt(nonce(kind, counter), plaintext, aad)
+
+    def open(self, kind: int, counter: int, ciphertext: bytes, aad: bytes, where: str) -> bytes:
+        if self.aead is None:
+            return ciphertext
+        try:
+            return self.aead.decrypt(nonce(kind, counter), ciphertext, aad)
+        except InvalidTag:
+            raise IntegrityError(detail=f"{where}: authentication failed (data altered or not of this image)") \
+                from None
+
+
+def make_keyslot(keys: ImageKeys, password: bytes, params: KdfParams, aad: bytes) -> bytes:
+    """Wrap the data key under Argon2id(password); ``aad`` binds the manifest header to the slot."""
+    if keys.data_key is None:
+        raise ValueError("unencrypted image has no key slot")
+    salt = os.urandom(32)
+    wrap_nonce = os.urandom(12)
+    prefix = KeySlot.build(memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes,
+                           salt=salt, nonce=wrap_nonce)[:60]
+    kek = derive_kek(password, salt, params)
+    wrapped = AESGCM(kek).encrypt(wrap_nonce, keys.data_key, aad + prefix)
+    return KeySlot.build(memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes,
+                         salt=salt, nonce=wrap_nonce, wrapped_key=wrapped)
+
+
+def open_keyslot(slot: bytes, password: bytes, aad: bytes, image: str) -> ImageKeys:
+    """Unwrap the data key; a failed tag means a wrong password (or a tampered slot)."""
+    fields = KeySlot.parse(slot, what=f"key slot of {image}")
+    params = KdfParams(fields["memory_kib"], fields["iterations"], fields["lanes"])
+    try:
+        params.check()
+    except FormatError as e:
+        raise IntegrityError(detail=f"{image}: {e.message}") from None
+    kek = derive_kek(password, fields["salt"], params)
+    try:
+        data_key = AESGCM(kek).decrypt(fields["nonce"], fields["wrapped_key"], aad + slot[:60])
+    except InvalidTag:
+        raise WrongPassword(image=image) from None
+    return ImageKeys(data_key)

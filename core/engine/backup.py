@@ -1,0 +1,188 @@
+"""Full backup of a disk (or a regular file holding a disk image) into a backup folder.
+
+Order of work (FORMAT.md "Write ordering"): lock the folder; plan (read-only); stream chunks through
+the two-core pipeline (digest, compress, check the compressed copy, then seal and append in order);
+commit volumes one by one; write the manifest last. Any failure or cancel removes this image's
+``.partial`` files and leaves every earlier image untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import zstandard
+
+from .. import __version__
+from ..crypto.kdf import DEFAULT_KDF, KdfParams
+from ..crypto.keys import ImageKeys
+from ..disk.device import open_source
+from ..disk.model import merge_extents
+from ..errors import IntegrityError, UsageError
+from ..format import manifest as mf
+from ..format.c_image import COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, ChunkEntry, ExtentEntry
+from ..format.volume import MIN_SPLIT, VolumeWriter
+from ..io.atomic import write_durable
+from ..io.reader import FdReader
+from ..progress import Event, Progress
+from .chunker import Chunk, Chunker
+from .plan import BackupPlan, plan_backup, table_fingerprint
+from .pipeline import Ordered
+from .repo import Repository, new_image_id
+
+MIN_LEVEL, MAX_LEVEL = 1, 19
+
+
+@dataclass
+class BackupOptions:
+    partitions: str = "all"
+    level: int = 3
+    password: bytes | None = None
+    kdf: KdfParams = DEFAULT_KDF
+    split: int | None = None
+    sector_by_sector: bool = False
+    # Decompress every compressed chunk and compare before writing it (restic's verifyCiphertext):
+    # a compressor or memory fault is caught before it is committed.
+    check_compression: bool = True
+
+
+@dataclass
+class BackupResult:
+    image_id: str
+    source: str
+    read_bytes: int
+    data_bytes: int
+    stored_bytes: int
+    chunks: int
+    volumes: list[str]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    unreadable: list[tuple[int, int]] = field(default_factory=list)
+    fs_state_warning: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.image_id, "source": self.source, "read_bytes": self.read_bytes,
+                "data_bytes": self.data_bytes, "stored_bytes": self.stored_bytes, "chunks": self.chunks,
+                "volumes": self.volumes, "seconds": round(self.seconds, 3), "warnings": self.warnings,
+                "unreadable": [list(u) for u in self.unreadable]}
+
+
+class _Packer:
+    """Per-thread compressors (zstd contexts are not thread-safe; each thread gets its own)."""
+
+    def __init__(self, level: int, keys: ImageKeys, check: bool) -> None:
+        self.level = level
+        self.keys = keys
+        self.check = check
+        self.local = threading.local()
+
+    def __call__(self, chunk: Chunk) -> tuple[Chunk, bytes, int, bytes]:
+        loc = self.local
+        if not hasattr(loc, "c"):
+            loc.c = zstandard.ZstdCompressor(level=self.level)
+            loc.d = zstandard.ZstdDecompressor()
+        raw = bytes(chunk.data)
+        digest = self.keys.digest(raw)
+        comp = loc.c.compress(raw)
+        if len(comp) >= len(raw):
+            return chunk, digest, COMP_STORED, raw
+        if self.check and loc.d.decompress(comp, max_output_size=len(raw)) != raw:
+            raise IntegrityError(detail=f"chunk {chunk.number}: compressed data does not decompress to the "
+                                        "original (corruption before write; nothing was committed)")
+        return chunk, digest, COMP_ZSTD, comp
+
+
+def backup(source_path: str, folder: str, options: BackupOptions, progress: Progress) -> BackupResult:
+    """Make a full image of ``source_path`` in ``folder``."""
+    if not MIN_LEVEL <= options.level <= MAX_LEVEL:
+        raise UsageError(detail=f"--level must be {MIN_LEVEL}..{MAX_LEVEL}, not {options.level}")
+    if options.split is not None and options.split < MIN_SPLIT:
+        raise UsageError(detail=f"--split must be at least {MIN_SPLIT >> 20} MiB")
+    started = time.monotonic()
+    repo = Repository(folder, create=True)
+    with open_source(source_path) as disk:
+        reader = FdReader(disk.fd, disk.size, source_path)
+        progress.report(Event("plan", message=f"reading partition table and filesystems of {source_path}"))
+        plan = plan_backup(reader, disk.logical_sector_size, options.partitions, options.sector_by_sector)
+        identity = disk.identity()
+        identity["table_fingerprint"] = table_fingerprint(reader, plan.table)
+        with repo.lock():
+            return _run(repo, reader, plan, identity, options, progress, started, source_path,
+                        disk.logical_sector_size)
+
+
+def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[str, Any], options: BackupOptions,
+         progress: Progress, started: float, source_path: str, sector_size: int) -> BackupResult:
+    image_id = new_image_id()
+    encrypted = options.password is not None
+    keys = ImageKeys.new(encrypted)
+    image_uuid = mf.new_uuid()
+    writer = VolumeWriter(repo.path, image_id, image_uuid, keys, ENC_AES256GCM if encrypted else ENC_NONE,
+                          options.split)
+    total = sum(r.length for r in plan.regions)
+    done = [0]
+    last = [0.0]
+
+    def on_read(n: int) -> None:
+        done[0] += n
+        now = time.monotonic()
+        if now - last[0] >= 0.2:
+            last[0] = now
+            progress.report(Event("backup", done[0], total))
+
+    chunker = Chunker(reader, plan.regions, sector_size, on_read)
+    chunks = bytearray()
+    extents = bytearray()
+    data_bytes = 0
+    try:
+        for chunk, digest, compression, payload in Ordered(_Packer(options.level, keys, options.check_compression),
+                                                            chunker):
+            progress.check()
+            vol, rec_off, stored = writer.add_chunk(chunk.number, compression, len(chunk.data), payload)
+            chunks += ChunkEntry.build(volume_number=vol, record_offset=rec_off, stored_length=stored,
+                                       raw_length=len(chunk.data), digest=digest)
+            for disk_off, length, chunk_off in chunk.extents:
+                extents += ExtentEntry.build(disk_offset=disk_off, length=length, chunk_number=chunk.number,
+                                             chunk_offset=chunk_off)
+            data_bytes += len(chunk.data)
+        volumes = writer.finish()
+        progress.report(Event("backup", total, total))
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stored_bytes = sum(v.length for v in volumes)
+        warnings = list(plan.warnings)
+        if chunker.unreadable:
+            warnings.append(f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
+                            f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable")
+        zero = merge_extents(plan.zeroed + chunker.zeroed)
+        summary = {"id": image_id, "kind": "full", "parent": None, "time": now, "bytes": stored_bytes,
+                   "encrypted": encrypted, "used_bytes": data_bytes,
+                   "source": {"path": source_path, "size": identity.get("size"), "model": identity.get("model"),
+                              "serial": identity.get("serial"),
+                              "scheme": plan.table.scheme if plan.table else "none"},
+                   "partitions": sorted(plan.included)}
+        meta = {"format": 1, "id": image_id, "kind": "full", "parent": None, "parent_digest": None, "time": now,
+                "tool": f"rescue {__version__}",
+                "options": {"level": options.level, "partitions": options.partitions, "split": options.split,
+                            "sector_by_sector": options.sector_by_sector},
+                "source": identity, "table": plan.table_json(),
+                "volumes": [{"number": v.number, "name": v.name, "length": v.length, "records": v.records,
+                             "trailer_digest": v.trailer_digest.hex()} for v in volumes],
+                "zero_extents": [list(z) for z in zero],
+                "unreadable": [list(u) for u in chunker.unreadable],
+                "chunk_count": len(chunks) // ChunkEntry.size, "extent_count": len(extents) // ExtentEntry.size,
+                "stats": {"read_bytes": total, "data_bytes": data_bytes, "stored_bytes": stored_bytes},
+                "warnings": warnings}
+        manifest = mf.Manifest(image_id, image_uuid, encrypted, summary, meta, bytes(chunks), bytes(extents),
+                               keys=keys)
+        progress.check()
+        # The commit point: once this file is durably in place the image exists, not before.
+        write_durable(repo.path, f"{image_id}.manifest", mf.encode(manifest, options.password, options.kdf))
+    except BaseException:
+        writer.abort()
+        raise
+    return BackupResult(image_id, source_path, total, data_bytes, stored_bytes, len(chunks) // ChunkEntry.size,
+                        [v.name for v in volumes], time.monotonic() - started, warnings,
+                        list(chunker.unreadable), plan.fs_state_warning)

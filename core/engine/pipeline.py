@@ -1,0 +1,41 @@
+"""An ordered, bounded two-core pipeline.
+
+Work items are handed to a small thread pool (zstd, AES-GCM, BLAKE3 and pread all release the GIL,
+so two threads use two cores) and their results come back in submission order. At most
+``depth`` items are in flight, which bounds memory to ``depth`` x item size whatever the disk size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS = max(1, min(4, os.cpu_count() or 2))
+
+
+class Ordered(Generic[T, R]):
+    """``for result in Ordered(fn, items)``: fn(item) runs in the pool, results arrive in order."""
+
+    def __init__(self, fn: Callable[[T], R], items: Iterable[T], depth: int = WORKERS * 2) -> None:
+        self.fn = fn
+        self.items = items
+        self.depth = max(1, depth)
+
+    def __iter__(self) -> Iterator[R]:
+        pending: deque[Future[R]] = deque()
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rescue") as pool:
+            try:
+                for item in self.items:
+                    pending.append(pool.submit(self.fn, item))
+                    if len(pending) >= self.depth:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for f in pending:
+                    f.cancel()

@@ -1,0 +1,146 @@
+"""Backup planning: from a source disk to the list of regions to read, and how to treat each.
+
+Region kinds:
+- ``used``: bytes a filesystem uses (NTFS $Bitmap, FAT table): stored as they are.
+- ``raw``: a partition we cannot read as a filesystem (MSR, BitLocker, unknown, or any partition with
+  ``--sector-by-sector``): every byte is read; all-zero blocks become zero extents, the rest is stored.
+- ``gap``: disk areas outside every partition (partition tables, post-MBR gap, EBRs, unpartitioned
+  space): every byte is read and non-zero blocks are stored; zero blocks are not recorded.
+Nothing is ever written to the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import blake3
+
+from ..disk import fs as fsmod
+from ..disk.layout import Role, role_of, select_partitions
+from ..disk.model import Extent, FsUsage, PartitionTable, merge_extents
+from ..disk.partitions import read_partition_table
+from ..errors import FormatError
+from ..io.reader import Reader, WindowReader
+
+RegionKind = Literal["used", "raw", "gap"]
+
+
+@dataclass
+class Region:
+    start: int
+    length: int
+    kind: RegionKind
+
+
+@dataclass
+class PartPlan:
+    number: int
+    role: Role
+    included: bool
+    usage: FsUsage | None
+
+
+@dataclass
+class BackupPlan:
+    table: PartitionTable | None
+    parts: list[PartPlan]
+    regions: list[Region]
+    zeroed: list[Extent]  # disk-absolute extents restored as zeros (pagefile/hiberfil contents)
+    warnings: list[str] = field(default_factory=list)
+    fs_state_warning: bool = False
+
+    @property
+    def included(self) -> set[int]:
+        return {p.number for p in self.parts if p.included}
+
+    def table_json(self) -> dict[str, Any] | None:
+        if self.table is None:
+            return None
+        t = self.table
+        usage = {p.number: p for p in self.parts}
+
+        def part(p: Any) -> dict[str, Any]:
+            pp = usage.get(p.number)
+            u = pp.usage if pp else None
+            return {"number": p.number, "start": p.start, "size": p.size, "type_id": p.type_id,
+                    "bootable": p.bootable, "guid": p.guid, "name": p.name, "attributes": p.attributes,
+                    "logical": p.logical, "included": bool(pp and pp.included), "role": pp.role if pp else "other",
+                    "fs": u.fs if u else None, "label": u.label if u else "",
+                    "used_bytes": u.used_bytes if u else None}
+        return {"scheme": t.scheme, "sector_size": t.sector_size, "disk_size": t.disk_size, "disk_id": t.disk_id,
+                "partitions": [part(p) for p in t.partitions],
+                "extended": part(t.extended) if t.extended else None,
+                "meta": [{"offset": m.offset, "length": m.length, "role": m.role} for m in t.meta]}
+
+
+def table_fingerprint(reader: Reader, table: PartitionTable | None) -> str:
+    """Digest of the partition table's own bytes: an incremental refuses a disk whose layout changed."""
+    h = blake3.blake3()
+    if table is not None:
+        for m in table.meta:
+            h.update(reader.read(m.offset, m.length))
+    return h.hexdigest()
+
+
+def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
+                sector_by_sector: bool = False) -> BackupPlan:
+    """Read the table and each filesystem's usage; decide what to store."""
+    warnings: list[str] = []
+    try:
+        table: PartitionTable | None = read_partition_table(reader, sector_size)
+    except FormatError as e:
+        if "no partition table" not in e.message:
+            raise
+        table = None
+    if table is None:
+        # A disk without a partition table (or a bare volume image): one region over everything.
+        usage = None if sector_by_sector else _probe(reader, "", warnings, "disk")
+        regions = _regions_for(0, usage, reader.size)
+        zeroed = [(o, n) for o, n in (usage.zeroed if usage else [])]
+        return BackupPlan(None, [], regions, zeroed, warnings + (usage.warnings if usage else []),
+                          bool(usage and (usage.dirty or usage.hibernated)))
+    warnings.extend(table.warnings)
+    usages: dict[int, FsUsage | None] = {}
+    for p in table.partitions:
+        usages[p.number] = None if sector_by_sector else _probe(WindowReader(reader, p.start, p.size), p.type_id,
+                                                                warnings, f"partition {p.number}")
+    roles = {p.number: role_of(p, usages[p.number]) for p in table.partitions}
+    chosen = select_partitions(table, roles, partitions)
+    parts = [PartPlan(p.number, roles[p.number], p.number in chosen, usages[p.number]) for p in table.partitions]
+    regions: list[Region] = []
+    zeroed: list[Extent] = []
+    fs_warn = False
+    for p in table.partitions:
+        if p.number not in chosen:
+            continue
+        u = usages[p.number]
+        regions.extend(_regions_for(p.start, u, p.size))
+        if u is not None:
+            zeroed.extend((p.start + o, n) for o, n in u.zeroed)
+            warnings.extend(f"partition {p.number}: {w}" for w in u.warnings)
+            fs_warn = fs_warn or u.dirty or u.hibernated
+    # Gaps: everything outside all partitions (chosen or not), so tables, EBRs and boot code come along.
+    occupied = merge_extents([(p.start, p.size) for p in table.partitions])
+    pos = 0
+    for off, length in occupied + [(reader.size, 0)]:
+        if off > pos:
+            regions.append(Region(pos, off - pos, "gap"))
+        pos = max(pos, off + length)
+    regions.sort(key=lambda r: r.start)
+    return BackupPlan(table, parts, regions, merge_extents(zeroed), warnings, fs_warn)
+
+
+def _probe(reader: Reader, type_id: str, warnings: list[str], where: str) -> FsUsage | None:
+    try:
+        return fsmod.probe_usage(reader, type_id=type_id)
+    except FormatError as e:
+        # Never lose data: a filesystem we cannot parse is imaged sector by sector instead.
+        warnings.append(f"{where}: {e.message}; imaging every sector")
+        return None
+
+
+def _regions_for(start: int, usage: FsUsage | None, size: int) -> list[Region]:
+    if usage is None or usage.fs in ("raw", "bitlocker"):
+        return [Region(start, size, "raw")]
+    return [Region(start + o, n, "used") for o, n in usage.used]

@@ -1,0 +1,182 @@
+"""A backup folder: its images, its lock, and how image ids are made.
+
+A folder holds any number of images, each made of ``ID.vNNNN`` volume files and one ``ID.manifest``.
+Only an image with a valid manifest is complete; volumes without one (or ``*.partial`` files) belong
+to a backup that did not finish and are listed as incomplete, never restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from ..errors import Error, ImageNotFound, IncompleteImage, LockedError, RepositoryError
+from ..format import manifest as mf
+from ..format.manifest import Manifest
+
+LOCK_NAME = "rescue.lock"
+_ID_RE = re.compile(r"^(\d{8}-\d{6}-[0-9a-f]{6})\.(manifest|v\d{4})(\.partial)?$")
+
+
+@dataclass
+class ImageEntry:
+    """One image as `list` shows it; ``error`` says why an image is incomplete or unreadable."""
+
+    id: str
+    complete: bool
+    kind: str = "unknown"
+    parent: str | None = None
+    time: str = ""
+    bytes: int = 0
+    encrypted: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        out = {"id": self.id, "kind": self.kind, "parent": self.parent, "time": self.time, "bytes": self.bytes,
+               "complete": self.complete, "encrypted": self.encrypted}
+        for key in ("source", "partitions", "used_bytes"):
+            if key in self.summary:
+                out[key] = self.summary[key]
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def new_image_id(now: float | None = None) -> str:
+    """Sortable, FAT-safe id: UTC time plus 24 random bits (two backups in one second never clash)."""
+    t = datetime.fromtimestamp(now if now is not None else time.time(), tz=timezone.utc)
+    return t.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class Repository:
+    """A backup folder on a mounted filesystem (USB drive, NAS share, ...)."""
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        self.path = os.path.abspath(path)
+        if create:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+            except OSError as e:
+                raise RepositoryError(path=self.path, detail=f"cannot create: {e.strerror}") from None
+        if not os.path.isdir(self.path):
+            raise RepositoryError(path=self.path, detail="not a folder (or missing)")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock for writers: two backups into one folder would interleave ids and space."""
+        path = os.path.join(self.path, LOCK_NAME)
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        for _attempt in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self._read_lock(path)
+                if holder is not None and holder.get("host") == me["host"] and not _alive(holder.get("pid")):
+                    os.unlink(path)  # stale: its process is gone from this machine
+                    continue
+                raise LockedError(path=self.path, detail=f"lock held by {holder or 'unknown'}; "
+                                                         f"remove {LOCK_NAME} if no backup is running") from None
+            except OSError as e:
+                raise RepositoryError(path=self.path, detail=f"cannot create lock: {e.strerror}") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _read_lock(path: str) -> dict[str, Any] | None:
+        try:
+            with open(path) as f:
+                value = json.load(f)
+            return value if isinstance(value, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def _ids(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        try:
+            names = os.listdir(self.path)
+        except OSError as e:
+            raise RepositoryError(path=self.path, detail=f"cannot list: {e.strerror}") from None
+        for name in names:
+            m = _ID_RE.match(name)
+            if m:
+                found.setdefault(m.group(1), set()).add(name)
+        return found
+
+    def manifest_path(self, image_id: str) -> str:
+        return os.path.join(self.path, f"{image_id}.manifest")
+
+    def list_images(self) -> list[ImageEntry]:
+        """Every image, oldest first; complete ones carry their summary."""
+        out: list[ImageEntry] = []
+        for image_id, names in sorted(self._ids().items()):
+            if f"{image_id}.manifest" not in names:
+                out.append(ImageEntry(image_id, False, time=_id_time(image_id),
+                                      error="no manifest: the backup did not finish"))
+                continue
+            try:
+                f = mf.read_file(self.manifest_path(image_id), image_id)
+                s = f.summary
+            except Error as e:
+                out.append(ImageEntry(image_id, False, time=_id_time(image_id), error=e.message))
+                continue
+            out.append(ImageEntry(image_id, True, kind=str(s.get("kind", "unknown")), parent=s.get("parent"),
+                                  time=str(s.get("time", "")), bytes=int(s.get("bytes", 0)),
+                                  encrypted=f.encrypted, summary=s))
+        return out
+
+    def resolve(self, image_id: str | None) -> str:
+        """The given id (checked to exist) or the latest complete image."""
+        images = self.list_images()
+        if image_id is None:
+            complete = [i for i in images if i.complete]
+            if not complete:
+                raise ImageNotFound(path=self.path, detail="holds no complete image")
+            return complete[-1].id
+        for i in images:
+            if i.id == image_id:
+                if not i.complete:
+                    raise IncompleteImage(image=image_id, detail=i.error)
+                return image_id
+        raise ImageNotFound(path=self.path, detail=f"no image {image_id!r} (see 'rescue list')")
+
+    def load(self, image_id: str, password: Callable[[], bytes | None]) -> Manifest:
+        """Read, authenticate and decode an image's manifest."""
+        f = mf.read_file(self.manifest_path(image_id), image_id)
+        return mf.open_manifest(f, password)
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _id_time(image_id: str) -> str:
+    try:
+        t = datetime.strptime(image_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ""
+    return t.isoformat()

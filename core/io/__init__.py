@@ -1,0 +1,1 @@
+"""Low-level I/O helpers: readers over disks and files, atomic file replacement."""

@@ -1,0 +1,83 @@
+"""The one reading interface every parser uses: ``read(offset, length) -> bytes``.
+
+Parsers of foreign structures (partition tables, NTFS, FAT) take a `Reader`, never a file object, so
+they work the same on a whole disk, a partition window of it, or bytes in memory (tests, fuzzing).
+A read past the end returns fewer bytes; callers that need exact sizes use `read_exact`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from ..errors import FormatError, SourceError
+
+
+class Reader(Protocol):
+    """Random-access read of a byte range; ``size`` is the total length in bytes."""
+
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class BytesReader:
+    """A `Reader` over bytes in memory (tests, fuzzing, small structures)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
+        return self._data[offset:offset + length]
+
+
+class FdReader:
+    """A `Reader` over an open file descriptor (``os.pread``; releases the GIL)."""
+
+    def __init__(self, fd: int, size: int, path: str = "") -> None:
+        self.fd = fd
+        self.size = size
+        self.path = path
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
+        length = max(0, min(length, self.size - offset))
+        out = bytearray()
+        while len(out) < length:
+            try:
+                chunk = os.pread(self.fd, length - len(out), offset + len(out))
+            except OSError as e:
+                raise SourceError(path=self.path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+
+class WindowReader:
+    """A `Reader` over ``[start, start+size)`` of another reader (a partition of a disk)."""
+
+    def __init__(self, base: Reader, start: int, size: int) -> None:
+        if start < 0 or size < 0:
+            raise FormatError(what="window", detail=f"bad window {start}+{size}")
+        self.base = base
+        self.start = start
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
+        length = max(0, min(length, self.size - offset))
+        return self.base.read(self.start + offset, length)
+
+
+def read_exact(reader: Reader, offset: int, length: int, what: str) -> bytes:
+    """Read exactly ``length`` bytes or raise `FormatError` naming ``what``."""
+    data = reader.read(offset, length)
+    if len(data) != length:
+        raise FormatError(what=what, detail=f"truncated: wanted {length} bytes at {offset}, got {len(data)}")
+    return data

@@ -1,0 +1,73 @@
+"""The `rescue` command: a click group whose subcommands live one per module in rescue.commands.
+
+This is the only layer that prints, prompts or reads the environment. Every `core.errors.Error` is
+shown as one line on stderr (and as JSON on stdout with --json) and becomes its documented exit code;
+nothing else escapes as a traceback unless RESCUE_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from core import __version__
+from core.errors import Cancelled, Error
+
+from .commands import backup, disks, listing, restore, verify
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="rescue")
+def cli() -> None:
+    """Offline backup, restore and cloning of Windows disks from rescue media.
+
+    Exit codes: 0 ok, 1 warning, 2 internal error, 3 usage error, 4 source unreadable,
+    5 malformed disk structure, 6 unsupported, 7-10 backup folder problems (10: full),
+    20-22 integrity failure (21: incomplete image, 22: newer format), 30 wrong password,
+    31 password required, 40 target refused, 41 target write failed, 100 unreadable source
+    sectors, 101 filesystem dirty/hibernated, 130 interrupted. See README.md.
+    """
+
+
+for module in (disks, backup, listing, verify, restore):
+    cli.add_command(module.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    json_mode = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rv = cli.main(args=argv, prog_name="rescue", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail(Cancelled(detail="aborted"), json_mode)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(3)
+    except Error as e:
+        _fail(e, json_mode)
+    except KeyboardInterrupt:
+        _fail(Cancelled(detail="interrupted"), json_mode)
+    except Exception as e:  # noqa: BLE001 - last resort: one line, not a traceback
+        if os.environ.get("RESCUE_DEBUG"):
+            raise
+        click.echo(f"rescue: internal error: {type(e).__name__}: {e} (RESCUE_DEBUG=1 shows details)", err=True)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(e: Error, json_mode: bool) -> None:
+    click.echo(f"rescue: error: {e.message}", err=True)
+    if json_mode:
+        out: dict[str, Any] = {"error": e.message, "exit_code": e.exit_code, "kind": type(e).__name__}
+        result = getattr(e, "result", None)
+        if result is not None and hasattr(result, "as_json"):
+            out["result"] = result.as_json()
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+    sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

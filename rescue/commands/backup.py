@@ -1,0 +1,60 @@
+"""`rescue backup SOURCE FOLDER`: a full image of a disk into a backup folder."""
+
+from __future__ import annotations
+
+import click
+
+from core.engine.backup import BackupOptions, backup
+from core.errors import UsageError
+
+from ..context import read_password, running
+from ..output import emit_json, human
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    number = t[:-1] if unit else t
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(detail=f"--split: {text!r} is not a size like 4G, 650M or 4700M") from None
+    if value <= 0:
+        raise UsageError(detail=f"--split: {text!r} must be positive")
+    return int(value * _UNITS[unit])
+
+
+@click.command("backup")
+@click.argument("source")
+@click.argument("folder")
+@click.option("--partitions", default="all", show_default=True,
+              help="'all', 'system' (boot partitions + Windows) or partition numbers like 1,2.")
+@click.option("--level", type=int, default=3, show_default=True, help="zstd compression level (1-19).")
+@click.option("--password-file", type=click.Path(dir_okay=False), default=None,
+              help="Encrypt with the password in this file (or set RESCUE_PASSWORD).")
+@click.option("--split", "split", default=None, help="Cap each volume file, e.g. 4G for FAT32, 650M, 4.7G.")
+@click.option("--sector-by-sector", is_flag=True, help="Store every sector, including free space, "
+              "pagefile.sys and hiberfil.sys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
+            sector_by_sector: bool, as_json: bool) -> int:
+    """Make a full image of SOURCE (a disk, or a file holding a disk image) in FOLDER."""
+    options = BackupOptions(partitions=partitions, level=level, password=read_password(password_file),
+                            split=parse_size(split) if split else None, sector_by_sector=sector_by_sector)
+    with running(not as_json) as (progress, _):
+        result = backup(source, folder, options, progress)
+    if as_json:
+        emit_json(result.as_json())
+    else:
+        click.echo(f"image {result.image_id}: read {human(result.read_bytes)}, stored {human(result.data_bytes)} "
+                   f"of data in {human(result.stored_bytes)} ({len(result.volumes)} volume"
+                   f"{'s' if len(result.volumes) != 1 else ''}) in {result.seconds:.1f} s")
+        for w in result.warnings:
+            click.echo(f"warning: {w}", err=True)
+    if result.unreadable:
+        return 100
+    if result.fs_state_warning:
+        return 101
+    return 0

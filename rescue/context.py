@@ -1,0 +1,84 @@
+"""Shared CLI plumbing: passwords, confirmation, signal-to-cancel, progress wiring."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from core.errors import UsageError
+from core.progress import Progress
+
+from .output import ProgressLine
+
+PASSWORD_ENV = "RESCUE_PASSWORD"
+# A password file is a few bytes; refusing large files avoids reading a disk by mistake.
+MAX_PASSWORD_FILE = 4096
+
+
+def read_password(password_file: str | None) -> bytes | None:
+    """From --password-file (first line) or RESCUE_PASSWORD; never from the command line."""
+    if password_file:
+        try:
+            with open(password_file, "rb") as f:
+                data = f.read(MAX_PASSWORD_FILE + 1)
+        except OSError as e:
+            raise UsageError(detail=f"cannot read password file {password_file}: {e.strerror}") from None
+        if len(data) > MAX_PASSWORD_FILE:
+            raise UsageError(detail=f"password file {password_file} is larger than {MAX_PASSWORD_FILE} bytes")
+        pw = data.split(b"\n", 1)[0].rstrip(b"\r")
+        if not pw:
+            raise UsageError(detail=f"password file {password_file} is empty")
+        return pw
+    env = os.environ.pop(PASSWORD_ENV, None)  # read once, then gone from our environment
+    if env is not None:
+        if not env:
+            raise UsageError(detail=f"{PASSWORD_ENV} is set but empty")
+        return env.encode()
+    return None
+
+
+def password_source(password_file: str | None) -> Callable[[], bytes | None]:
+    """A lazy password getter: asked only when an encrypted image needs it, read at most once."""
+    cache: list[bytes | None] = []
+
+    def get() -> bytes | None:
+        if not cache:
+            cache.append(read_password(password_file))
+        return cache[0]
+    return get
+
+
+@contextmanager
+def running(show_progress: bool = True) -> Iterator[tuple[Progress, ProgressLine]]:
+    """A Progress whose cancel is wired to SIGINT/SIGTERM, and a terminal progress line."""
+    line = ProgressLine(None if show_progress else False)
+    progress = Progress(lambda e: line(e) and None)
+
+    def on_signal(signum: int, frame: object) -> None:
+        progress.cancel()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield progress, line
+    finally:
+        line.finish()
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def confirm_target(name: str, description: str, yes: bool) -> None:
+    """A destructive step needs --yes or the target's name typed back."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(detail=f"refusing to overwrite {description} without confirmation: "
+                                "pass --yes, or run on a terminal and type the target's name")
+    click.echo(f"ALL DATA ON {description} WILL BE OVERWRITTEN.", err=True)
+    typed = click.prompt(f"Type the target's name ({name}) to continue", err=True, default="", show_default=False)
+    if typed.strip() != name:
+        raise UsageError(detail=f"confirmation did not match {name!r}; nothing was written")

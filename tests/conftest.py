@@ -1,0 +1,29 @@
+"""Shared test fixtures: paths to ../shared/fixtures, root/loop/ntfs-3g availability."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def shared_fixture(rel: str) -> Path:
+    """Path of a real Windows sample in ../shared/fixtures; skip (saying why) when it is absent."""
+    p = SHARED_FIXTURES / rel
+    if not p.exists():
+        pytest.skip(f"shared fixture {p} is absent (tests read the real samples from ../shared/fixtures)")
+    return p
+
+
+def need_root_tools(*tools: str) -> None:
+    """Skip when not root / a tool is missing: only where the machine truly lacks the feature."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (loop devices, FUSE); CI runs as root")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"missing tools {missing}: scripts/setup.sh installs them")
