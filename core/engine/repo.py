@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from ..errors import Error, ImageNotFound, IncompleteImage, LockedError, RepositoryError
+from ..errors import Error, ImageNotFound, IncompleteImage, IntegrityError, LockedError, RepositoryError
 from ..format import manifest as mf
 from ..format.manifest import Manifest
 
@@ -39,6 +39,8 @@ class ImageEntry:
     encrypted: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    has_manifest: bool = True
+    exception: Error | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         out = {"id": self.id, "kind": self.kind, "parent": self.parent, "time": self.time, "bytes": self.bytes,
@@ -128,13 +130,13 @@ class Repository:
         for image_id, names in sorted(self._ids().items()):
             if f"{image_id}.manifest" not in names:
                 out.append(ImageEntry(image_id, False, time=_id_time(image_id),
-                                      error="no manifest: the backup did not finish"))
+                                      error="no manifest: the backup did not finish", has_manifest=False))
                 continue
             try:
                 f = mf.read_file(self.manifest_path(image_id), image_id)
                 s = f.summary
             except Error as e:
-                out.append(ImageEntry(image_id, False, time=_id_time(image_id), error=e.message))
+                out.append(ImageEntry(image_id, False, time=_id_time(image_id), error=e.message, exception=e))
                 continue
             out.append(ImageEntry(image_id, True, kind=str(s.get("kind", "unknown")), parent=s.get("parent"),
                                   time=str(s.get("time", "")), bytes=int(s.get("bytes", 0)),
@@ -142,17 +144,26 @@ class Repository:
         return out
 
     def resolve(self, image_id: str | None) -> str:
-        """The given id (checked to exist) or the latest complete image."""
+        """The given id (checked to exist) or the latest image that has a manifest.
+
+        A damaged newest manifest is reported, never silently passed over for an older image: the
+        user asked for the latest state. Images without a manifest (unfinished backups) are skipped.
+        """
         images = self.list_images()
         if image_id is None:
-            complete = [i for i in images if i.complete]
-            if not complete:
+            committed = [i for i in images if i.has_manifest]
+            if not committed:
                 raise ImageNotFound(path=self.path, detail="holds no complete image")
-            return complete[-1].id
+            if not committed[-1].complete:
+                raise committed[-1].exception or IntegrityError(detail=f"image {committed[-1].id}: "
+                                                                       f"{committed[-1].error}")
+            return committed[-1].id
         for i in images:
             if i.id == image_id:
-                if not i.complete:
+                if not i.has_manifest:
                     raise IncompleteImage(image=image_id, detail=i.error)
+                if not i.complete:
+                    raise i.exception or IntegrityError(detail=f"image {image_id}: {i.error}")
                 return image_id
         raise ImageNotFound(path=self.path, detail=f"no image {image_id!r} (see 'rescue list')")
 

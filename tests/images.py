@@ -1,0 +1,60 @@
+"""Small source disks for image-format tests, built without root from real data.
+
+`small_disk()` makes an MBR disk file with sfdisk: partition 1 holds the real Windows-formatted NTFS
+volume from ../shared/fixtures (used clusters come from its $Bitmap), partition 2 an unknown type with
+scattered random and zero blocks (imaged raw), and a few non-zero bytes in the post-MBR gap.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import shared_fixture
+
+MiB = 1 << 20
+
+
+def small_disk(path: Path, seed: int = 1) -> Path:
+    vol = gzip.decompress(shared_fixture("ntfs/dfvfs_windows_volume.raw.gz").read_bytes())
+    if shutil.which("sfdisk") is None:
+        raise RuntimeError("sfdisk is missing: scripts/setup.sh installs fdisk")
+    size = 96 * MiB
+    with open(path, "wb") as f:
+        f.truncate(size)
+    p1_sectors = (len(vol) + 511) // 512
+    script = (f"label: dos\nlabel-id: 0x1234abcd\nstart=2048, size={p1_sectors}, type=7, bootable\n"
+              f"start={2048 + ((p1_sectors + 2047) // 2048) * 2048}, type=83\n")
+    subprocess.run(["sfdisk", "-q", str(path)], input=script.encode(), check=True)
+    out = subprocess.run(["sfdisk", "--json", str(path)], check=True, capture_output=True, text=True).stdout
+    import json
+    parts = json.loads(out)["partitiontable"]["partitions"]
+    rnd = random.Random(seed)
+    with open(path, "r+b") as f:
+        f.seek(parts[0]["start"] * 512)
+        f.write(vol)
+        p2 = parts[1]["start"] * 512
+        p2_size = parts[1]["size"] * 512
+        for i in range(0, p2_size, 256 * 1024):
+            if rnd.random() < 0.4:
+                f.seek(p2 + i)
+                f.write(rnd.randbytes(192 * 1024) if rnd.random() < 0.6 else b"text data " * 6000)
+        f.seek(3 * 512)
+        f.write(b"post-MBR gap bytes")
+    return path
+
+
+def run_rescue(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it (a separate process): exit code, stdout, stderr."""
+    e = dict(os.environ)
+    e.pop("RESCUE_PASSWORD", None)
+    if env:
+        e.update(env)
+    root = Path(__file__).resolve().parent.parent
+    e["PYTHONPATH"] = str(root) + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run(["python3", "-m", "rescue", *args], capture_output=True, text=True, env=e,
+                          input=input.decode() if input else None, cwd=root, timeout=600)
