@@ -27,3 +27,17 @@ def need_root_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing tools {missing}: scripts/setup.sh installs them")
+
+
+# Hypothesis: "ci" keeps the whole property/fuzz budget to a couple of minutes; "nightly" digs deeper.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=300, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("nightly", max_examples=20000, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("dev", max_examples=100, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+except ImportError:  # hypothesis is a test dependency; without it only the property tests fail
+    pass

@@ -1,0 +1,155 @@
+"""The `rescue` CLI as a user runs it: exit codes, one-line errors, JSON, confirmation, dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from core.errors import all_error_classes
+from tests.images import run_rescue, small_disk
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def one_line_error(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("rescue: error:")]
+    assert len(errors) == 1, stderr
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("cli")
+    src = small_disk(base / "src.img")
+    pwfile = base / "key.txt"
+    pwfile.write_text("s3cret words\n")
+    r = run_rescue("backup", str(src), str(base / "bk"), "--password-file", str(pwfile), "--split", "8M",
+                   "--level", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    return {"src": src, "bk": base / "bk", "pw": pwfile, "base": base, "result": Path(json.loads(r.stdout)["id"])}
+
+
+def test_list_json_fields(setup: dict[str, Path]) -> None:
+    r = run_rescue("list", str(setup["bk"]), "--json")
+    assert r.returncode == 0
+    [img] = json.loads(r.stdout)
+    for key in ("id", "kind", "parent", "time", "bytes", "complete"):
+        assert key in img
+    assert img["kind"] == "full" and img["complete"] is True and img["parent"] is None
+    assert img["time"].startswith("20") and "T" in img["time"]
+
+
+def test_verify_and_restore_round_trip(setup: dict[str, Path], tmp_path: Path) -> None:
+    r = run_rescue("verify", str(setup["bk"]), "--password-file", str(setup["pw"]))
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+    target = tmp_path / "t.img"
+    target.write_bytes(b"")
+    os.truncate(target, setup["src"].stat().st_size)
+    r = run_rescue("restore", str(setup["bk"]), str(target), "--yes", env={"RESCUE_PASSWORD": "s3cret words"})
+    assert r.returncode == 0, r.stderr
+    assert digest(target) == digest(setup["src"])
+
+
+def test_restore_needs_confirmation_and_dry_run_writes_nothing(setup: dict[str, Path], tmp_path: Path) -> None:
+    """R-43/R-44: no --yes and no terminal -> refused; --dry-run shows the plan and writes nothing."""
+    target = tmp_path / "t.img"
+    target.write_bytes(b"\x77" * setup["src"].stat().st_size)
+    before = digest(target)
+    r = run_rescue("restore", str(setup["bk"]), str(target), "--password-file", str(setup["pw"]))
+    assert r.returncode == 3
+    one_line_error(r.stderr)
+    assert "--yes" in r.stderr
+    r = run_rescue("restore", str(setup["bk"]), str(target), "--password-file", str(setup["pw"]), "--dry-run",
+                   "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["dry_run"] is True and plan["plan"]["scheme"] == "mbr"
+    assert [p["number"] for p in plan["plan"]["partitions"]] == [1, 2]
+    assert digest(target) == before
+
+
+def test_wrong_password(setup: dict[str, Path], tmp_path: Path) -> None:
+    """R-20: specific exit code, one line, nothing written."""
+    target = tmp_path / "t.img"
+    target.write_bytes(b"\x77" * setup["src"].stat().st_size)
+    before = digest(target)
+    for args in (["verify", str(setup["bk"])], ["restore", str(setup["bk"]), str(target), "--yes"]):
+        r = run_rescue(*args, env={"RESCUE_PASSWORD": "not it"})
+        assert r.returncode == 30, r.stderr
+        one_line_error(r.stderr)
+        assert "Wrong password" in r.stderr
+    r = run_rescue("verify", str(setup["bk"]))
+    assert r.returncode == 31
+    one_line_error(r.stderr)
+    assert digest(target) == before
+
+
+def test_corrupt_volume_names_the_block(setup: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+    bk = tmp_path / "bk"
+    shutil.copytree(setup["bk"], bk)
+    vol = sorted(bk.glob("*.v0001"))[0]
+    data = bytearray(vol.read_bytes())
+    data[5000] ^= 0x40
+    vol.write_bytes(bytes(data))
+    r = run_rescue("verify", str(bk), "--password-file", str(setup["pw"]), "--json")
+    assert r.returncode == 20
+    one_line_error(r.stderr)
+    assert vol.name in r.stderr and "chunk 0" in r.stderr
+    out = json.loads(r.stdout)
+    assert out["exit_code"] == 20 and out["result"]["ok"] is False
+
+
+def test_target_is_source_refused(setup: dict[str, Path], tmp_path: Path) -> None:
+    """R-40 (file aliases): the backup's own source through a symlink is refused as a target? The image
+    folder's files are what restore must never overwrite: a target inside the folder is refused."""
+    link = tmp_path / "alias.img"
+    vol = sorted(setup["bk"].glob("*.v0001"))[0]
+    link.symlink_to(vol)
+    r = run_rescue("restore", str(setup["bk"]), str(link), "--yes", "--password-file", str(setup["pw"]))
+    assert r.returncode == 40, r.stderr
+    one_line_error(r.stderr)
+
+
+def test_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
+    cases = [
+        (["backup", str(setup["src"]), str(tmp_path / "x"), "--level", "40"], 3),
+        (["backup", str(setup["src"]), str(tmp_path / "x"), "--partitions", "9"], 3),
+        (["backup", str(setup["src"]), str(tmp_path / "x"), "--split", "1M"], 3),
+        (["backup", str(tmp_path / "missing.img"), str(tmp_path / "x")], 4),
+        (["verify", str(tmp_path / "nofolder")], 7),
+        (["verify", str(setup["bk"]), "--image", "nope", "--password-file", str(setup["pw"])], 9),
+        (["frobnicate"], 3),
+    ]
+    for args, code in cases:
+        r = run_rescue(*args)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_help_lists_commands() -> None:
+    r = run_rescue("--help")
+    assert r.returncode == 0
+    for cmd in ("backup", "disks", "list", "restore", "verify"):
+        assert cmd in r.stdout
+
+
+def test_exit_codes_documented_and_unique() -> None:
+    """Exit codes are an API: unique per class and all listed in the README table."""
+    codes = {}
+    for cls in all_error_classes():
+        if cls.__dict__.get("exit_code") is not None:
+            assert cls.exit_code not in codes, f"{cls.__name__} reuses {cls.exit_code} of {codes.get(cls.exit_code)}"
+            codes[cls.exit_code] = cls.__name__
+    readme = (ROOT / "README.md").read_text()
+    for code in codes:
+        assert f"| {code} |" in readme, f"exit code {code} ({codes[code]}) missing from README.md"
