@@ -163,8 +163,7 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
                     for off, ln in _clip(disk_off, length, meta_areas, disk.size, saved, view, chunk_off):
                         disk.pwrite(off, view[chunk_off + off - disk_off:chunk_off + off - disk_off + ln])
                         written += ln
-                if n % 8 == 0:
-                    progress.report(Event("restore", written, total))
+                progress.report(Event("restore", written, total))
         # Step 3: zero extents.
         for off, n in meta.get("zero_extents", []):
             progress.check()
