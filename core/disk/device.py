@@ -1,0 +1,359 @@
+"""Disks and disk image files behind one interface: open a source read-only, open a target safely.
+
+A `Disk` is either a block device or a regular file (a raw disk image). Both are read and written
+with ``pread``/``pwrite`` at byte offsets, and a `Disk` is a `core.io.reader.Reader`, so the
+partition and filesystem parsers run on it directly.
+
+- `open_source` never asks for write access (``O_RDONLY``): imaging must not change the source.
+- `open_target` runs every safety check (`core.disk.safety`) *before* asking for write access, then
+  opens block devices ``O_RDWR | O_EXCL`` so that the kernel refuses a device that is mounted or
+  opened exclusively by someone else (the util-linux mkfs rule), closing the race behind the checks.
+- `recheck` re-reads what a target looked like when the user chose it, just before writing, so that
+  a disk swapped in the meantime (same ``/dev/sdb``, other disk) is refused.
+
+Regular files have no sector size of their own: 512 unless the caller declares another one (a 4Kn
+disk imaged to a file keeps 4096).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError
+from . import safety, sysblock
+
+DEFAULT_FILE_SECTOR = 512
+
+# Linux logical block sizes are powers of two from 512; 64 KiB is beyond any real disk, so a
+# larger "sector size" is a caller bug, not a disk.
+_MAX_SECTOR = 65536
+
+
+def _check_sector_size(sector_size: int) -> None:
+    if sector_size < 512 or sector_size > _MAX_SECTOR or sector_size & (sector_size - 1):
+        raise UsageError(detail=f"sector size {sector_size} is not a power of two from 512 to {_MAX_SECTOR}")
+
+
+@dataclass
+class Disk:
+    """An open disk or disk image file. ``path`` is as the user gave it."""
+
+    path: str
+    real_path: str
+    kind: Literal["block", "file"]
+    fd: int
+    size: int
+    logical_sector_size: int
+    physical_sector_size: int
+    read_only: bool
+    model: str = ""
+    serial: str = ""
+    rdev: int = 0  # block devices: device number
+    inode: tuple[int, int] = (0, 0)  # regular files: (st_dev, st_ino)
+    backing_file: str = ""  # loop devices: the image file behind them
+    footprint: safety.Footprint | None = field(default=None, repr=False)
+
+    # --- Reader protocol ---------------------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        """`Reader.read`: fewer bytes only at the end of the disk."""
+        return self.pread(offset, length)
+
+    def pread(self, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` (short only at the end of the disk)."""
+        if offset < 0 or length < 0:
+            raise UsageError(detail=f"{self.path}: negative read offset/length {offset}/{length}")
+        length = max(0, min(length, self.size - offset))
+        out = bytearray()
+        while len(out) < length:
+            try:
+                chunk = os.pread(self.fd, length - len(out), offset + len(out))
+            except OSError as e:
+                raise SourceError(path=self.path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
+            if not chunk:
+                break  # the device shrank under us; callers that need exact sizes check
+            out += chunk
+        return bytes(out)
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data`` at ``offset``; never past the end of the disk."""
+        if self.read_only:
+            raise TargetWriteError(target=self.path, detail="opened read-only")
+        view = memoryview(data).cast("B")
+        if offset < 0 or offset + len(view) > self.size:
+            raise TargetWriteError(target=self.path,
+                                   detail=f"write of {len(view)} bytes at {offset} is outside "
+                                          f"the {self.size} bytes")
+        done = 0
+        while done < len(view):
+            try:
+                n = os.pwrite(self.fd, view[done:], offset + done)
+            except OSError as e:
+                raise TargetWriteError(target=self.path,
+                                       detail=f"{e.strerror} at byte {offset + done}") from e
+            if n <= 0:
+                raise TargetWriteError(target=self.path,
+                                       detail=f"no progress writing at byte {offset + done}")
+            done += n
+
+    def sync(self, drop_cache: bool = False) -> None:
+        """fsync; ``drop_cache`` also drops cached pages so a read-back really reads the medium."""
+        try:
+            os.fsync(self.fd)
+        except OSError as e:
+            raise TargetWriteError(target=self.path, detail=f"fsync: {e.strerror}") from e
+        if not drop_cache:
+            return
+        try:
+            if self.kind == "block":
+                sysblock.ioctl_int(self.fd, sysblock.BLKFLSBUF)
+            else:
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # dropping the cache is best effort: the data is already on the medium after fsync
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Disk:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this disk in manifests, logs and confirmations."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "real_path": self.real_path,
+            "kind": self.kind,
+            "size": self.size,
+            "logical_sector_size": self.logical_sector_size,
+            "physical_sector_size": self.physical_sector_size,
+            "model": self.model,
+            "serial": self.serial,
+        }
+        if self.kind == "block":
+            out["dev"] = sysblock.dev_name(self.rdev)
+        if self.backing_file:
+            out["backing_file"] = self.backing_file
+        return out
+
+
+def _block_geometry(fd: int) -> tuple[int, int, int, bool]:
+    """(size, logical, physical, read_only) of an open block device."""
+    size = sysblock.ioctl_int(fd, sysblock.BLKGETSIZE64, "Q")
+    logical = sysblock.ioctl_int(fd, sysblock.BLKSSZGET, "i")
+    physical = sysblock.ioctl_int(fd, sysblock.BLKPBSZGET, "I")
+    read_only = sysblock.ioctl_int(fd, sysblock.BLKROGET, "i") != 0
+    return size, logical, physical, read_only
+
+
+def _block_disk(path: str, fd: int, st: os.stat_result, writable: bool) -> Disk:
+    size, logical, physical, ro = _block_geometry(fd)
+    model, serial = sysblock.model_serial(st.st_rdev)
+    return Disk(path=path, real_path=os.path.realpath(path), kind="block", fd=fd, size=size,
+                logical_sector_size=logical, physical_sector_size=physical, read_only=ro or not writable,
+                model=model, serial=serial, rdev=st.st_rdev,
+                backing_file=sysblock.loop_backing_file(st.st_rdev) or "")
+
+
+def _file_disk(path: str, fd: int, st: os.stat_result, sector_size: int, writable: bool) -> Disk:
+    return Disk(path=path, real_path=os.path.realpath(path), kind="file", fd=fd, size=st.st_size,
+                logical_sector_size=sector_size, physical_sector_size=sector_size, read_only=not writable,
+                inode=(st.st_dev, st.st_ino))
+
+
+def open_source(path: str, sector_size: int | None = None) -> Disk:
+    """Open a disk or image file read-only.
+
+    ``sector_size`` declares the logical sector size of an image file (default 512); for a block
+    device the kernel's value is used and a different declared value is a `UsageError`.
+    """
+    if sector_size is not None:
+        _check_sector_size(sector_size)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise SourceError(path=path, detail="does not exist") from e
+    except IsADirectoryError as e:
+        raise SourceError(path=path, detail="is a directory, not a disk or image file") from e
+    except OSError as e:
+        raise SourceError(path=path, detail=e.strerror or str(e)) from e
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISBLK(st.st_mode):
+            try:
+                disk = _block_disk(path, fd, st, writable=False)
+            except OSError as e:
+                raise SourceError(path=path, detail=f"block device query failed: {e.strerror}") from e
+            if sector_size is not None and sector_size != disk.logical_sector_size:
+                raise UsageError(detail=f"{path} has {disk.logical_sector_size}-byte sectors, "
+                                        f"not the {sector_size} given")
+        elif stat.S_ISREG(st.st_mode):
+            disk = _file_disk(path, fd, st, sector_size or DEFAULT_FILE_SECTOR, writable=False)
+        elif stat.S_ISDIR(st.st_mode):
+            raise SourceError(path=path, detail="is a directory, not a disk or image file")
+        else:
+            raise SourceError(path=path, detail="is not a block device or regular file")
+        if disk.size == 0:
+            raise SourceError(path=path, detail="is empty (no medium, or a loop device with no file)")
+    except BaseException:
+        os.close(fd)
+        raise
+    disk.read_only = True
+    return disk
+
+
+def open_target(path: str, *, sources: list[str], required_size: int, sector_size: int,
+                image_paths: list[str] | None = None, allow_create: bool = False) -> Disk:
+    """Open a restore/clone target for writing after every safety check passes.
+
+    Refuses (`TargetRefused`) a target that is a source under any alias, is mounted / swap / held,
+    holds the images, is read-only, is smaller than ``required_size`` or has another logical sector
+    size than ``sector_size``. A regular file is created (and sized to ``required_size``) only with
+    ``allow_create``; an existing file is never resized.
+    """
+    _check_sector_size(sector_size)
+    if not os.path.exists(path):
+        if not allow_create:
+            raise TargetRefused(target=path, detail="does not exist")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise TargetRefused(target=path, detail=f"folder {parent} does not exist")
+    st = os.stat(path) if os.path.exists(path) else None
+    if st is not None and not (stat.S_ISBLK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise TargetRefused(target=path, detail="is not a block device or regular file")
+    # Checks first, on paths only: nothing is opened for writing yet (R-40).
+    fp = safety.check_target(path, sources, list(image_paths or []))
+    if st is not None and stat.S_ISBLK(st.st_mode):
+        disk = _open_block_target(path, st, required_size, sector_size)
+    else:
+        disk, _ = _open_file_target(path, required_size, sector_size, allow_create)
+    disk.footprint = fp
+    return disk
+
+
+def _refuse_geometry(path: str, size: int, logical: int, read_only: bool, required_size: int,
+                     sector_size: int) -> None:
+    if read_only:
+        raise TargetRefused(target=path, detail="is read-only")
+    if size < required_size:
+        raise TargetRefused(target=path, detail=f"is {size} bytes, smaller than the {required_size} bytes "
+                                                f"needed (short by {required_size - size})")
+    if logical != sector_size:
+        raise TargetRefused(target=path,
+                            detail=f"has {logical}-byte logical sectors, the image needs {sector_size}")
+
+
+def _open_block_target(path: str, st: os.stat_result, required_size: int, sector_size: int) -> Disk:
+    try:
+        probe = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise TargetRefused(target=path, detail=f"cannot open: {e.strerror}") from e
+    try:
+        size, logical, _, ro = _block_geometry(probe)
+    except OSError as e:
+        raise TargetRefused(target=path, detail=f"block device query failed: {e.strerror}") from e
+    finally:
+        os.close(probe)
+    _refuse_geometry(path, size, logical, ro, required_size, sector_size)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            raise TargetRefused(target=path, detail="in use (another program has it open exclusively, "
+                                                    "or it is mounted or held)") from e
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise TargetRefused(target=path, detail=f"is read-only ({e.strerror})") from e
+        raise TargetRefused(target=path, detail=f"cannot open for writing: {e.strerror}") from e
+    try:
+        now = os.fstat(fd)
+        if now.st_rdev != st.st_rdev:
+            raise TargetRefused(target=path, detail="changed while it was being checked")
+        disk = _block_disk(path, fd, now, writable=True)
+        _refuse_geometry(path, disk.size, disk.logical_sector_size, disk.read_only, required_size,
+                         sector_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return disk
+
+
+def _open_file_target(path: str, required_size: int, sector_size: int,
+                      allow_create: bool) -> tuple[Disk, bool]:
+    flags = os.O_RDWR | os.O_CLOEXEC
+    created = False
+    if allow_create and not os.path.exists(path):
+        flags |= os.O_CREAT | os.O_EXCL  # O_EXCL: never take over a file that appeared meanwhile
+        created = True
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise TargetRefused(target=path, detail=f"is read-only ({e.strerror})") from e
+        raise TargetRefused(target=path, detail=f"cannot open for writing: {e.strerror}") from e
+    try:
+        if created:
+            os.ftruncate(fd, required_size)  # sparse: only written blocks take space
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TargetRefused(target=path, detail="is not a regular file")
+        _refuse_geometry(path, st.st_size, sector_size, False, required_size, sector_size)
+        disk = _file_disk(path, fd, st, sector_size, writable=True)
+    except BaseException as e:
+        os.close(fd)
+        if created:
+            os.unlink(path)  # a file we created for a refused or failed target is ours to remove
+        if isinstance(e, OSError):
+            raise TargetRefused(target=path, detail=f"cannot size or stat the file: {e.strerror}") from e
+        raise
+    return disk, created
+
+
+def recheck(disk: Disk) -> None:
+    """Refuse when ``disk.path`` no longer names the disk that was opened and shown to the user."""
+    try:
+        st = os.stat(disk.path)
+    except OSError as e:
+        raise TargetRefused(target=disk.path, detail=f"changed since it was chosen: {e.strerror}") from e
+    changes: list[str] = []
+    if disk.kind == "block":
+        if not stat.S_ISBLK(st.st_mode) or st.st_rdev != disk.rdev:
+            raise TargetRefused(target=disk.path, detail="changed since it was chosen: now another device")
+        try:
+            fd = os.open(disk.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise TargetRefused(target=disk.path, detail=f"changed since it was chosen: {e.strerror}") from e
+        try:
+            size, logical, _, _ = _block_geometry(fd)
+        except OSError as e:
+            raise TargetRefused(target=disk.path, detail=f"changed since it was chosen: {e.strerror}") from e
+        finally:
+            os.close(fd)
+        model, serial = sysblock.model_serial(st.st_rdev)
+        if logical != disk.logical_sector_size:
+            changes.append(f"sector size {disk.logical_sector_size} -> {logical}")
+        if model != disk.model:
+            changes.append(f"model {disk.model!r} -> {model!r}")
+        if serial != disk.serial:
+            changes.append(f"serial {disk.serial!r} -> {serial!r}")
+        backing = sysblock.loop_backing_file(st.st_rdev) or ""
+        if backing != disk.backing_file:
+            changes.append(f"loop backing file {disk.backing_file!r} -> {backing!r}")
+    else:
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != disk.inode:
+            raise TargetRefused(target=disk.path, detail="changed since it was chosen: now another file")
+        size = st.st_size
+    if size != disk.size:
+        changes.append(f"size {disk.size} -> {size} bytes")
+    if changes:
+        raise TargetRefused(target=disk.path, detail="changed since it was chosen: " + ", ".join(changes))

@@ -1,0 +1,233 @@
+"""Which disks does this machine have? A summary per disk for choosing a source or a target.
+
+Disks come from pyudev (subsystem ``block``, DEVTYPE ``disk``), which reads sysfs directly; udev
+properties (ID_MODEL, ID_SERIAL_SHORT, ID_BUS, by-id links) are used when the udev database has
+them, sysfs attributes otherwise, so discovery works on rescue media without a udev daemon.
+
+Skipped: RAM disks (``ram*``, ``zram*``), loop devices without a backing file, and devices of size
+0 (CD/DVD drives and card readers with no medium). Loop devices *with* a backing file are listed:
+that is how users with image files (and the tests) see them.
+
+Partitions are read with ``core.disk.partitions`` and ``core.disk.fs`` when those modules are
+present; any failure there only makes the summary say "unreadable", discovery never fails on one
+odd disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Error
+from ..io.reader import WindowReader
+from . import safety, sysblock
+
+# Partition tables are recognised by the 0x55AA signature at the end of sector 0 (MBR and the GPT
+# protective MBR both have it); without it the disk has no partition table.
+_SIGNATURE_OFFSET = 510
+
+
+@dataclass
+class PartitionSummary:
+    """One partition as shown to the user."""
+
+    number: int
+    start: int
+    size: int
+    type_id: str
+    fs: str = ""  # "ntfs", "fat32", ... or "unreadable"
+    label: str = ""
+    has_windows: bool = False
+
+
+@dataclass
+class DiskSummary:
+    """One disk as shown to the user when choosing a source or target."""
+
+    name: str  # /dev/sda
+    model: str
+    serial: str
+    bus: str
+    size: int
+    logical_sector_size: int
+    physical_sector_size: int
+    removable: bool
+    read_only: bool
+    by_id: list[str] = field(default_factory=list)
+    backing_file: str = ""  # loop devices
+    table: str = ""  # "mbr", "gpt", "no partition table", "unreadable: ..."
+    partitions: list[PartitionSummary] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # mounted / swap / held (from core.disk.safety)
+
+
+def _human_size(size: int) -> str:
+    # Decimal units, as disk vendors label their disks (a "500 GB" disk shows as 500.1 GB).
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def describe(disk: Any) -> str:
+    """One line naming a disk for confirmations: "/dev/sdb (Samsung SSD 860, serial S3Z..., 500.1 GB)".
+
+    Accepts a `DiskSummary` or a `core.disk.device.Disk`.
+    """
+    name = getattr(disk, "name", None) or getattr(disk, "path", "?")
+    parts = [p for p in (getattr(disk, "model", ""),) if p]
+    serial = getattr(disk, "serial", "")
+    if serial:
+        parts.append(f"serial {serial}")
+    backing = getattr(disk, "backing_file", "")
+    if backing:
+        parts.append(f"file {backing}")
+    parts.append(_human_size(int(getattr(disk, "size", 0))))
+    return f"{name} ({', '.join(parts)})"
+
+
+def _by_id_links(props: dict[str, str], links: list[str], rdev: int) -> list[str]:
+    out = sorted(link for link in links if link.startswith("/dev/disk/by-id/"))
+    if out:
+        return out
+    # No udev database: scan /dev/disk/by-id ourselves (present when udev ran at some point).
+    by_id = "/dev/disk/by-id"
+    try:
+        names = sorted(os.listdir(by_id))
+    except OSError:
+        return []
+    for n in names:
+        p = os.path.join(by_id, n)
+        try:
+            if os.stat(p).st_rdev == rdev:
+                out.append(p)
+        except OSError:
+            continue
+    return out
+
+
+def _read_partitions(summary: DiskSummary, probe: bool) -> None:
+    from .device import open_source
+
+    try:
+        disk = open_source(summary.name)
+    except Error as e:
+        summary.table = f"unreadable: {e.message}"
+        return
+    with disk:
+        try:
+            sector0 = disk.pread(0, 512)
+        except Error as e:
+            summary.table = f"unreadable: {e.message}"
+            return
+        if len(sector0) < 512 or sector0[_SIGNATURE_OFFSET:_SIGNATURE_OFFSET + 2] != b"\x55\xaa":
+            summary.table = "no partition table"
+            return
+        # A filesystem on the whole disk ("superfloppy") also ends sector 0 with 0x55AA.
+        if sector0[3:11] == b"NTFS    " or sector0[54:59] == b"FAT12" or sector0[54:59] == b"FAT16" \
+                or sector0[82:87] == b"FAT32":
+            summary.table = "no partition table (filesystem on the whole disk)"
+            return
+        try:
+            from .partitions import read_partition_table  # written in parallel; may be absent
+        except ImportError:
+            summary.table = "unreadable: partition reader not available"
+            return
+        try:
+            table = read_partition_table(disk, disk.logical_sector_size)
+        except Error as e:
+            summary.table = f"unreadable: {e.message}"
+            return
+        if table is None:
+            summary.table = "no partition table"
+            return
+        summary.table = table.scheme
+        for p in table.partitions:
+            ps = PartitionSummary(number=p.number, start=p.start, size=p.size, type_id=p.type_id)
+            if probe:
+                _probe_fs(ps, disk, p.start, p.size, p.type_id)
+            summary.partitions.append(ps)
+
+
+def _probe_fs(ps: PartitionSummary, disk: Any, start: int, size: int, type_id: str) -> None:
+    try:
+        from .fs import probe_usage  # written in parallel; may be absent
+    except ImportError:
+        ps.fs = "unreadable"
+        return
+    try:
+        usage = probe_usage(WindowReader(disk, start, size), type_id=type_id)
+    except Error:
+        ps.fs = "unreadable"
+        return
+    ps.fs, ps.label, ps.has_windows = usage.fs, usage.label, usage.has_windows
+
+
+def _attr(device: Any, name: str) -> str:
+    try:
+        value = device.attributes.get(name)
+    except (OSError, KeyError):
+        return ""
+    if value is None:
+        return ""
+    return bytes(value).decode("utf-8", "replace").strip()
+
+
+def _int(text: str, default: int = 0) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def list_disks(probe: bool = True) -> list[DiskSummary]:
+    """Every disk worth showing, sorted by name. ``probe=False`` skips the filesystem probes."""
+    import pyudev
+
+    out: list[DiskSummary] = []
+    table = safety.mounts()
+    for device in pyudev.Context().list_devices(subsystem="block", DEVTYPE="disk"):
+        sys_name = str(device.sys_name)
+        if sys_name.startswith(("ram", "zram")):
+            continue
+        try:
+            rdev = int(device.device_number)
+        except (ValueError, TypeError):
+            continue
+        backing = sysblock.loop_backing_file(rdev) or ""
+        if sys_name.startswith("loop") and not backing:
+            continue
+        size = _int(_attr(device, "size")) * 512  # sysfs size is in 512-byte units for every disk
+        if size == 0:
+            continue  # no medium (optical drive, card reader) or nothing attached
+        props = {str(k): str(v) for k, v in device.properties.items()}
+        model, serial = sysblock.model_serial(rdev)
+        name = str(device.device_node or f"/dev/{sys_name}")
+        summary = DiskSummary(
+            name=name,
+            model=model or ("Loop device" if backing else ""),
+            serial=serial,
+            bus=props.get("ID_BUS") or props.get("ID_PATH") or _bus_from_sysfs(sys_name),
+            size=size,
+            logical_sector_size=_int(_attr(device, "queue/logical_block_size"), 512),
+            physical_sector_size=_int(_attr(device, "queue/physical_block_size"), 512),
+            removable=_attr(device, "removable") == "1",
+            read_only=_attr(device, "ro") == "1",
+            by_id=_by_id_links(props, [str(link) for link in device.device_links], rdev),
+            backing_file=backing,
+        )
+        if os.path.exists(name):
+            summary.busy = safety.busy_reasons(safety.footprint(name, 0, table), table)
+        _read_partitions(summary, probe)
+        out.append(summary)
+    out.sort(key=lambda s: s.name)
+    return out
+
+
+def _bus_from_sysfs(sys_name: str) -> str:
+    # Without udev, the kernel name is the best hint: sd* (SCSI/SATA/USB), nvme*, vd* (virtio) ...
+    for prefix, bus in (("nvme", "nvme"), ("sd", "scsi"), ("vd", "virtio"), ("mmcblk", "mmc"),
+                        ("loop", "loop"), ("sr", "scsi"), ("xvd", "xen")):
+        if sys_name.startswith(prefix):
+            return bus
+    return ""
