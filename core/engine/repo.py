@@ -138,9 +138,15 @@ class Repository:
             except Error as e:
                 out.append(ImageEntry(image_id, False, time=_id_time(image_id), error=e.message, exception=e))
                 continue
-            out.append(ImageEntry(image_id, True, kind=str(s.get("kind", "unknown")), parent=s.get("parent"),
-                                  time=str(s.get("time", "")), bytes=int(s.get("bytes", 0)),
-                                  encrypted=f.encrypted, summary=s))
+            try:
+                parent = s.get("parent")
+                out.append(ImageEntry(image_id, True, kind=str(s.get("kind", "unknown")),
+                                      parent=parent if isinstance(parent, str) else None,
+                                      time=str(s.get("time", "")), bytes=int(s.get("bytes", 0)),
+                                      encrypted=f.encrypted, summary=s))
+            except (TypeError, ValueError):
+                out.append(ImageEntry(image_id, False, time=_id_time(image_id),
+                                      error=f"{image_id}.manifest: summary is malformed"))
         return out
 
     def resolve(self, image_id: str | None) -> str:

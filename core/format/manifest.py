@@ -23,6 +23,7 @@ from ..crypto.keys import ImageKeys, make_keyslot, open_keyslot
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader)
+from . import meta_schema
 from .volume import VolumeInfo
 
 # Caps, checked before any allocation. The summary is a few hundred bytes; 1 MiB is generous. The
@@ -189,9 +190,10 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
         raise IntegrityError(detail=f"{name}: body metadata length {mlen} exceeds the body")
     try:
         meta = json.loads(plain[4:4 + mlen])
-        n_chunks, n_extents = int(meta["chunk_count"]), int(meta["extent_count"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise IntegrityError(detail=f"{name}: body metadata is malformed") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise IntegrityError(detail=f"{name}: body metadata is not valid JSON") from None
+    meta = meta_schema.validate(meta, mf.image_id, name)
+    n_chunks, n_extents = meta["chunk_count"], meta["extent_count"]
     tables = plain[4 + mlen:]
     if n_chunks < 0 or n_extents < 0 or len(tables) != n_chunks * ChunkEntry.size + n_extents * ExtentEntry.size:
         raise IntegrityError(detail=f"{name}: chunk/extent tables have the wrong size")
