@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from core import __version__
+from core import selftest
 from core.errors import Cancelled, Error
 
 from .commands import backup, disks, listing, restore, verify
@@ -27,10 +28,12 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 warning, 2 internal error, 3 usage error, 4 source unreadable,
     5 malformed disk structure, 6 unsupported, 7-10 backup folder problems (10: full),
-    20-22 integrity failure (21: incomplete image, 22: newer format), 30 wrong password,
-    31 password required, 40 target refused, 41 target write failed, 100 unreadable source
-    sectors, 101 filesystem dirty/hibernated, 130 interrupted. See README.md.
+    20-22 integrity failure (21: incomplete image, 22: newer format),
+    23 self-test failed, 30 wrong password, 31 password required, 40 target refused, 41 target
+    write failed, 42 read-back mismatch, 100 unreadable source sectors, 101 filesystem
+    dirty/hibernated, 130 interrupted. See README.md.
     """
+    selftest.run()  # known-answer tests of the crypto and compression before any work
 
 
 for module in (disks, backup, listing, verify, restore):

@@ -41,7 +41,7 @@ for n, files in a.items():
     for name, h in files.items():
         if b.get(n, {}).get(name) == h:
             same += 1
-        elif name == "pagefile.sys":
+        elif name in ("pagefile.sys", "hiberfil.sys"):
             print(f"  partition {n}: {name} restored as zeros (its contents are not stored, by design)")
         else:
             differ += 1

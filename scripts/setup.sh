@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set up a Debian 12 machine (as root) to develop and test the project: the system packages the code and
+# the tests use, then a virtualenv at .venv with the project installed editable with its test and FUSE
+# extras. Idempotent: packages already installed and an up-to-date .venv are left alone, so CI can run
+# it every time. Works from any cwd.
+#
+#   bash scripts/setup.sh            # PYTHON=/path/to/python3 to pick the interpreter for the venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+
+# Why each package is here:
+PACKAGES=(
+    python3 python3-venv python3-dev python3-pip   # interpreter, venv, headers for pyfuse3's C extension
+    build-essential pkg-config libfuse3-dev        # build pyfuse3 from source (pkg-config finds fuse3)
+    fuse3                                          # fusermount3, /dev/fuse users (ntfs-3g, our FUSE mount)
+    ntfs-3g                                        # ntfs-3g, mkntfs, ntfsinfo, ntfscat, ntfsfix, ntfsresize, ntfsclone
+    fdisk gdisk                                    # sfdisk (MBR/GPT, --json), sgdisk (GPT, -v)
+    dosfstools mtools                              # mkfs.vfat/fsck.vfat, mcopy/mdir for the ESP without a vfat driver
+    partclone                                      # reference imager the tests compare against
+    util-linux mount kmod udev                     # losetup, blkid, umount, modprobe loop/fuse, device events
+    zstd xz-utils                                  # compression CLI; the SYSTEM hive fixture is .xz
+    libhivex-bin python3-hivex                     # hivexsh/hivexget/hivexregedit to check hives we write
+    syslinux-common                                # /usr/lib/syslinux/mbr/mbr.bin: GPL MBR boot code
+    coreutils ca-certificates                      # cp --sparse/--reflink; TLS for pip
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (apt-get, loop devices, FUSE)" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ] || [ -n "${SETUP_FORCE_APT:-}" ]; then
+    echo "setup.sh: installing ${missing[*]:-(forced)}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+fi
+
+# Loop devices and FUSE: load the modules if their control nodes are missing (no-op in containers
+# where the host provides them; failure here is reported by the tests that need them).
+[ -e /dev/loop-control ] || modprobe loop 2>/dev/null || echo "setup.sh: warning: no loop device support" >&2
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || echo "setup.sh: warning: no /dev/fuse" >&2
+
+# --system-site-packages: with Debian's /usr/bin/python3 this makes python3-hivex (an apt package, not
+# on PyPI) importable in the venv; pip still installs everything else the project pins into .venv.
+if ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+    rm -rf .venv
+    "$PYTHON" -m venv --system-site-packages .venv
+fi
+
+# Reinstall only when pyproject.toml changed (the install is editable, so code changes need nothing).
+stamp=.venv/.setup-stamp
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,fuse]'
+    echo "$want" > "$stamp"
+fi
+
+echo "setup.sh: ready ($(.venv/bin/python --version), $(.venv/bin/python -c 'import sys; print(sys.prefix)'))"
