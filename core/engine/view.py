@@ -12,9 +12,12 @@ import bisect
 import threading
 from array import array
 from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from ..errors import IntegrityError
 from .imagereader import ImageReader
+from .repo import Repository
 
 # 16 decoded chunks (64 MiB) keep sequential reads and small random reads cheap while bounding memory.
 CACHE_CHUNKS = 16
@@ -80,3 +83,13 @@ class DiskView:
                 out[lo - offset:hi - offset] = data[c:c + hi - lo]
             i += 1
         return bytes(out)
+
+
+@contextmanager
+def open_view(folder: str, image_id: str | None, password: Callable[[], bytes | None]) -> Iterator[DiskView]:
+    """Open an image of a backup folder (latest by default) as a `DiskView`; closes its volumes after."""
+    repo = Repository(folder)
+    image_id = repo.resolve(image_id)
+    manifest = repo.load(image_id, password)
+    with ImageReader(repo, manifest) as reader:
+        yield DiskView(reader)
