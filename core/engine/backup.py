@@ -1,4 +1,8 @@
-"""Full backup of a disk (or a regular file holding a disk image) into a backup folder.
+"""Full, incremental and differential backups of a disk (or a disk-image file) into a backup folder.
+
+An incremental stores what changed since the latest image, a differential what changed since the
+latest full image; both compare per-unit hashes with their parent's (see `chunker`) and pin the
+images they depend on by manifest digest.
 
 Order of work (FORMAT.md "Write ordering"): lock the folder; plan (read-only); stream chunks through
 the two-core pipeline (digest, compress, check the compressed copy, then seal and append in order);
@@ -21,14 +25,15 @@ from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..crypto.keys import ImageKeys
 from ..disk.device import open_source
 from ..disk.model import merge_extents
-from ..errors import IntegrityError, UsageError
+from ..errors import IntegrityError, PasswordRequired, UsageError
 from ..format import manifest as mf
-from ..format.c_image import COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, ChunkEntry, ExtentEntry
+from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry, ExtentEntry,
+                              UnitEntry)
 from ..format.volume import MIN_SPLIT, VolumeWriter
 from ..io.atomic import write_durable
 from ..io.reader import FdReader
 from ..progress import Event, Progress
-from .chunker import Chunk, Chunker
+from .chunker import Chunk, Chunker, ParentIndex
 from .plan import BackupPlan, plan_backup, table_fingerprint
 from .pipeline import Ordered
 from .repo import Repository, new_image_id
@@ -47,6 +52,7 @@ class BackupOptions:
     # Decompress every compressed chunk and compare before writing it (restic's verifyCiphertext):
     # a compressor or memory fault is caught before it is committed.
     check_compression: bool = True
+    mode: str = "full"  # "full", "incremental" or "differential"
 
 
 @dataclass
@@ -62,9 +68,13 @@ class BackupResult:
     warnings: list[str] = field(default_factory=list)
     unreadable: list[tuple[int, int]] = field(default_factory=list)
     fs_state_warning: bool = False
+    kind: str = "full"
+    parent: str | None = None
+    reused_bytes: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.image_id, "source": self.source, "read_bytes": self.read_bytes,
+        return {"id": self.image_id, "kind": self.kind, "parent": self.parent, "reused_bytes": self.reused_bytes,
+                "source": self.source, "read_bytes": self.read_bytes,
                 "data_bytes": self.data_bytes, "stored_bytes": self.stored_bytes, "chunks": self.chunks,
                 "volumes": self.volumes, "seconds": round(self.seconds, 3), "warnings": self.warnings,
                 "unreadable": [list(u) for u in self.unreadable]}
@@ -118,6 +128,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
          progress: Progress, started: float, source_path: str, sector_size: int) -> BackupResult:
     image_id = new_image_id()
     encrypted = options.password is not None
+    parent, chain = _choose_parent(repo, options, identity)
     keys = ImageKeys.new(encrypted)
     image_uuid = mf.new_uuid()
     writer = VolumeWriter(repo.path, image_id, image_uuid, keys, ENC_AES256GCM if encrypted else ENC_NONE,
@@ -133,9 +144,9 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
             last[0] = now
             progress.report(Event("backup", done[0], total))
 
-    chunker = Chunker(reader, plan.regions, sector_size, on_read)
+    chunker = Chunker(reader, plan.regions, sector_size, on_read,
+                      ParentIndex(parent.units, parent.extents) if parent else None)
     chunks = bytearray()
-    extents = bytearray()
     data_bytes = 0
     try:
         for chunk, digest, compression, payload in Ordered(_Packer(options.level, keys, options.check_compression),
@@ -144,10 +155,8 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
             vol, rec_off, stored = writer.add_chunk(chunk.number, compression, len(chunk.data), payload)
             chunks += ChunkEntry.build(volume_number=vol, record_offset=rec_off, stored_length=stored,
                                        raw_length=len(chunk.data), digest=digest)
-            for disk_off, length, chunk_off in chunk.extents:
-                extents += ExtentEntry.build(disk_offset=disk_off, length=length, chunk_number=chunk.number,
-                                             chunk_offset=chunk_off)
             data_bytes += len(chunk.data)
+        extents, units = bytes(chunker.extents), bytes(chunker.units)
         volumes = writer.finish()
         progress.report(Event("backup", total, total))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -157,13 +166,16 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
             warnings.append(f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
                             f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable")
         zero = merge_extents(plan.zeroed + chunker.zeroed)
-        summary = {"id": image_id, "kind": "full", "parent": None, "time": now, "bytes": stored_bytes,
+        kind = options.mode
+        parent_id = parent.image_id if parent else None
+        summary = {"id": image_id, "kind": kind, "parent": parent_id, "time": now, "bytes": stored_bytes,
                    "encrypted": encrypted, "used_bytes": data_bytes,
                    "source": {"path": source_path, "size": identity.get("size"), "model": identity.get("model"),
                               "serial": identity.get("serial"),
                               "scheme": plan.table.scheme if plan.table else "none"},
                    "partitions": sorted(plan.included)}
-        meta = {"format": 1, "id": image_id, "kind": "full", "parent": None, "parent_digest": None, "time": now,
+        meta = {"format": 1, "id": image_id, "kind": kind, "parent": parent_id,
+                "parent_digest": parent.digest.hex() if parent else None, "chain": chain, "time": now,
                 "tool": f"rescue {__version__}",
                 "options": {"level": options.level, "partitions": options.partitions, "split": options.split,
                             "sector_by_sector": options.sector_by_sector},
@@ -173,9 +185,11 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
                 "zero_extents": [list(z) for z in zero],
                 "unreadable": [list(u) for u in chunker.unreadable],
                 "chunk_count": len(chunks) // ChunkEntry.size, "extent_count": len(extents) // ExtentEntry.size,
-                "stats": {"read_bytes": total, "data_bytes": data_bytes, "stored_bytes": stored_bytes},
+                "unit_count": len(units) // UnitEntry.size, "hash_unit": HASH_UNIT,
+                "stats": {"read_bytes": total, "data_bytes": data_bytes, "stored_bytes": stored_bytes,
+                          "reused_bytes": chunker.reused_bytes},
                 "warnings": warnings}
-        manifest = mf.Manifest(image_id, image_uuid, encrypted, summary, meta, bytes(chunks), bytes(extents),
+        manifest = mf.Manifest(image_id, image_uuid, encrypted, summary, meta, bytes(chunks), extents, units,
                                keys=keys)
         progress.check()
         # The commit point: once this file is durably in place the image exists, not before.
@@ -185,4 +199,45 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
         raise
     return BackupResult(image_id, source_path, total, data_bytes, stored_bytes, len(chunks) // ChunkEntry.size,
                         [v.name for v in volumes], time.monotonic() - started, warnings,
-                        list(chunker.unreadable), plan.fs_state_warning)
+                        list(chunker.unreadable), plan.fs_state_warning, kind, parent_id, chunker.reused_bytes)
+
+
+def _choose_parent(repo: Repository, options: BackupOptions,
+                   identity: dict[str, Any]) -> tuple[mf.Manifest | None, list[dict[str, str]]]:
+    """The parent of an incremental (latest image) or differential (latest full), checked to be an
+    image of this very disk with an unchanged layout, and the chain the new image will pin."""
+    if options.mode == "full":
+        return None, []
+    if options.mode not in ("incremental", "differential"):
+        raise UsageError(detail=f"unknown backup kind {options.mode!r}")
+    images = [i for i in repo.list_images() if i.complete]
+    if options.mode == "differential":
+        images = [i for i in images if i.kind == "full"]
+    if not images:
+        raise UsageError(detail=f"--{options.mode} needs an earlier "
+                                f"{'full ' if options.mode == 'differential' else ''}image in {repo.path}; "
+                                "make a full backup first")
+    entry = images[-1]
+    if entry.encrypted != (options.password is not None):
+        if entry.encrypted:
+            raise PasswordRequired(image=entry.id)
+        raise UsageError(detail=f"image {entry.id} is not encrypted: a chain is all encrypted or all plain; "
+                                "make a new full backup to start an encrypted chain")
+    # Every pin of the parent's own chain is checked, so a broken chain is refused now, not at restore.
+    from .chain import load_chain
+    parent = load_chain(repo, entry.id, lambda: options.password)[0]
+    src = parent.meta["source"]
+    changed = [what for what, a, b in (
+        ("size", src.get("size"), identity.get("size")),
+        ("partition layout", src.get("table_fingerprint"), identity.get("table_fingerprint")),
+        ("sector size", src.get("logical_sector_size"), identity.get("logical_sector_size")),
+        ("serial", src.get("serial") or None, identity.get("serial") or None),
+    ) if a != b]
+    if changed:
+        raise UsageError(detail=f"the source is not the disk of image {entry.id} as it was (its "
+                                f"{', '.join(changed)} changed); make a new full backup")
+    chain = [{"id": parent.image_id, "digest": parent.digest.hex()}] + list(parent.meta.get("chain", []))
+    if len(chain) >= 1000:
+        raise UsageError(detail=f"the chain behind image {entry.id} is {len(chain)} images long: "
+                                "merge it (rescue merge) or make a new full backup")
+    return parent, chain

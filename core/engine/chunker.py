@@ -1,43 +1,107 @@
-"""Turns planned regions into 4 MiB chunks of disk data, with their extent lists.
+"""Turns planned regions into 4 MiB chunks of changed disk data, and the image's extent and unit tables.
 
 Reads are bounded (one piece of at most CHUNK_SIZE at a time). All-zero 64 KiB blocks of ``raw``
 regions become zero extents and those of ``gap`` regions are skipped, so a blank MSR or empty
-unpartitioned space costs nothing in the image. Source read errors are narrowed down to the sector
-and recorded as unreadable; the bytes around them are still stored, and nothing is zero-filled.
+unpartitioned space costs nothing. Source read errors are narrowed down to the sector and recorded as
+unreadable; the bytes around them are still stored, and nothing is zero-filled.
+
+Change tracking: stored data is cut at HASH_UNIT-aligned disk offsets into units; each unit gets a
+128-bit XXH3 hash of its stored bytes, seeded by which bytes of the unit are stored (so a block that
+became free, or a zero block that became used, never looks unchanged). With a parent index, a unit
+whose hash equals the parent's is not stored again: the child's extents point at the parent's copy.
+Everything streams in disk order; the parent's tables are walked with forward cursors, never loaded
+into Python objects.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+import xxhash
+
 from ..disk.model import Extent
 from ..errors import SourceError
-from ..format.c_image import CHUNK_SIZE
+from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
 from ..io.reader import Reader
 from .plan import Region
 
 ZERO_BLOCK = 64 << 10
-_ZEROS = bytes(ZERO_BLOCK)
+_ZEROS = bytes(max(ZERO_BLOCK, HASH_UNIT))
+_EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
+_UNIT = struct.Struct("<Q16s")  # UnitEntry layout
+assert _EXT.size == ExtentEntry.size and _UNIT.size == UnitEntry.size
 
 
 @dataclass
 class Chunk:
     number: int
     data: bytearray = field(default_factory=bytearray)
-    extents: list[tuple[int, int, int]] = field(default_factory=list)  # (disk offset, length, chunk offset)
+
+
+class ParentIndex:
+    """The parent image's unit and extent tables, read with forward cursors (inputs arrive in order).
+
+    ``ref_shift`` is added to the parent's image references: the child's chain is the parent followed
+    by the parent's own chain, so the parent's "this image" (0) is the child's 1.
+    """
+
+    def __init__(self, units: bytes, extents: bytes) -> None:
+        self.units = units
+        self.extents = extents
+        self._u = 0
+        self._e = 0
+        self.n_units = len(units) // _UNIT.size
+        self.n_extents = len(extents) // _EXT.size
+
+    def unit_hash(self, index: int) -> bytes | None:
+        while self._u < self.n_units and _UNIT.unpack_from(self.units, self._u * _UNIT.size)[0] < index:
+            self._u += 1
+        if self._u < self.n_units:
+            idx, h = _UNIT.unpack_from(self.units, self._u * _UNIT.size)
+            if idx == index:
+                return bytes(h)
+        return None
+
+    def extents_in(self, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+        """Parent extents clipped to [start, end): (disk offset, length, chunk, chunk offset, ref)."""
+        while self._e < self.n_extents:
+            off, n, *_ = _EXT.unpack_from(self.extents, self._e * _EXT.size)
+            if off + n > start:
+                break
+            self._e += 1
+        i = self._e
+        while i < self.n_extents:
+            off, n, chunk, coff, ref, _ = _EXT.unpack_from(self.extents, i * _EXT.size)
+            if off >= end:
+                break
+            lo, hi = max(off, start), min(off + n, end)
+            if lo < hi:
+                yield lo, hi - lo, chunk, coff + lo - off, ref + 1
+            i += 1
 
 
 class Chunker:
     def __init__(self, reader: Reader, regions: list[Region], sector_size: int,
-                 on_read: Callable[[int], None] = lambda n: None) -> None:
+                 on_read: Callable[[int], None] = lambda n: None, parent: ParentIndex | None = None) -> None:
         self.reader = reader
         self.regions = regions
         self.sector_size = sector_size
         self.on_read = on_read
+        self.parent = parent
         self.zeroed: list[Extent] = []
         self.unreadable: list[Extent] = []
+        self.extents = bytearray()  # packed ExtentEntry, disk order
+        self.units = bytearray()  # packed UnitEntry, unit order
+        self.reused_bytes = 0
         self._cur = Chunk(0)
+        self._ready: list[Chunk] = []
+        self._unit = -1
+        self._pieces: list[tuple[int, memoryview]] = []  # (disk offset, bytes) of the pending unit
+        self._last_ext: list[int] = []  # the last extent written, to merge contiguous ones
+
+    # --- reading --------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Chunk]:
         for region in self.regions:
@@ -45,14 +109,23 @@ class Chunker:
             while pos < end:
                 n = min(CHUNK_SIZE, end - pos)
                 for off, data in self._read_runs(pos, n):
+                    view = memoryview(data)
                     if region.kind == "used":
-                        yield from self._append(off, memoryview(data))
+                        self._feed(off, view)
                     else:
-                        yield from self._append_nonzero(off, memoryview(data), region.kind == "raw")
+                        self._feed_nonzero(off, view, region.kind == "raw")
+                    yield from self._drain()
                 self.on_read(n)
                 pos += n
+        self._finish_unit()
+        self._flush_extent()
+        yield from self._drain()
         if self._cur.data:
             yield self._cur
+
+    def _drain(self) -> Iterator[Chunk]:
+        while self._ready:
+            yield self._ready.pop(0)
 
     def _read_runs(self, pos: int, n: int) -> list[tuple[int, bytes]]:
         try:
@@ -87,15 +160,14 @@ class Chunker:
             off += m
         return runs
 
-    def _append_nonzero(self, off: int, data: memoryview, record_zeros: bool) -> Iterator[Chunk]:
+    def _feed_nonzero(self, off: int, data: memoryview, record_zeros: bool) -> None:
         i = 0
         start = -1  # start of the current non-zero run within data
         while i < len(data):
             j = min(i + ZERO_BLOCK, len(data))
-            zero = data[i:j] == _ZEROS[:j - i]
-            if zero:
+            if data[i:j] == _ZEROS[:j - i]:
                 if start >= 0:
-                    yield from self._append(off + start, data[start:i])
+                    self._feed(off + start, data[start:i])
                     start = -1
                 if record_zeros:
                     if self.zeroed and self.zeroed[-1][0] + self.zeroed[-1][1] == off + i:
@@ -106,20 +178,71 @@ class Chunker:
                 start = i
             i = j
         if start >= 0:
-            yield from self._append(off + start, data[start:])
+            self._feed(off + start, data[start:])
 
-    def _append(self, off: int, data: memoryview) -> Iterator[Chunk]:
+    # --- units ----------------------------------------------------------------------------------
+
+    def _feed(self, off: int, data: memoryview) -> None:
+        """Stored bytes at disk offset ``off``, cut at unit boundaries."""
+        while len(data):
+            unit = off // HASH_UNIT
+            take = min(len(data), (unit + 1) * HASH_UNIT - off)
+            if unit != self._unit:
+                self._finish_unit()
+                self._unit = unit
+            self._pieces.append((off, data[:take]))
+            off += take
+            data = data[take:]
+
+    def _finish_unit(self) -> None:
+        if not self._pieces:
+            return
+        unit, pieces = self._unit, self._pieces
+        self._pieces = []
+        base = unit * HASH_UNIT
+        if len(pieces) == 1 and len(pieces[0][1]) == HASH_UNIT:
+            h = xxhash.xxh3_128_digest(pieces[0][1])
+        else:
+            buf = bytearray(HASH_UNIT)
+            cover = bytearray()
+            for off, data in pieces:
+                buf[off - base:off - base + len(data)] = data
+                cover += struct.pack("<HH", off - base, len(data))
+            h = xxhash.xxh3_128_digest(bytes(buf), seed=xxhash.xxh3_64_intdigest(bytes(cover)) | 1)
+        self.units += _UNIT.pack(unit, h)
+        if self.parent is not None and self.parent.unit_hash(unit) == h:
+            for off, n, chunk, coff, ref in self.parent.extents_in(base, base + HASH_UNIT):
+                self._extent(off, n, chunk, coff, ref)
+                self.reused_bytes += n
+            return
+        for off, data in pieces:
+            self._store(off, data)
+
+    # --- chunks and extents ---------------------------------------------------------------------
+
+    def _store(self, off: int, data: memoryview) -> None:
         while len(data):
             cur = self._cur
             take = min(CHUNK_SIZE - len(cur.data), len(data))
-            if cur.extents and cur.extents[-1][0] + cur.extents[-1][1] == off:
-                d, n, c = cur.extents[-1]
-                cur.extents[-1] = (d, n + take, c)
-            else:
-                cur.extents.append((off, take, len(cur.data)))
+            self._extent(off, take, cur.number, len(cur.data), 0)
             cur.data += data[:take]
             off += take
             data = data[take:]
             if len(cur.data) == CHUNK_SIZE:
-                yield cur
+                self._ready.append(cur)
                 self._cur = Chunk(cur.number + 1)
+
+    def _extent(self, off: int, n: int, chunk: int, coff: int, ref: int) -> None:
+        last = self._last_ext
+        if last and last[0] + last[1] == off and last[2] == chunk and last[3] + last[1] == coff \
+                and last[4] == ref and last[1] + n <= CHUNK_SIZE:
+            last[1] += n
+            return
+        self._flush_extent()
+        self._last_ext = [off, n, chunk, coff, ref]
+
+    def _flush_extent(self) -> None:
+        if self._last_ext:
+            off, n, chunk, coff, ref = self._last_ext
+            self.extents += _EXT.pack(off, n, chunk, coff, ref, 0)
+            self._last_ext = []

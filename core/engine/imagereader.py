@@ -88,24 +88,6 @@ class ImageReader:
             raise IntegrityError(detail=f"{where}: content does not match its digest")
         return raw
 
-    def extents_by_chunk(self) -> dict[int, list[tuple[int, int, int]]]:
-        """chunk -> [(disk offset, length, chunk offset)], checking every extent's bounds."""
-        out: dict[int, list[tuple[int, int, int]]] = {}
-        last_end = -1
-        for disk_off, length, chunk, chunk_off, ref, _ in self.manifest.iter_extents():
-            if ref != 0:
-                raise IntegrityError(detail=f"image {self.manifest.image_id}: extent refers to another image")
-            if chunk >= self.manifest.chunk_count:
-                raise IntegrityError(detail=f"image {self.manifest.image_id}: extent at disk byte {disk_off} "
-                                            f"names missing chunk {chunk}")
-            raw_len = self.manifest.chunk(chunk)["raw_length"]
-            if length == 0 or chunk_off + length > raw_len or disk_off < last_end:
-                raise IntegrityError(detail=f"image {self.manifest.image_id}: extent at disk byte {disk_off} "
-                                            "is malformed or overlaps another")
-            last_end = disk_off + length
-            out.setdefault(chunk, []).append((disk_off, length, chunk_off))
-        return out
-
     def meta(self) -> dict[str, Any]:
         return self.manifest.meta
 

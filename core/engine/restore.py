@@ -24,9 +24,8 @@ from ..disk.device import Disk, open_target, recheck
 from ..disk.discover import describe
 from ..disk.model import Extent, merge_extents, subtract_extents
 from ..errors import TargetWriteError, UsageError
-from ..format.manifest import Manifest
 from ..progress import Event, Progress
-from .imagereader import ImageReader
+from .chain import Chain
 from .pipeline import Ordered
 from .repo import Repository
 
@@ -47,8 +46,7 @@ class RestorePlan:
     zero_bytes: int
     warnings: list[str] = field(default_factory=list)
     # Held between plan and execute; not part of the printed plan.
-    _repo: Repository | None = field(default=None, repr=False)
-    _manifest: Manifest | None = field(default=None, repr=False)
+    _chain: Chain | None = field(default=None, repr=False)
     _disk: Disk | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -61,6 +59,9 @@ class RestorePlan:
         if self._disk is not None:
             self._disk.close()
             self._disk = None
+        if self._chain is not None:
+            self._chain.close()
+            self._chain = None
 
 
 @dataclass
@@ -99,13 +100,22 @@ def plan_restore(folder: str, image_id: str | None, target: str, password: Calla
     """Everything up to (not including) the first write. The caller shows it and asks to confirm."""
     repo = Repository(folder)
     image_id = repo.resolve(image_id)
-    manifest = repo.load(image_id, password)
-    progress.report(Event("check", message=f"checking the volumes of image {image_id}"))
-    ImageReader(repo, manifest).close()  # structural pre-flight: every volume present and intact
+    progress.report(Event("check", message=f"checking the volumes of image {image_id} and its chain"))
+    chain = Chain(repo, image_id, password)  # structural pre-flight: every volume of every image intact
+    try:
+        return _plan(repo, image_id, chain, target)
+    except BaseException:
+        chain.close()
+        raise
+
+
+def _plan(repo: Repository, image_id: str, chain: Chain, target: str) -> RestorePlan:
+    manifest = chain.point
     meta = manifest.meta
     required, _ = _required_size(meta)
     sector_size = int(meta["source"].get("logical_sector_size", 512))
-    image_paths = [os.path.join(repo.path, v["name"]) for v in meta["volumes"]] + [repo.manifest_path(image_id)]
+    image_paths = [os.path.join(repo.path, v["name"]) for m in chain.manifests for v in m.meta["volumes"]]
+    image_paths += [repo.manifest_path(m.image_id) for m in chain.manifests]
     disk = open_target(target, sources=[], required_size=required, sector_size=sector_size, image_paths=image_paths)
     table = meta.get("table")
     warnings: list[str] = []
@@ -124,16 +134,16 @@ def plan_restore(folder: str, image_id: str | None, target: str, password: Calla
     zero_bytes = sum(n for _, n in meta.get("zero_extents", []))
     return RestorePlan(image_id, target, describe(disk), disk.size, sector_size, required,
                        table["scheme"] if table else "none", parts, int(meta["stats"]["data_bytes"]), zero_bytes,
-                       warnings, repo, manifest, disk)
+                       warnings, chain, disk)
 
 
 def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     """Write the image to the target. On any failure the target is left without a partition table."""
-    if plan._disk is None or plan._repo is None or plan._manifest is None:
+    if plan._disk is None or plan._chain is None:
         raise UsageError(detail="restore plan was already used or closed")
     started = time.monotonic()
-    disk, repo, manifest = plan._disk, plan._repo, plan._manifest
-    meta = manifest.meta
+    disk, chain = plan._disk, plan._chain
+    meta = chain.point.meta
     _, meta_areas = _required_size(meta)
     recheck(disk)
     ss = plan.sector_size
@@ -148,22 +158,21 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         disk.sync()
         saved: dict[int, bytearray] = {off: bytearray(n) for off, n in meta_areas}
         total = plan.data_bytes + plan.zero_bytes
-        with ImageReader(repo, manifest) as reader:
-            by_chunk = reader.extents_by_chunk()
-            order = sorted(by_chunk)
+        by_chunk = chain.extents_by_chunk()
 
-            def load(n: int) -> tuple[int, bytes]:
-                return n, reader.read_chunk(n)
+        def load(key: tuple[int, int]) -> tuple[tuple[int, int], bytes]:
+            return key, chain.read_chunk(*key)
 
-            # Step 2: data, each chunk verified before any of its bytes is written.
-            for n, raw in Ordered(load, order):
-                progress.check()
-                view = memoryview(raw)
-                for disk_off, length, chunk_off in by_chunk[n]:
-                    for off, ln in _clip(disk_off, length, meta_areas, disk.size, saved, view, chunk_off):
-                        disk.pwrite(off, view[chunk_off + off - disk_off:chunk_off + off - disk_off + ln])
-                        written += ln
-                progress.report(Event("restore", written, total))
+        # Step 2: data, each chunk verified before any of its bytes is written; every chunk of the
+        # chain that the point needs is read once, in the order it lies on the backup medium.
+        for key, raw in Ordered(load, chain.read_order(by_chunk)):
+            progress.check()
+            view = memoryview(raw)
+            for disk_off, length, chunk_off in by_chunk[key]:
+                for off, ln in _clip(disk_off, length, meta_areas, disk.size, saved, view, chunk_off):
+                    disk.pwrite(off, view[chunk_off + off - disk_off:chunk_off + off - disk_off + ln])
+                    written += ln
+            progress.report(Event("restore", written, total))
         # Step 3: zero extents.
         for off, n in meta.get("zero_extents", []):
             progress.check()

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..errors import Error, IntegrityError
 from ..progress import Event, Progress
-from .imagereader import ImageReader
+from .chain import Chain
 from .pipeline import Ordered
 from .repo import Repository
 
@@ -25,10 +25,11 @@ class VerifyResult:
     data_bytes: int
     seconds: float
     bad: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # the point and the images it depends on
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.image_id, "ok": not self.bad, "chunks": self.chunks, "data_bytes": self.data_bytes,
-                "seconds": round(self.seconds, 3), "errors": self.bad}
+                "seconds": round(self.seconds, 3), "errors": self.bad, "images": self.images}
 
 
 def verify(folder: str, image_id: str | None, password: Callable[[], bytes | None],
@@ -36,28 +37,31 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
     started = time.monotonic()
     repo = Repository(folder)
     image_id = repo.resolve(image_id)
-    manifest = repo.load(image_id, password)
     bad: list[str] = []
     data = 0
-    with ImageReader(repo, manifest) as reader:
-        reader.extents_by_chunk()  # bounds and overlap checks of the extent map
-        total = manifest.chunk_count
+    with Chain(repo, image_id, password) as chain:
+        chain.extents_by_chunk()  # bounds, references and overlap checks of the extent map
+        # Every chunk of every image the point depends on, not only the ones it references: a chain
+        # image is only as good as all of it.
+        keys = [(ref, n) for ref, m in enumerate(chain.manifests) for n in range(m.chunk_count)]
+        total = len(keys)
 
-        def check(n: int) -> tuple[int, int, str]:
+        def check(key: tuple[int, int]) -> tuple[int, str]:
             try:
-                return n, len(reader.read_chunk(n)), ""
+                return len(chain.read_chunk(*key)), ""
             except IntegrityError as e:
-                return n, 0, e.message
+                return 0, e.message
 
-        for n, length, err in Ordered(check, range(total)):
+        for i, (length, err) in enumerate(Ordered(check, keys)):
             progress.check()
             if err:
                 bad.append(err)
             data += length
-            if n % 16 == 0:
-                progress.report(Event("verify", n + 1, total))
+            if i % 16 == 0:
+                progress.report(Event("verify", i + 1, total))
         progress.report(Event("verify", total, total))
-    result = VerifyResult(image_id, total, data, time.monotonic() - started, bad)
+        images = [m.image_id for m in chain.manifests]
+    result = VerifyResult(image_id, total, data, time.monotonic() - started, bad, images)
     if bad:
         more = f" (and {len(bad) - 1} more bad chunks)" if len(bad) > 1 else ""
         err: Error = IntegrityError(detail=f"image {image_id}: {bad[0]}{more}")

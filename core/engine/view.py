@@ -1,7 +1,7 @@
 """Random access to the disk as an image recorded it: ``DiskView.read(offset, length)``.
 
 Used by the FUSE mount and by single-file extraction: the extent map is searched by bisection, the
-chunks it names are read through `ImageReader` (so every byte handed out is authenticated and
+chunks it names are read through the image chain (so every byte handed out is authenticated and
 digest-checked) and kept in a small LRU cache. Bytes that no extent covers read as zeros (free space,
 zero extents, areas outside partitions that were blank).
 """
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import IntegrityError
-from .imagereader import ImageReader
+from .chain import Chain
 from .repo import Repository
 
 # 16 decoded chunks (64 MiB) keep sequential reads and small random reads cheap while bounding memory.
@@ -26,41 +26,36 @@ CACHE_CHUNKS = 16
 class DiskView:
     """A read-only, verified view of the disk an image holds. Thread-safe."""
 
-    def __init__(self, reader: ImageReader, cache_chunks: int = CACHE_CHUNKS) -> None:
-        self.reader = reader
-        meta = reader.manifest.meta
+    def __init__(self, chain: Chain, cache_chunks: int = CACHE_CHUNKS) -> None:
+        self.chain = chain
+        meta = chain.point.meta
         self.size = int(meta["table"]["disk_size"]) if meta.get("table") else int(meta["source"]["size"])
         self._starts = array("Q")
         self._lengths = array("Q")
+        self._refs = array("H")
         self._chunks = array("Q")
         self._chunk_offs = array("Q")
-        for chunk, items in reader.extents_by_chunk().items():
-            for disk_off, length, chunk_off in items:
-                self._add(disk_off, length, chunk, chunk_off)
-        order = sorted(range(len(self._starts)), key=self._starts.__getitem__)
-        self._starts = array("Q", (self._starts[i] for i in order))
-        self._lengths = array("Q", (self._lengths[i] for i in order))
-        self._chunks = array("Q", (self._chunks[i] for i in order))
-        self._chunk_offs = array("Q", (self._chunk_offs[i] for i in order))
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        chain.extents_by_chunk()  # bounds, overlap and order checks of the extent map
+        for disk_off, length, chunk, chunk_off, ref, _ in chain.point.iter_extents():
+            self._starts.append(disk_off)
+            self._lengths.append(length)
+            self._refs.append(ref)
+            self._chunks.append(chunk)
+            self._chunk_offs.append(chunk_off)
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = max(1, cache_chunks)
         self._lock = threading.Lock()
 
-    def _add(self, disk_off: int, length: int, chunk: int, chunk_off: int) -> None:
-        self._starts.append(disk_off)
-        self._lengths.append(length)
-        self._chunks.append(chunk)
-        self._chunk_offs.append(chunk_off)
-
-    def _chunk(self, number: int) -> bytes:
+    def _chunk(self, ref: int, number: int) -> bytes:
+        key = (ref, number)
         with self._lock:
-            data = self._cache.get(number)
+            data = self._cache.get(key)
             if data is not None:
-                self._cache.move_to_end(number)
+                self._cache.move_to_end(key)
                 return data
-        data = self.reader.read_chunk(number)  # verified; raises IntegrityError on damage
+        data = self.chain.read_chunk(ref, number)  # verified; raises IntegrityError on damage
         with self._lock:
-            self._cache[number] = data
+            self._cache[key] = data
             while len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
         return data
@@ -78,7 +73,7 @@ class DiskView:
             s, n = self._starts[i], self._lengths[i]
             lo, hi = max(s, offset), min(s + n, end)
             if lo < hi:
-                data = self._chunk(self._chunks[i])
+                data = self._chunk(self._refs[i], self._chunks[i])
                 c = self._chunk_offs[i] + lo - s
                 out[lo - offset:hi - offset] = data[c:c + hi - lo]
             i += 1
@@ -90,6 +85,5 @@ def open_view(folder: str, image_id: str | None, password: Callable[[], bytes | 
     """Open an image of a backup folder (latest by default) as a `DiskView`; closes its volumes after."""
     repo = Repository(folder)
     image_id = repo.resolve(image_id)
-    manifest = repo.load(image_id, password)
-    with ImageReader(repo, manifest) as reader:
-        yield DiskView(reader)
+    with Chain(repo, image_id, password) as chain:
+        yield DiskView(chain)

@@ -129,6 +129,17 @@ ExtentEntry = Struct("extent entry", [
     ("reserved", "H"),
 ])
 
+# Change-tracking unit: every image records, for each HASH_UNIT-aligned block of the disk that holds
+# stored data, a hash of that data and of which bytes of the block are stored. An incremental backup
+# compares these with its parent's and stores only the blocks that differ. 16 KiB keeps a small edit
+# inside a big file from costing more than a few clusters, while the table stays ~0.15 % of the data.
+HASH_UNIT = 16 << 10
+
+UnitEntry = Struct("unit entry", [
+    ("unit_index", "Q"),
+    ("hash", "16s"),
+])
+
 assert VolumeHeader.size == 128 and RecordHeader.size == 40 and VolumeTrailer.size == 96
 assert ManifestHeader.size == 128 and KeySlot.size == 128
-assert ChunkEntry.size == 52 and ExtentEntry.size == 24
+assert ChunkEntry.size == 52 and ExtentEntry.size == 24 and UnitEntry.size == 24

@@ -22,7 +22,8 @@ from ..crypto.kdf import KdfParams
 from ..crypto.keys import ImageKeys, make_keyslot, open_keyslot
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
-                      MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader)
+                      MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader,
+                      UnitEntry)
 from . import meta_schema
 from .volume import VolumeInfo
 
@@ -45,6 +46,7 @@ class Manifest:
     meta: dict[str, Any]
     chunks: bytes = b""
     extents: bytes = b""
+    units: bytes = b""
     digest: bytes = b""  # BLAKE3 of the file up to the tail: what children pin
     keys: ImageKeys | None = field(default=None, repr=False)
 
@@ -55,6 +57,10 @@ class Manifest:
     @property
     def extent_count(self) -> int:
         return len(self.extents) // ExtentEntry.size
+
+    @property
+    def unit_count(self) -> int:
+        return len(self.units) // UnitEntry.size
 
     def chunk(self, number: int) -> dict[str, Any]:
         if not 0 <= number < self.chunk_count:
@@ -74,7 +80,7 @@ def encode(m: Manifest, password: bytes | None, kdf: KdfParams | None) -> bytes:
     """Serialize; for encrypted images wraps ``m.keys`` under ``password``. Sets ``m.digest``."""
     summary = json.dumps(m.summary, sort_keys=True).encode()
     meta = json.dumps(m.meta, sort_keys=True).encode()
-    plain = len(meta).to_bytes(4, "little") + meta + m.chunks + m.extents
+    plain = len(meta).to_bytes(4, "little") + meta + m.chunks + m.extents + m.units
     if len(summary) > MAX_SUMMARY or len(plain) > MAX_BODY_RAW:
         raise FormatError(what="manifest", detail="too large")
     body = zstandard.ZstdCompressor(level=3).compress(plain)
@@ -193,13 +199,14 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise IntegrityError(detail=f"{name}: body metadata is not valid JSON") from None
     meta = meta_schema.validate(meta, mf.image_id, name)
-    n_chunks, n_extents = meta["chunk_count"], meta["extent_count"]
+    n_chunks, n_extents, n_units = meta["chunk_count"], meta["extent_count"], meta["unit_count"]
     tables = plain[4 + mlen:]
-    if n_chunks < 0 or n_extents < 0 or len(tables) != n_chunks * ChunkEntry.size + n_extents * ExtentEntry.size:
-        raise IntegrityError(detail=f"{name}: chunk/extent tables have the wrong size")
-    split = n_chunks * ChunkEntry.size
+    a = n_chunks * ChunkEntry.size
+    b = a + n_extents * ExtentEntry.size
+    if len(tables) != b + n_units * UnitEntry.size:
+        raise IntegrityError(detail=f"{name}: chunk/extent/unit tables have the wrong size")
     return Manifest(mf.image_id, mf.header["image_uuid"], mf.encrypted, mf.summary, meta,
-                    tables[:split], tables[split:], mf.digest, keys)
+                    tables[:a], tables[a:b], tables[b:], mf.digest, keys)
 
 
 def new_uuid() -> bytes:

@@ -12,8 +12,13 @@ import re
 from typing import Any
 
 from ..errors import IntegrityError
+from .c_image import HASH_UNIT
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+# Extent entries name their image in 16 bits; a restore opens every image of the chain. Longer
+# chains than this should be merged (`rescue merge`) long before.
+MAX_CHAIN = 1000
 # Sizes beyond 2^63 cannot be disk offsets; refusing them keeps arithmetic and struct packing sane.
 MAX_OFFSET = (1 << 63) - 1
 # A disk has at most 128 GPT entries or a bounded EBR chain; 4096 leaves room and bounds the work.
@@ -48,6 +53,18 @@ def validate(meta: Any, image_id: str, name: str) -> dict[str, Any]:
         raise _fail(name, "body")
     _int(meta.get("chunk_count"), name, "chunk_count")
     _int(meta.get("extent_count"), name, "extent_count")
+    _int(meta.get("unit_count"), name, "unit_count")
+    if meta.get("hash_unit") != HASH_UNIT:
+        raise _fail(name, "hash_unit")
+    if meta.get("kind") not in ("full", "incremental", "differential"):
+        raise _fail(name, "kind")
+    chain = meta.get("chain", [])
+    if not isinstance(chain, list) or len(chain) > MAX_CHAIN or (meta["kind"] == "full") != (not chain):
+        raise _fail(name, "chain")
+    for i, c in enumerate(chain):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not _ID.match(c["id"]) \
+                or not isinstance(c.get("digest"), str) or not _HEX64.match(c["digest"]):
+            raise _fail(name, f"chain[{i}]")
     vols = meta.get("volumes")
     if not isinstance(vols, list) or not 1 <= len(vols) <= MAX_VOLUMES:
         raise _fail(name, "volumes")

@@ -1,4 +1,4 @@
-"""`rescue backup SOURCE FOLDER`: a full image of a disk into a backup folder."""
+"""`rescue backup SOURCE FOLDER`: a full, incremental or differential image of a disk."""
 
 from __future__ import annotations
 
@@ -37,18 +37,29 @@ def parse_size(text: str) -> int:
 @click.option("--split", "split", default=None, help="Cap each volume file, e.g. 4G for FAT32, 650M, 4.7G.")
 @click.option("--sector-by-sector", is_flag=True, help="Store every sector, including free space, "
               "pagefile.sys and hiberfil.sys.")
+@click.option("--incremental", "mode", flag_value="incremental",
+              help="Store only what changed since the latest image in FOLDER.")
+@click.option("--differential", "mode", flag_value="differential",
+              help="Store only what changed since the latest full image in FOLDER.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
-            sector_by_sector: bool, as_json: bool) -> int:
-    """Make a full image of SOURCE (a disk, or a file holding a disk image) in FOLDER."""
+            sector_by_sector: bool, mode: str | None, as_json: bool) -> int:
+    """Make an image of SOURCE (a disk, or a file holding a disk image) in FOLDER.
+
+    Full by default; --incremental and --differential store only the blocks that changed and refer
+    to the earlier images for the rest (a restore needs those images too).
+    """
     options = BackupOptions(partitions=partitions, level=level, password=read_password(password_file),
-                            split=parse_size(split) if split else None, sector_by_sector=sector_by_sector)
+                            split=parse_size(split) if split else None, sector_by_sector=sector_by_sector,
+                            mode=mode or "full")
     with running(not as_json) as (progress, _):
         result = backup(source, folder, options, progress)
     if as_json:
         emit_json(result.as_json())
     else:
-        click.echo(f"image {result.image_id}: read {human(result.read_bytes)}, stored {human(result.data_bytes)} "
+        parent = f" on top of {result.parent}" if result.parent else ""
+        click.echo(f"{result.kind} image {result.image_id}{parent}: read {human(result.read_bytes)}, "
+                   f"stored {human(result.data_bytes)} "
                    f"of data in {human(result.stored_bytes)} ({len(result.volumes)} volume"
                    f"{'s' if len(result.volumes) != 1 else ''}) in {result.seconds:.1f} s")
         for w in result.warnings:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.engine.backup import BackupOptions, backup
-from core.engine.imagereader import ImageReader
+from core.engine.chain import Chain
 from core.engine.repo import Repository
 from core.engine.view import DiskView
 from core.errors import IntegrityError
@@ -20,10 +20,9 @@ def test_random_reads_match_source(tmp_path: Path) -> None:
     src = small_disk(tmp_path / "s.img")
     backup(str(src), str(tmp_path / "bk"), BackupOptions(password=b"pw"), Progress())
     repo = Repository(str(tmp_path / "bk"))
-    m = repo.load(repo.resolve(None), lambda: b"pw")
     data = src.read_bytes()  # small_disk leaves free space zeroed, so the view must equal it
     rnd = random.Random(5)
-    with ImageReader(repo, m) as r:
+    with Chain(repo, repo.resolve(None), lambda: b"pw") as r:
         view = DiskView(r, cache_chunks=2)
         assert view.size == len(data)
         for _ in range(300):
@@ -41,8 +40,7 @@ def test_corrupt_chunk_raises_on_the_read_that_hits_it(tmp_path: Path) -> None:
     raw = bytearray(vol.read_bytes())
     raw[300] ^= 0xFF  # inside chunk 0's payload
     vol.write_bytes(bytes(raw))
-    m = repo.load(repo.resolve(None), lambda: None)
-    with ImageReader(repo, m) as r:
+    with Chain(repo, repo.resolve(None), lambda: None) as r:
         view = DiskView(r)
         with pytest.raises(IntegrityError):
             view.read(0, 512)  # the MBR lives in chunk 0
