@@ -20,6 +20,7 @@ TABLES = {
     "Key slot": c_image.KeySlot,
     "Chunk table entry": c_image.ChunkEntry,
     "Extent map entry": c_image.ExtentEntry,
+    "Unit table entry": c_image.UnitEntry,
 }
 
 
