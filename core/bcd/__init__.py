@@ -1,0 +1,6 @@
+"""The Boot Configuration Data store (a regf hive) and the SYSTEM hive's MountedDevices.
+
+`elements` names element and object types, `device` encodes/decodes device elements byte-exactly,
+`store` exposes objects/elements over a hive and rewrites partition identities after a restore,
+`mounteddevices` does the same for drive letters (win7-boot.md §5 and §7.2).
+"""
