@@ -159,7 +159,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
         extents, units = bytes(chunker.extents), bytes(chunker.units)
         volumes = writer.finish()
         progress.report(Event("backup", total, total))
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         stored_bytes = sum(v.length for v in volumes)
         warnings = list(plan.warnings)
         if chunker.unreadable:

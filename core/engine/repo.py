@@ -7,6 +7,7 @@ to a backup that did not finish and are listed as incomplete, never restored.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -21,8 +22,12 @@ from typing import Any, Callable, Iterator
 from ..errors import Error, ImageNotFound, IncompleteImage, IntegrityError, LockedError, RepositoryError
 from ..format import manifest as mf
 from ..format.manifest import Manifest
+from ..io.atomic import fsync_dir
+from ..io.atomic import os_error
 
 LOCK_NAME = "rescue.lock"
+# How long an empty or unreadable lock may belong to a writer still filling it; older, its writer died.
+LOCK_FILL_GRACE = 2.0
 _ID_RE = re.compile(r"^(\d{8}-\d{6}-[0-9a-f]{6})\.(manifest|v\d{4})(\.partial)?$")
 
 
@@ -77,21 +82,41 @@ class Repository:
         """Exclusive lock for writers: two backups into one folder would interleave ids and space."""
         path = os.path.join(self.path, LOCK_NAME)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-        for _attempt in range(2):
+        for _attempt in range(3):
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
-                holder = self._read_lock(path)
-                if holder is not None and holder.get("host") == me["host"] and not _alive(holder.get("pid")):
-                    os.unlink(path)  # stale: its process is gone from this machine
+                if self._stale_lock(path, str(me["host"])):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as e:
+                        raise os_error(e, self.path, f"removing stale {LOCK_NAME}") from None
                     continue
+                holder = self._read_lock(path)
                 raise LockedError(path=self.path, detail=f"lock held by {holder or 'unknown'}; "
                                                          f"remove {LOCK_NAME} if no backup is running") from None
             except OSError as e:
-                raise RepositoryError(path=self.path, detail=f"cannot create lock: {e.strerror}") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
+                raise os_error(e, self.path, f"creating {LOCK_NAME}") from None
+            data = json.dumps(me).encode()
+            try:
+                # One unbuffered write: the lock is empty only between this call and the one before.
+                try:
+                    written = os.write(fd, data)
+                finally:
+                    os.close(fd)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError as e:
+                try:
+                    os.unlink(path)  # an empty lock would block every later backup
+                except OSError:
+                    pass
+                raise os_error(e, self.path, f"writing {LOCK_NAME}") from None
             break
+        else:
+            raise LockedError(path=self.path, detail="another backup keeps taking the lock")
         try:
             yield
         finally:
@@ -99,6 +124,24 @@ class Repository:
                 os.unlink(path)
             except OSError:
                 pass
+
+    def _stale_lock(self, path: str, host: str) -> bool:
+        """A lock whose writer is gone: same host and dead pid, or left empty by a writer that died
+        between creating and filling it (kill -9, power cut); True also if it vanished meanwhile."""
+        holder = self._read_lock(path)
+        if holder is None:
+            try:
+                age = time.time() - os.stat(path).st_mtime
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False
+            # A live writer fills its lock right after creating it; wait out that moment once.
+            time.sleep(LOCK_FILL_GRACE - min(max(age, 0.0), LOCK_FILL_GRACE))
+            holder = self._read_lock(path)
+            if holder is None:
+                return True
+        return holder is not None and holder.get("host") == host and not _alive(holder.get("pid"))
 
     @staticmethod
     def _read_lock(path: str) -> dict[str, Any] | None:
@@ -125,7 +168,11 @@ class Repository:
         return os.path.join(self.path, f"{image_id}.manifest")
 
     def list_images(self) -> list[ImageEntry]:
-        """Every image, oldest first; complete ones carry their summary."""
+        """Every image, oldest state first; complete ones carry their summary.
+
+        Ordered by the time of the state an image holds (a merged full image takes the time of the
+        point it was folded from), then by id: "latest" means the newest state of the disk.
+        """
         out: list[ImageEntry] = []
         for image_id, names in sorted(self._ids().items()):
             if f"{image_id}.manifest" not in names:
@@ -147,7 +194,22 @@ class Repository:
             except (TypeError, ValueError):
                 out.append(ImageEntry(image_id, False, time=_id_time(image_id),
                                       error=f"{image_id}.manifest: summary is malformed"))
+        out.sort(key=lambda i: (i.time, i.id))
         return out
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete an image: the manifest first (the image stops being committed at once), then volumes."""
+        names = sorted(self._ids().get(image_id, set()), key=lambda n: not n.endswith(".manifest"))
+        for n, name in enumerate(names):
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise RepositoryError(path=self.path, detail=f"cannot delete {name}: {e.strerror}") from None
+            if n == 0:
+                fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def resolve(self, image_id: str | None) -> str:
         """The given id (checked to exist) or the latest image that has a manifest.
