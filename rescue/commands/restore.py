@@ -13,10 +13,14 @@ from ..output import emit_json, human
 def show_plan(plan: RestorePlan) -> None:
     click.echo(f"Restore image {plan.image_id} onto {plan.target_description}", err=True)
     click.echo(f"  partition table: {plan.scheme}, sector size {plan.sector_size}, "
-               f"needs {human(plan.required_size)} of {human(plan.target_size)}", err=True)
+               f"uses {human(plan.required_size)} of {human(plan.target_size)}", err=True)
+    if plan.partitions:
+        click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
+                   f"{'new start':>12} {'new size':>10}  action", err=True)
     for p in plan.partitions:
-        click.echo(f"  partition {p['number']}: start {p['start']}, size {human(p['size'])}, {p['role']}, "
-                   f"{p['fs'] or 'raw'}{' ' + repr(p['label']) if p.get('label') else ''}", err=True)
+        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
+                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
+                   f"{p['action']}{'  ' + repr(p['label']) if p.get('label') else ''}", err=True)
     click.echo(f"  data {human(plan.data_bytes)}, zero-filled {human(plan.zero_bytes)}", err=True)
     for w in plan.warnings:
         click.echo(f"  warning: {w}", err=True)
@@ -28,14 +32,27 @@ def show_plan(plan: RestorePlan) -> None:
 @click.option("--image", "image_id", default=None, help="Image id (default: the latest complete image).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
               help="Password of an encrypted image (or set RESCUE_PASSWORD).")
+@click.option("--grow", type=int, default=None, help="Partition number to grow or shrink to fit the target "
+              "(default: the Windows partition).")
+@click.option("--keep-layout", is_flag=True, help="Keep every partition at its original offset and size.")
+@click.option("--scratch", type=click.Path(file_okay=False), default=None,
+              help="Folder for the scratch file of a shrink (default: the backup folder); it needs room for "
+                   "the used data beyond the partition's new end.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
-def command(folder: str, target: str, image_id: str | None, password_file: str | None, yes: bool, dry_run: bool,
-            as_json: bool) -> int:
-    """Restore an image from FOLDER onto TARGET (a disk, or a disk-image file), overwriting it."""
+def command(folder: str, target: str, image_id: str | None, password_file: str | None, grow: int | None,
+            keep_layout: bool, scratch: str | None, yes: bool, dry_run: bool, as_json: bool) -> int:
+    """Restore an image from FOLDER onto TARGET (a disk, or a disk-image file), overwriting it.
+
+    The target may be larger or smaller than the source: small system partitions keep their sizes,
+    every start is aligned to 1 MiB, and the Windows partition grows or shrinks to fill (NTFS is
+    resized with ntfsresize). Everything written is read back and compared before the partition table
+    is written last; the plan is shown before anything is written.
+    """
     with running(not as_json) as (progress, _):
-        plan = plan_restore(folder, image_id, target, password_source(password_file), progress)
+        plan = plan_restore(folder, image_id, target, password_source(password_file), progress, grow=grow,
+                            keep_layout=keep_layout, scratch=scratch)
         try:
             if not as_json:
                 show_plan(plan)
@@ -52,8 +69,10 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     if as_json:
         emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
     else:
+        for a in result.actions:
+            click.echo(f"  {a}", err=True)
         click.echo(f"restored image {result.image_id} onto {result.target}: {human(result.written_bytes)} "
-                   f"written in {result.seconds:.1f} s")
+                   f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
         for w in result.warnings:
             click.echo(f"warning: {w}", err=True)
     return 100 if result.unreadable else 0

@@ -45,11 +45,11 @@ def sfdisk_json(path: Path) -> dict:
     return json.loads(out)["partitiontable"]
 
 
-def restore(folder: Path, target: Path, size: int, password: bytes | None = None) -> None:
+def restore(folder: Path, target: Path, size: int, password: bytes | None = None, **kw: object) -> None:
     target.unlink(missing_ok=True)
     with open(target, "wb") as f:
         f.truncate(size)
-    plan = plan_restore(str(folder), None, str(target), lambda: password, Progress())
+    plan = plan_restore(str(folder), None, str(target), lambda: password, Progress(), **kw)  # type: ignore[arg-type]
     execute_restore(plan, Progress())
 
 
@@ -103,7 +103,7 @@ def test_gpt_onto_larger_disk_moves_backup_header(tmp_path: Path) -> None:
     folder = tmp_path / "bk"
     backup(str(info.path), str(folder), BackupOptions(), Progress())
     dst = tmp_path / "dst.img"
-    restore(folder, dst, info.size * 3 // 2)
+    restore(folder, dst, info.size * 3 // 2, keep_layout=True)
     v = subprocess.run(["sgdisk", "-v", str(dst)], capture_output=True, text=True)
     assert v.returncode == 0 and "No problems found" in v.stdout, v.stdout + v.stderr
     t = sfdisk_json(dst)

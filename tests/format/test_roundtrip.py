@@ -33,10 +33,11 @@ def disk(tmp_path: Path) -> Path:
     return small_disk(tmp_path / "src.img")
 
 
-def restore_to(folder: Path, target: Path, size: int, password: bytes | None = None) -> None:
+def restore_to(folder: Path, target: Path, size: int, password: bytes | None = None,
+               keep_layout: bool = False) -> None:
     with open(target, "wb") as f:
         f.truncate(size)
-    plan = plan_restore(str(folder), None, str(target), lambda: password, Progress())
+    plan = plan_restore(str(folder), None, str(target), lambda: password, Progress(), keep_layout=keep_layout)
     execute_restore(plan, Progress())
 
 
@@ -61,7 +62,7 @@ def test_restore_onto_larger_file_keeps_everything(disk: Path, tmp_path: Path) -
     folder = tmp_path / "bk"
     backup(str(disk), str(folder), BackupOptions(), Progress())
     target = tmp_path / "dst.img"
-    restore_to(folder, target, disk.stat().st_size + (64 << 20))
+    restore_to(folder, target, disk.stat().st_size + (64 << 20), keep_layout=True)
     assert sha(target, disk.stat().st_size) == sha(disk)
 
 
