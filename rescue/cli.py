@@ -18,7 +18,8 @@ from core import __version__
 from core import selftest
 from core.errors import Cancelled, Error
 
-from .commands import backup, disks, extract, listing, merge, mount, prune, restore, umount, verify
+from .commands import (backup, bcd, clone, disks, extract, fix_boot, listing, merge, mount, prune, restore, umount,
+                       verify)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,7 +37,7 @@ def cli() -> None:
     selftest.run()  # known-answer tests of the crypto and compression before any work
 
 
-for module in (disks, backup, listing, verify, restore, merge, prune, mount, umount, extract):
+for module in (disks, backup, listing, verify, restore, clone, merge, prune, mount, umount, extract, bcd, fix_boot):
     cli.add_command(module.command)
 
 

@@ -1,0 +1,158 @@
+"""Clone a disk onto another, no image in between: the same plan, placement, proof and repair as a restore.
+
+The source is opened read-only and planned like a backup (used clusters, raw partitions, gaps); the
+target is checked like a restore target and must not be the source under any alias. Reads run in the
+worker threads (pread releases the GIL) while the main thread writes, with a bounded number of pieces
+in flight. Everything written is read back and compared with hashes of what was read from the source.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..disk.device import Disk, open_source, open_target, recheck
+from ..disk.discover import describe
+from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError
+from ..format.c_image import CHUNK_SIZE
+from ..io.reader import FdReader
+from ..progress import Event, Progress
+from .chunker import ZERO_BLOCK
+from .layout import Layout, plan_layout
+from .pipeline import Ordered
+from .place import Placer
+from .plan import BackupPlan, plan_backup
+from .restore import finish_target, invalidate
+
+_ZEROS = bytes(ZERO_BLOCK)
+
+
+@dataclass
+class ClonePlan:
+    source: str
+    target: str
+    source_description: str
+    target_description: str
+    layout: Layout | None
+    data_bytes: int
+    warnings: list[str] = field(default_factory=list)
+    _src: Disk | None = field(default=None, repr=False)
+    _dst: Disk | None = field(default=None, repr=False)
+    _plan: BackupPlan | None = field(default=None, repr=False)
+    _scratch: str = field(default="/var/tmp", repr=False)
+
+    @property
+    def partitions(self) -> list[dict[str, Any]]:
+        if self.layout is None:
+            return []
+        return [m.as_json() | {"label": m.source.get("label", "")} for m in self.layout.moves]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "source_description": self.source_description,
+                "target_description": self.target_description,
+                "layout": self.layout.as_json() if self.layout else None, "partitions": self.partitions,
+                "data_bytes": self.data_bytes, "warnings": self.warnings}
+
+    def close(self) -> None:
+        for d in (self._src, self._dst):
+            if d is not None:
+                d.close()
+        self._src = self._dst = None
+
+
+@dataclass
+class CloneResult:
+    source: str
+    target: str
+    written_bytes: int
+    verified_bytes: int
+    seconds: float
+    actions: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "written_bytes": self.written_bytes,
+                "verified_bytes": self.verified_bytes, "seconds": round(self.seconds, 3), "actions": self.actions}
+
+
+def plan_clone(source: str, target: str, progress: Progress, *, partitions: str = "all", grow: int | None = None,
+               keep_layout: bool = False, scratch: str = "/var/tmp") -> ClonePlan:
+    src = open_source(source)
+    try:
+        reader = FdReader(src.fd, src.size, source)
+        progress.report(Event("plan", message=f"reading partition table and filesystems of {source}"))
+        bplan = plan_backup(reader, src.logical_sector_size, partitions)
+        table = bplan.table_json()
+        if table is None:
+            raise UsageError(detail=f"{source} has no partition table: clone needs one to lay out the target")
+        dst = open_target(target, sources=[source], required_size=1, sector_size=src.logical_sector_size)
+        try:
+            layout = plan_layout(table, dst.size, dst.logical_sector_size, grow=grow, keep_layout=keep_layout,
+                                 windows=any(p.get("role") == "windows" for p in table["partitions"]))
+        except TargetRefused as e:
+            dst.close()
+            raise TargetRefused(target=target, detail=e.message.split(": ", 1)[-1]) from None
+        data = sum(r.length for r in bplan.regions if r.kind == "used")
+        return ClonePlan(source, target, describe(src), describe(dst), layout, data, list(bplan.warnings),
+                         src, dst, bplan, scratch)
+    except BaseException:
+        src.close()
+        raise
+
+
+def _pieces(plan: BackupPlan) -> Iterator[tuple[int, int, str]]:
+    for r in plan.regions:
+        pos, end = r.start, r.start + r.length
+        while pos < end:
+            n = min(CHUNK_SIZE, end - pos)
+            yield pos, n, r.kind
+            pos += n
+
+
+def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
+    if plan._src is None or plan._dst is None or plan._plan is None or plan.layout is None:
+        raise UsageError(detail="clone plan was already used or closed")
+    started = time.monotonic()
+    src, dst, bplan = plan._src, plan._dst, plan._plan
+    table = bplan.table_json()
+    assert table is not None  # checked in plan_clone
+    placer = Placer(dst, plan.layout, [(m["offset"], m["length"]) for m in table["meta"]], plan._scratch)
+    total = sum(r.length for r in bplan.regions)
+    done = 0
+
+    def read(item: tuple[int, int, str]) -> tuple[int, str, bytes]:
+        off, n, kind = item
+        data = src.pread(off, n)
+        if len(data) != n:
+            raise SourceError(path=plan.source, detail=f"short read at byte {off}")
+        return off, kind, data
+
+    try:
+        recheck(dst)
+        invalidate(dst, table["scheme"], plan.layout.sector_size)
+        for off, kind, data in Ordered(read, _pieces(bplan)):
+            progress.check()
+            view = memoryview(data)
+            if kind == "used":
+                placer.put(off, view)
+            else:
+                for i in range(0, len(view), ZERO_BLOCK):
+                    block = view[i:i + ZERO_BLOCK]
+                    if block == _ZEROS[:len(block)]:
+                        if kind == "raw":
+                            placer.zero(off + i, len(block))
+                    else:
+                        placer.put(off + i, block)
+            done += len(view)
+            progress.report(Event("clone", done, total))
+        for off, n in bplan.zeroed:
+            placer.zero(off, n)
+        verified = placer.read_back(progress)
+        actions = finish_target(placer, table, progress)
+    except OSError as e:
+        raise TargetWriteError(target=plan.target, detail=f"{e.strerror or e}; the target is left unfinished "
+                                                         "(no partition table): run the clone again") from e
+    finally:
+        placer.close()
+        plan.close()
+    return CloneResult(plan.source, plan.target, placer.written, verified, time.monotonic() - started, actions)

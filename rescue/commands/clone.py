@@ -1,0 +1,66 @@
+"""`rescue clone SOURCE TARGET`: copy a disk onto another of any size that fits, no image in between."""
+
+from __future__ import annotations
+
+import click
+
+from core.engine.clone import ClonePlan, execute_clone, plan_clone
+
+from ..context import confirm_target, running
+from ..output import emit_json, human
+
+
+def show_plan(plan: ClonePlan) -> None:
+    click.echo(f"Clone {plan.source_description}", err=True)
+    click.echo(f"   to {plan.target_description}", err=True)
+    click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
+               f"{'new start':>12} {'new size':>10}  action", err=True)
+    for p in plan.partitions:
+        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
+                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
+                   f"{p['action']}", err=True)
+    click.echo(f"  data to copy: {human(plan.data_bytes)}", err=True)
+    for w in plan.warnings:
+        click.echo(f"  warning: {w}", err=True)
+
+
+@click.command("clone")
+@click.argument("source")
+@click.argument("target")
+@click.option("--partitions", default="all", show_default=True,
+              help="'all', 'system' (boot partitions + Windows) or partition numbers like 1,2.")
+@click.option("--grow", type=int, default=None, help="Partition number to grow or shrink to fit the target.")
+@click.option("--keep-layout", is_flag=True, help="Keep every partition at its original offset and size.")
+@click.option("--scratch", type=click.Path(file_okay=False), default="/var/tmp", show_default=True,
+              help="Folder for the scratch file of a shrink (room for the used data beyond the new end).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
+@click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
+def command(source: str, target: str, partitions: str, grow: int | None, keep_layout: bool, scratch: str,
+            yes: bool, dry_run: bool, as_json: bool) -> int:
+    """Clone SOURCE onto TARGET (disks or disk-image files): used blocks only, partitions laid out to fit,
+    NTFS resized, everything read back and compared, the partition table written last."""
+    with running(not as_json) as (progress, _):
+        plan = plan_clone(source, target, progress, partitions=partitions, grow=grow, keep_layout=keep_layout,
+                          scratch=scratch)
+        try:
+            if not as_json:
+                show_plan(plan)
+            if dry_run:
+                if as_json:
+                    emit_json({"dry_run": True, "plan": plan.as_json()})
+                else:
+                    click.echo("dry run: nothing was written")
+                return 0
+            confirm_target(plan.target, plan.target_description, yes)
+            result = execute_clone(plan, progress)
+        finally:
+            plan.close()
+    if as_json:
+        emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
+    else:
+        for a in result.actions:
+            click.echo(f"  {a}", err=True)
+        click.echo(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
+                   f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
+    return 0
