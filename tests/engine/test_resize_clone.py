@@ -1,0 +1,124 @@
+"""Issue 5: restore onto 1.5x and ~0.6x disks, and clone --partitions system onto a smaller blank disk.
+
+Checked with the real tools: files identical through ntfs-3g, `ntfsfix -n` clean and `ntfsresize
+--info` accepting the volume (ntfsresize leaves a resized volume flagged for one chkdsk at Windows'
+next boot, as it always does, hence --force), hidden sectors equal to the partition starts, GPT valid
+(`sgdisk -v`), and the plan printed before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.engine.backup import BackupOptions, backup
+from core.engine.clone import execute_clone, plan_clone
+from core.engine.restore import execute_restore, plan_restore
+from core.errors import TargetRefused
+from core.progress import Progress
+from tests.conftest import need_root_tools
+from tests.factory import cached_disk_info
+from tests.ntfs3g import attached, partition_hashes, partitions
+
+pytestmark = pytest.mark.root
+VOLATILE = {"pagefile.sys", "hiberfil.sys"}
+MiB = 1 << 20
+
+
+def files(disk: Path) -> dict[int, dict[str, str]]:
+    return {n: {k: v for k, v in h.items() if k not in VOLATILE} for n, h in partition_hashes(disk).items()}
+
+
+def check_disk(path: Path, scheme: str) -> list[dict]:
+    parts = partitions(path)
+    for p in parts:
+        with open(path, "rb") as f:
+            f.seek(p["offset"])
+            boot = f.read(512)
+        if boot[3:11] == b"NTFS    ":
+            assert int.from_bytes(boot[0x1C:0x20], "little") == p["offset"] // 512, "hidden sectors"
+            with attached(path, p["offset"], p["length"]) as dev:
+                fix = subprocess.run(["ntfsfix", "-n", dev], capture_output=True, text=True)
+                assert fix.returncode == 0, fix.stdout + fix.stderr
+                info = subprocess.run(["ntfsresize", "--info", "--force", "--no-progress-bar", dev],
+                                      capture_output=True, text=True)
+                assert info.returncode == 0, info.stdout + info.stderr
+    if scheme == "gpt":
+        v = subprocess.run(["sgdisk", "-v", str(path)], capture_output=True, text=True)
+        assert "No problems found" in v.stdout, v.stdout
+    return parts
+
+
+def new_disk(path: Path, size: int) -> Path:
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size // MiB * MiB)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["mbr-small", "gpt-small"])
+@pytest.mark.parametrize("factor", [1.5, 0.6])
+def test_restore_onto_other_sizes(kind: str, factor: float, tmp_path: Path) -> None:
+    need_root_tools("ntfs-3g", "ntfsresize", "sgdisk", "fusermount3")
+    info = cached_disk_info(kind, size=700 * MiB, hiberfil_magic=b"wake")
+    folder = tmp_path / "bk"
+    backup(str(info.path), str(folder), BackupOptions(), Progress())
+    target = new_disk(tmp_path / "t.img", int(info.size * factor))
+    plan = plan_restore(str(folder), None, str(target), lambda: None, Progress())
+    win = next(p for p in plan.partitions if p["role"] == "windows")
+    assert win["action"] == ("grow" if factor > 1 else "shrink")
+    assert all(p["new_start"] % MiB == 0 for p in plan.partitions)
+    assert all(p["new_size"] == p["old_size"] for p in plan.partitions if p["role"] != "windows")
+    result = execute_restore(plan, Progress())
+    assert result.verified_bytes == result.written_bytes > 0
+    parts = check_disk(target, info.scheme)
+    assert parts[-1]["offset"] + parts[-1]["length"] <= target.stat().st_size
+    assert files(target) == files(info.path)
+
+
+def test_clone_system_partitions_onto_smaller_blank_disk(tmp_path: Path) -> None:
+    need_root_tools("ntfs-3g", "ntfsresize", "sgdisk", "fusermount3")
+    info = cached_disk_info("gpt-small", size=700 * MiB, hiberfil_magic=b"wake")
+    target = new_disk(tmp_path / "ssd.img", 420 * MiB)
+    plan = plan_clone(str(info.path), str(target), Progress(), partitions="system", scratch=str(tmp_path))
+    assert [p["role"] for p in plan.partitions] == ["esp", "msr", "windows"]
+    result = execute_clone(plan, Progress())
+    assert result.verified_bytes == result.written_bytes
+    check_disk(target, "gpt")
+    assert files(target) == files(info.path)
+    t = json.loads(subprocess.run(["sfdisk", "--json", str(target)], capture_output=True, text=True,
+                                  check=True).stdout)["partitiontable"]
+    assert t["id"].lower() == info.disk_id  # the disk GUID is kept, so are the partition GUIDs
+    assert [p["uuid"].lower() for p in t["partitions"]] == [p.guid for p in info.partitions]
+
+
+def test_target_too_small_for_the_data_refused_with_numbers(tmp_path: Path) -> None:
+    need_root_tools("ntfs-3g")
+    info = cached_disk_info("mbr-small", size=700 * MiB, hiberfil_magic=b"wake")
+    folder = tmp_path / "bk"
+    backup(str(info.path), str(folder), BackupOptions(), Progress())
+    target = new_disk(tmp_path / "t.img", 160 * MiB)
+    target.write_bytes(b"\x33" * (160 * MiB))
+    with pytest.raises(TargetRefused) as e:
+        plan_restore(str(folder), None, str(target), lambda: None, Progress())
+    assert "bytes" in e.value.message and "cannot shrink" in e.value.message
+    assert target.read_bytes()[:1 << 20] == b"\x33" * (1 << 20)
+
+
+def test_4kn_target_refused_for_windows_7(tmp_path: Path) -> None:
+    need_root_tools("ntfs-3g", "losetup")
+    info = cached_disk_info("mbr-small", hiberfil_magic=b"wake")
+    folder = tmp_path / "bk"
+    backup(str(info.path), str(folder), BackupOptions(), Progress())
+    target = new_disk(tmp_path / "t.img", 512 * MiB)
+    dev = subprocess.run(["losetup", "-f", "--show", "-b", "4096", str(target)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    try:
+        with pytest.raises(TargetRefused) as e:
+            plan_restore(str(folder), None, dev, lambda: None, Progress())
+        assert "sector" in e.value.message
+    finally:
+        subprocess.run(["losetup", "-d", dev])
