@@ -158,6 +158,13 @@ class FilesystemStateWarning(Warning_):
     exit_code = 101
 
 
+class BootRepairWarning(Warning_):
+    """The boot repair finished but left something undone (dirty hive, hibernated Windows, BitLocker
+    boot sector, a device that still points nowhere); its report says what."""
+
+    exit_code = 102
+
+
 def all_error_classes() -> list[type[Error]]:
     """Every error class, for the README exit-code table and the uniqueness test."""
     out: list[type[Error]] = []

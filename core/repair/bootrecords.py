@@ -1,0 +1,200 @@
+"""Boot records a moved or cloned Windows needs: MBR boot code, active flag, disk signature, and the
+hidden-sectors field of the NTFS / FAT boot sectors (win7-boot.md §1, §3, §4, §9).
+
+- MBR boot code (bytes 0-439) is written only where it is missing (all zero) or not a code we know:
+  Windows' (SHA-256 of the English Windows 7 code, or the NT 6 fingerprints below) and syslinux's
+  ``mbr.bin`` are kept as they are. New code is Debian's syslinux ``mbr.bin`` (first 440 bytes; the
+  signature and the table are never touched by that write).
+- The active flag (0x80) goes on the boot partition's entry and is cleared on the other entries.
+- Hidden sectors (BPB 0x1C) = the partition's start LBA, in the boot sector *and* its backup (NTFS:
+  the volume's last sector; FAT32: the sector the BPB names, usually 6).
+- A BitLocker volume's boot sector is never touched: BitLocker measures it into the TPM and its
+  metadata must stay byte-identical; the report says so.
+
+`plan_boot_records` only reads; `apply_boot_records` performs the planned writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..disk.c_mbr import BOOT_CODE_SIZE, ENTRIES_OFFSET, MBR_SECTOR, decode_entries
+from ..disk.device import Disk
+from ..disk.fat import FAT32_EXT, parse_fat_boot
+from ..disk.ntfs_boot import parse_ntfs_boot
+from ..errors import FormatError
+from ..io.reader import Reader
+from .layout import FAT_KINDS, DiskLayout, PartState
+
+SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
+# win7-boot.md §1.2: SHA-256 of the 440 code bytes of the English Windows 7 MBR (ms-sys mbr_win7.h).
+WIN7_MBR_SHA256 = "59019b8b59cffb325855cdc7716d38f8ce2112b9b027f2f8516992e2e686525b"
+# Every Windows MBR since NT starts "xor ax,ax; mov ss,ax; mov sp,7C00h"; the NT 6 (Vista/7/8/10)
+# code also compares EBX with 'TCPA' for the TPM measurement (§1.2 step 5), NT 5 carries its English
+# "Invalid partition table" message. Localised Windows 7 codes differ only in the messages, so these
+# fingerprints recognise them where the hash does not.
+WINDOWS_PREFIX = bytes.fromhex("33c08ed0bc007c")
+SIGNATURE_OFFSET = MBR_SECTOR.offsets["disk_signature"][0]
+HIDDEN_SECTORS_OFFSET = 0x1C
+ENTRY_SIZE = 16
+_U32 = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class BootRecordChange:
+    """One planned write: ``data`` at absolute disk byte ``offset``; ``where``/``old``/``new`` for people."""
+
+    where: str
+    old: str
+    new: str
+    offset: int
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class BootRecordPlan:
+    changes: list[BootRecordChange] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def classify_mbr_code(code: bytes) -> str:
+    """What the 440 bytes of boot code are: "empty", "Windows 7", "Windows (NT 6)", "Windows (NT 5)",
+    "syslinux" or "unknown"."""
+    code = bytes(code[:BOOT_CODE_SIZE])
+    if code == bytes(len(code)):
+        return "empty"
+    if hashlib.sha256(code).hexdigest() == WIN7_MBR_SHA256:
+        return "Windows 7"
+    if code.startswith(WINDOWS_PREFIX) and b"TCPA" in code:
+        return "Windows (NT 6)"
+    if code.startswith(WINDOWS_PREFIX) and b"Invalid partition table" in code:
+        return "Windows (NT 5)"
+    if SYSLINUX_MBR.exists() and code == SYSLINUX_MBR.read_bytes()[:BOOT_CODE_SIZE]:
+        return "syslinux"
+    return "unknown"
+
+
+def plan_boot_records(layout: DiskLayout, reader: Reader) -> BootRecordPlan:
+    """Every boot-record write this disk needs (none when it is already right)."""
+    plan = BootRecordPlan()
+    if layout.scheme == "mbr":
+        _plan_mbr(layout, reader, plan)
+    else:
+        plan.notes.append("GPT disk: UEFI boots the ESP, so the protective MBR's code and flags are left as they are")
+    for s in layout.parts:
+        if s.fs == "bitlocker":
+            plan.problems.append(
+                f"partition {s.number} is BitLocker-encrypted: its boot sector was not touched (BitLocker keeps "
+                "its own metadata there and measures it into the TPM; after a move, have the recovery key at hand)")
+        elif s.fs == "ntfs":
+            _plan_ntfs(layout, reader, s, plan)
+        elif s.fs in FAT_KINDS:
+            _plan_fat(layout, reader, s, plan)
+    return plan
+
+
+def _plan_mbr(layout: DiskLayout, reader: Reader, plan: BootRecordPlan) -> None:
+    sector0 = reader.read(0, 512)
+    if len(sector0) < 512:
+        raise FormatError(what="MBR", detail="sector 0 is shorter than 512 bytes")
+    if layout.signature != layout.old_signature and layout.signature is not None:
+        plan.changes.append(BootRecordChange("MBR disk signature", f"0x{layout.old_signature or 0:08x}",
+                                             f"0x{layout.signature:08x}", SIGNATURE_OFFSET,
+                                             _U32.pack(layout.signature)))
+    kind = classify_mbr_code(sector0[:BOOT_CODE_SIZE])
+    if kind in ("empty", "unknown"):
+        if SYSLINUX_MBR.exists():
+            code = SYSLINUX_MBR.read_bytes()[:BOOT_CODE_SIZE]
+            plan.changes.append(BootRecordChange("MBR boot code", f"{kind} code", "syslinux mbr.bin", 0, code))
+        else:
+            plan.problems.append(f"MBR boot code is {kind} and {SYSLINUX_MBR} is absent (install syslinux-common)")
+    else:
+        plan.notes.append(f"MBR boot code: {kind}, kept")
+    boot = layout.boot
+    if boot is None:
+        plan.problems.append("no boot partition (bootmgr + \\Boot\\BCD) found: active flag left as it is")
+        return
+    if boot.part.logical:
+        plan.problems.append(f"boot partition {boot.number} is a logical partition, which the BIOS cannot boot; "
+                             "active flag left as it is")
+        return
+    for e in decode_entries(sector0, "MBR"):
+        if not e.used:
+            continue
+        want = 0x80 if e.slot + 1 == boot.number else 0x00
+        if e.status != want:
+            off = ENTRIES_OFFSET + e.slot * ENTRY_SIZE
+            plan.changes.append(BootRecordChange(f"MBR entry {e.slot + 1} status", f"0x{e.status:02x}",
+                                                 f"0x{want:02x}", off, bytes([want])))
+
+
+def _hidden(layout: DiskLayout, s: PartState, plan: BootRecordPlan) -> int | None:
+    lba = s.start // layout.sector_size
+    if lba > 0xFFFFFFFF:
+        plan.problems.append(f"partition {s.number} starts at LBA {lba}, beyond the 32-bit hidden-sectors field")
+        return None
+    return lba
+
+
+def _patch(plan: BootRecordPlan, where: str, sector: bytes, offset: int, want: int) -> None:
+    old = _U32.unpack_from(sector, HIDDEN_SECTORS_OFFSET)[0]
+    if old != want:
+        plan.changes.append(BootRecordChange(where, str(old), str(want), offset + HIDDEN_SECTORS_OFFSET,
+                                             _U32.pack(want)))
+
+
+def _plan_ntfs(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecordPlan) -> None:
+    sector = reader.read(s.start, 512)
+    try:
+        boot = parse_ntfs_boot(sector, s.part.size)
+    except FormatError as e:
+        plan.problems.append(f"partition {s.number}: NTFS boot sector unusable ({e.message}); left as it is")
+        return
+    if boot.bytes_per_sector != layout.sector_size:
+        plan.problems.append(f"partition {s.number}: NTFS has {boot.bytes_per_sector}-byte sectors on a disk with "
+                             f"{layout.sector_size}-byte sectors; Windows cannot boot from it")
+    want = _hidden(layout, s, plan)
+    if want is None:
+        return
+    _patch(plan, f"partition {s.number} NTFS boot sector hidden sectors", sector, s.start, want)
+    backup_off = s.start + boot.backup_boot_offset
+    backup = reader.read(backup_off, 512) if boot.backup_boot_offset + 512 <= s.part.size else b""
+    if len(backup) == 512 and backup[3:11] == sector[3:11] and backup[0x1FE:0x200] == b"\x55\xaa":
+        _patch(plan, f"partition {s.number} NTFS backup boot sector hidden sectors", backup, backup_off, want)
+    else:
+        plan.problems.append(f"partition {s.number}: no NTFS backup boot sector at the volume's last sector "
+                             f"(byte {boot.backup_boot_offset}); left as it is")
+
+
+def _plan_fat(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecordPlan) -> None:
+    sector = reader.read(s.start, 512)
+    try:
+        geo = parse_fat_boot(sector, s.part.size)
+    except FormatError as e:
+        plan.problems.append(f"partition {s.number}: FAT boot sector unusable ({e.message}); left as it is")
+        return
+    want = _hidden(layout, s, plan)
+    if want is None:
+        return
+    _patch(plan, f"partition {s.number} {geo.kind.upper()} boot sector hidden sectors", sector, s.start, want)
+    if geo.kind != "fat32":
+        return
+    backup_sector = FAT32_EXT.parse(sector, 0x24, "FAT32 extended BPB")["backup_boot"]
+    if backup_sector in (0, 0xFFFF) or backup_sector >= geo.reserved_sectors:
+        return  # no backup boot sector on this volume
+    off = s.start + backup_sector * geo.bytes_per_sector
+    backup = reader.read(off, 512)
+    if len(backup) == 512 and backup[0x52:0x5A] == sector[0x52:0x5A] and backup[0x1FE:0x200] == b"\x55\xaa":
+        _patch(plan, f"partition {s.number} FAT32 backup boot sector hidden sectors", backup, off, want)
+
+
+def apply_boot_records(disk: Disk, plan: BootRecordPlan) -> None:
+    """Write the planned changes and make them durable."""
+    for c in plan.changes:
+        disk.pwrite(c.offset, c.data)
+    if plan.changes:
+        disk.sync()

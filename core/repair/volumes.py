@@ -1,0 +1,337 @@
+"""Files inside the NTFS and FAT volumes of a disk, read and written only through the real tools.
+
+NTFS goes through ntfs-3g (FUSE) on a loop device attached over the partition's byte range
+(``losetup -f --show -o OFFSET --sizelimit SIZE``: rescue systems have no partition nodes for loop
+devices, and a disk that is itself a block device is handled the same way, with the offset on it).
+FAT goes through mtools on ``DISK@@OFFSET``. We never write a filesystem ourselves.
+
+`open_volume` is a context manager that always unmounts and detaches, also on errors, and waits for
+ntfs-3g to exit (it flushes its caches on the way out). Paths are Windows-style and case-insensitive
+(``\\Boot\\BCD``); `VolumeFiles.replace` keeps the old file as ``NAME.rescue-bak-STAMP`` and replaces
+atomically (NTFS: temp file, fsync, rename; FAT: temp file, then a rename over the old name, since FAT
+has no atomic replace; the backup exists before the old file is touched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Iterator, Protocol
+
+from ..errors import SourceError, TargetWriteError, UnsupportedError
+from ..regf.writer import atomic_replace
+
+# Files we read through these helpers are hives (BCD: tens of KiB; SYSTEM: up to ~100 MiB on old,
+# busy machines). 512 MiB bounds memory use on rescue media against a wrong path (a pagefile).
+MAX_FILE = 512 << 20
+# ntfs-3g mounts in well under a second; 30 s covers a loaded machine without hanging forever.
+MOUNT_TIMEOUT = 30.0
+MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"}
+
+
+class VolumeFiles(Protocol):
+    """What the repair needs of a volume: find, read and replace files (paths like ``\\Boot\\BCD``)."""
+
+    partition: int
+    readonly: bool
+
+    def exists(self, path: str) -> bool: ...
+
+    def read(self, path: str) -> bytes: ...
+
+    def replace(self, path: str, data: bytes) -> str | None: ...
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.replace("\\", "/").split("/") if p]
+
+
+def _win(parts: list[str]) -> str:
+    return "\\" + "\\".join(parts)
+
+
+def _run(cmd: list[str], what: str, *, env: dict[str, str] | None = None, write: bool = True) -> str:
+    """Run a tool; a failure is a `TargetWriteError` (``write``) or a `SourceError` naming it."""
+    if shutil.which(cmd[0]) is None:
+        raise UnsupportedError(detail=f"{cmd[0]} is not installed; it is needed to {what}")
+    proc = subprocess.run(cmd, capture_output=True, env={**os.environ, **env} if env else None, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().replace("\n", " | ")
+        detail = f"{' '.join(cmd[:2])}… ({what}) exited {proc.returncode}: {err}"
+        if write:
+            raise TargetWriteError(target=cmd[-1], detail=detail)
+        raise SourceError(path=cmd[-1], detail=detail)
+    return proc.stdout.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def loop_attached(disk: str, offset: int, size: int, *, readonly: bool) -> Iterator[str]:
+    """Attach ``size`` bytes at ``offset`` of a disk or image as a loop device; always detached after."""
+    cmd = ["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size)] + (["-r"] if readonly else [])
+    dev = ""
+    # Parallel users may race for the same free loop device (EBUSY for the loser): retry a few times.
+    for attempt in range(5):
+        try:
+            dev = _run([*cmd, disk], "attach a partition as a loop device", write=not readonly).strip()
+            break
+        except (TargetWriteError, SourceError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    try:
+        yield dev
+    finally:
+        _detach(dev)
+
+
+def _detach(dev: str) -> None:
+    # udev may still probe the device right after a write; LOOP_CLR_FD then fails briefly.
+    for attempt in range(10):
+        if subprocess.run(["losetup", "-d", dev], capture_output=True, check=False).returncode == 0:
+            return
+        time.sleep(0.1 * (attempt + 1))
+    raise TargetWriteError(target=dev, detail="losetup -d kept failing; detach it by hand")
+
+
+class NtfsFiles:
+    """Files of an NTFS volume mounted through ntfs-3g at ``root``."""
+
+    def __init__(self, root: Path, partition: int, readonly: bool) -> None:
+        self.root = root
+        self.partition = partition
+        self.readonly = readonly
+
+    def _resolve(self, path: str) -> Path | None:
+        """The real path of ``path``, matching each component case-insensitively as Windows does."""
+        cur = self.root
+        for part in _parts(path):
+            want = part.casefold()
+            try:
+                names = os.listdir(cur)
+            except OSError:
+                return None
+            match = next((n for n in names if n.casefold() == want), None)
+            if match is None:
+                return None
+            cur = cur / match
+        return cur
+
+    def exists(self, path: str) -> bool:
+        p = self._resolve(path)
+        return p is not None and p.is_file()
+
+    def read(self, path: str) -> bytes:
+        p = self._resolve(path)
+        if p is None or not p.is_file():
+            raise SourceError(path=f"partition {self.partition}:{path}", detail="no such file")
+        try:
+            size = p.stat().st_size
+            if size > MAX_FILE:
+                raise UnsupportedError(detail=f"partition {self.partition}:{path} is {size} bytes, over {MAX_FILE}")
+            return p.read_bytes()
+        except OSError as e:
+            raise SourceError(path=f"partition {self.partition}:{path}", detail=e.strerror or str(e)) from e
+
+    def replace(self, path: str, data: bytes) -> str | None:
+        """Write ``path`` atomically (missing folders are created); return the backup's Windows path."""
+        if self.readonly:
+            raise TargetWriteError(target=f"partition {self.partition}", detail="mounted read-only")
+        parts = _parts(path)
+        parent = self.root
+        for part in parts[:-1]:
+            match = next((n for n in os.listdir(parent) if n.casefold() == part.casefold()), None)
+            if match is None:
+                try:
+                    (parent / part).mkdir()
+                except OSError as e:
+                    raise TargetWriteError(target=f"partition {self.partition}:{path}",
+                                           detail=e.strerror or str(e)) from e
+                match = part
+            parent = parent / match
+        existing = self._resolve(path)
+        target = existing if existing is not None else parent / parts[-1]
+        bak = atomic_replace(target, data, backup=True)
+        return _win(_rel(bak, self.root)) if bak is not None else None
+
+
+def _rel(p: Path, root: Path) -> list[str]:
+    return list(p.relative_to(root).parts)
+
+
+class FatFiles:
+    """Files of a FAT volume reached with mtools at ``disk@@offset``."""
+
+    def __init__(self, disk: str, offset: int, partition: int, readonly: bool) -> None:
+        self.image = f"{disk}@@{offset}"
+        self.partition = partition
+        self.readonly = readonly
+
+    def _listing(self, folder: list[str]) -> list[str] | None:
+        proc = subprocess.run(["mdir", "-b", "-i", self.image, "::" + "/".join(["", *folder]) + "/"],
+                              capture_output=True, env={**os.environ, **MTOOLS_ENV}, check=False)
+        if proc.returncode != 0:
+            return None
+        names = []
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            line = line.strip().rstrip("/")
+            if line.startswith("::"):
+                names.append(line.rsplit("/", 1)[-1])
+        return names
+
+    def exists(self, path: str) -> bool:
+        parts = _parts(path)
+        names = self._listing(parts[:-1])
+        return names is not None and parts[-1].casefold() in (n.casefold() for n in names)
+
+    def read(self, path: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="rescue-fat-") as tmp:
+            local = Path(tmp) / "f"
+            proc = subprocess.run(["mcopy", "-n", "-i", self.image, "::" + "/".join(["", *_parts(path)]), str(local)],
+                                  capture_output=True, env={**os.environ, **MTOOLS_ENV}, check=False)
+            if proc.returncode != 0 or not local.is_file():
+                raise SourceError(path=f"partition {self.partition}:{path}",
+                                  detail=proc.stderr.decode(errors="replace").strip() or "no such file")
+            if local.stat().st_size > MAX_FILE:
+                raise UnsupportedError(detail=f"partition {self.partition}:{path} is over {MAX_FILE} bytes")
+            return local.read_bytes()
+
+    def replace(self, path: str, data: bytes) -> str | None:
+        if self.readonly:
+            raise TargetWriteError(target=f"partition {self.partition}", detail="opened read-only")
+        parts = _parts(path)
+        for i in range(1, len(parts)):
+            if self._listing(parts[:i]) is None:
+                _run(["mmd", "-i", self.image, "::/" + "/".join(parts[:i])], "create a folder on FAT", env=MTOOLS_ENV)
+        folder = "::/" + "/".join(parts[:-1]) + ("/" if len(parts) > 1 else "")
+        names = {n.casefold() for n in self._listing(parts[:-1]) or []}
+        name = parts[-1]
+        bak: str | None = None
+        with tempfile.TemporaryDirectory(prefix="rescue-fat-") as tmp:
+            new = Path(tmp) / "new"
+            new.write_bytes(data)
+            tmp_name = f"{name}.rescue-tmp"
+            _run(["mcopy", "-o", "-i", self.image, str(new), folder + tmp_name], "write a file on FAT", env=MTOOLS_ENV)
+            if name.casefold() in names:
+                old = Path(tmp) / "old"
+                old.write_bytes(self.read(path))
+                bak_name = _backup_name(name, names)
+                _run(["mcopy", "-i", self.image, str(old), folder + bak_name], "keep a backup on FAT", env=MTOOLS_ENV)
+                bak = _win([*parts[:-1], bak_name])
+                _run(["mdel", "-i", self.image, folder + name], "replace a file on FAT", env=MTOOLS_ENV)
+            _run(["mren", "-i", self.image, folder + tmp_name, folder + name], "replace a file on FAT", env=MTOOLS_ENV)
+        return bak
+
+
+def _backup_name(name: str, taken: set[str]) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    cand = f"{name}.rescue-bak-{stamp}"
+    n = 1
+    while cand.casefold() in taken:
+        cand = f"{name}.rescue-bak-{stamp}-{n}"
+        n += 1
+    return cand
+
+
+@contextlib.contextmanager
+def ntfs_mounted(disk: str, offset: int, size: int, partition: int, *, readonly: bool) -> Iterator[NtfsFiles]:
+    """Mount the NTFS volume at ``offset`` through ntfs-3g; always unmounted and detached afterwards.
+
+    A read-write mount that ntfs-3g turns read-only (hibernated Windows, Fast Startup) is refused with
+    `UnsupportedError`: writing there would be lost or would corrupt the hibernated session.
+    """
+    if shutil.which("ntfs-3g") is None:
+        raise UnsupportedError(detail="ntfs-3g is not installed; it is needed to read and write files on NTFS")
+    with loop_attached(disk, offset, size, readonly=readonly) as dev:
+        mnt = Path(tempfile.mkdtemp(prefix="rescue-ntfs-"))
+        log = tempfile.TemporaryFile()
+        opts = "no_detach," + ("ro" if readonly else "rw")
+        proc = subprocess.Popen(["ntfs-3g", "-o", opts, dev, str(mnt)], stdout=log, stderr=log)
+        try:
+            _wait_mounted(mnt, proc, log, partition)
+            if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
+                raise UnsupportedError(detail=(
+                    f"partition {partition}: ntfs-3g will only mount it read-only (Windows is hibernated or "
+                    "was shut down with Fast Startup); boot Windows and shut it down fully first"))
+            yield NtfsFiles(mnt, partition, readonly)
+        finally:
+            try:
+                _unmount(mnt, proc)
+            finally:
+                log.close()
+                with contextlib.suppress(OSError):
+                    mnt.rmdir()
+
+
+def _wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], log: IO[bytes], partition: int) -> None:
+    deadline = time.monotonic() + MOUNT_TIMEOUT
+    while not os.path.ismount(mnt):
+        if proc.poll() is not None:
+            log.seek(0)
+            out = log.read().decode(errors="replace").strip().replace("\n", " | ")
+            raise UnsupportedError(detail=f"partition {partition}: ntfs-3g refused to mount it: {out}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise UnsupportedError(detail=f"partition {partition}: ntfs-3g did not mount within {MOUNT_TIMEOUT:.0f} s")
+        time.sleep(0.02)
+
+
+def _unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        # A file still open elsewhere makes the first attempt EBUSY: retry, then unmount lazily so the
+        # mount never outlives us.
+        for attempt in range(10):
+            if not os.path.ismount(mnt):
+                break
+            ok = subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True, check=False)
+            if ok.returncode != 0:
+                ok = subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
+            if ok.returncode == 0:
+                break
+            time.sleep(0.1 * (attempt + 1))
+        else:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+    try:
+        proc.wait(timeout=60)  # ntfs-3g flushes to the loop device on its way out
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def open_volume(disk: str, offset: int, size: int, partition: int, fs: str, *,
+                readonly: bool) -> Iterator[VolumeFiles]:
+    """The files of partition ``partition`` (``fs`` as `core.disk.fs.probe_usage` names it)."""
+    if fs == "ntfs":
+        with ntfs_mounted(disk, offset, size, partition, readonly=readonly) as files:
+            yield files
+    elif fs in ("fat12", "fat16", "fat32"):
+        if shutil.which("mcopy") is None:
+            raise UnsupportedError(detail="mtools is not installed; it is needed to read and write files on FAT")
+        fat = FatFiles(disk, offset, partition, readonly)
+        try:
+            yield fat
+        finally:
+            if not readonly:
+                _fsync_path(disk)
+    else:
+        raise UnsupportedError(detail=f"partition {partition}: cannot reach files on a {fs} volume")
+
+
+def _fsync_path(path: str) -> None:
+    """mtools does not fsync; make what it wrote durable before we report success."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # best effort; the data went through write() already
+    finally:
+        os.close(fd)
