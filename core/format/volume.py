@@ -118,8 +118,10 @@ class VolumeWriter:
             os.close(self._fd)
             self._fd = -1
             os.rename(self._path(self._number) + ".partial", self._path(self._number))
-            self.partial_paths.pop()
+            # Renamed but not yet durable nor in self.volumes: abort() must still find it to remove it.
+            self.partial_paths[-1] = self._path(self._number)
             fsync_dir(self.folder)
+            self.partial_paths.pop()
         except OSError as e:
             raise os_error(e, self.folder, f"committing {name}") from e
         self.volumes.append(VolumeInfo(self._number, name, self._offset, self._records, digest))

@@ -28,9 +28,13 @@ def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
 
 
 def write_durable(folder: str, name: str, data: bytes) -> None:
-    """Create ``folder/name`` with ``data`` durably and atomically (never half-visible)."""
+    """Create ``folder/name`` with ``data`` durably and atomically (never half-visible).
+
+    For new names only: if the folder's fsync fails after the rename, the file is removed again, so an
+    error always means "not written" (an existing file of that name would be lost with it)."""
     final = os.path.join(folder, name)
     partial = final + ".partial"
+    renamed = False
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -42,10 +46,13 @@ def write_durable(folder: str, name: str, data: bytes) -> None:
         finally:
             os.close(fd)
         os.rename(partial, final)
+        renamed = True
         fsync_dir(folder)
     except OSError as e:
+        # Not durable means not written: a caller that sees this error must not find the file in place
+        # (for a manifest, a commit the caller is busy undoing).
         try:
-            os.unlink(partial)
+            os.unlink(final if renamed else partial)
         except OSError:
             pass
         raise os_error(e, folder, f"writing {name}") from e
