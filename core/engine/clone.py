@@ -69,10 +69,12 @@ class CloneResult:
     verified_bytes: int
     seconds: float
     actions: list[str]
+    boot_problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "written_bytes": self.written_bytes,
-                "verified_bytes": self.verified_bytes, "seconds": round(self.seconds, 3), "actions": self.actions}
+                "verified_bytes": self.verified_bytes, "seconds": round(self.seconds, 3), "actions": self.actions,
+                "boot_problems": self.boot_problems}
 
 
 def plan_clone(source: str, target: str, progress: Progress, *, partitions: str = "all", grow: int | None = None,
@@ -148,11 +150,13 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
         for off, n in bplan.zeroed:
             placer.zero(off, n)
         verified = placer.read_back(progress)
-        actions = finish_target(placer, table, progress)
+        problems: list[str] = []
+        actions = finish_target(placer, table, progress, problems)
     except OSError as e:
         raise TargetWriteError(target=plan.target, detail=f"{e.strerror or e}; the target is left unfinished "
                                                          "(no partition table): run the clone again") from e
     finally:
         placer.close()
         plan.close()
-    return CloneResult(plan.source, plan.target, placer.written, verified, time.monotonic() - started, actions)
+    return CloneResult(plan.source, plan.target, placer.written, verified, time.monotonic() - started, actions,
+                       problems)

@@ -224,10 +224,11 @@ def hidden_sectors_writes(disk: Disk, moves: list[PartMove], ss: int) -> list[tu
         if len(boot) != ss or boot[510:512] != b"\x55\xaa":
             continue
         if m.fs == "ntfs":
+            # The backup follows the volume's last sector (Windows) or ends the partition (ntfsresize).
             total = int.from_bytes(boot[0x28:0x30], "little")
-            backup = m.new_start + total * ss
-            if total and backup < m.new_start + m.new_size:
-                sectors.append(backup)
+            for backup in dict.fromkeys((m.new_start + total * ss, m.new_start + m.new_size - ss)):
+                if m.new_start < backup < m.new_start + m.new_size:
+                    sectors.append(backup)
         elif m.fs == "fat32":
             bk = int.from_bytes(boot[0x32:0x34], "little")
             if 0 < bk < 32:
@@ -235,7 +236,8 @@ def hidden_sectors_writes(disk: Disk, moves: list[PartMove], ss: int) -> list[tu
         value = (m.new_start // ss).to_bytes(4, "little")
         for s in sectors:
             sec = bytearray(disk.pread(s, ss))
-            if len(sec) == ss and sec[510:512] == b"\x55\xaa" and sec[0x1C:0x20] != value:
+            if len(sec) == ss and sec[510:512] == b"\x55\xaa" and sec[3:11] == boot[3:11] \
+                    and sec[0x1C:0x20] != value:
                 sec[0x1C:0x20] = value
                 out.append((s, bytes(sec)))
     return out

@@ -13,7 +13,10 @@ writing a byte; the caller shows the plan and asks to confirm. `execute_restore`
 3. writes the zero extents (pagefile.sys / hiberfil.sys contents, blank blocks of raw partitions);
 4. reads every written byte back from the medium and compares (`VerifyAfterWriteError` otherwise);
 5. grows or shrinks NTFS to the planned sizes (ntfsresize), fixes the boot sectors' hidden sectors;
-6. last, writes the partition table (the source's own bytes when the layout is identical).
+6. writes the partition table (the source's own bytes when the layout is identical);
+7. when partitions moved, repairs Windows' boot configuration (`core.repair`: BCD devices, drive
+   letters, boot records). A kill during step 7 leaves a complete, verified disk whose boot
+   configuration may still name the old places: `rescue fix-boot` or a rerun finishes it.
 Running the same restore again completes an interrupted one.
 """
 
@@ -29,6 +32,7 @@ from ..disk.discover import describe
 from ..disk.model import Extent
 from ..errors import TargetRefused, TargetWriteError, UsageError
 from ..progress import Event, Progress
+from ..repair import repair_disk
 from .chain import Chain
 from .layout import Layout, plan_layout
 from .pipeline import Ordered
@@ -82,11 +86,13 @@ class RestoreResult:
     warnings: list[str]
     unreadable: list[list[int]]
     actions: list[str] = field(default_factory=list)
+    boot_problems: list[str] = field(default_factory=list)  # what the boot repair left undone
 
     def as_json(self) -> dict[str, Any]:
         return {"image": self.image_id, "target": self.target, "written_bytes": self.written_bytes,
                 "verified_bytes": self.verified_bytes, "seconds": round(self.seconds, 3),
-                "warnings": self.warnings, "actions": self.actions, "unreadable_in_source": self.unreadable}
+                "warnings": self.warnings, "actions": self.actions, "boot_problems": self.boot_problems,
+                "unreadable_in_source": self.unreadable}
 
 
 def meta_areas(meta: dict[str, Any]) -> list[Extent]:
@@ -175,7 +181,8 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
             progress.check()
             placer.zero(off, n)
         verified = placer.read_back(progress)
-        actions = finish_target(placer, meta.get("table"), progress)
+        problems: list[str] = []
+        actions = finish_target(placer, meta.get("table"), progress, problems)
         progress.report(Event("restore", total, total))
     except OSError as e:
         raise TargetWriteError(target=plan.target, detail=f"{e.strerror or e}; the target is left unfinished "
@@ -184,7 +191,7 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         placer.close()
         plan.close()
     return RestoreResult(plan.image_id, plan.target, placer.written, verified, time.monotonic() - started,
-                         plan.warnings, meta.get("unreadable", []), actions)
+                         plan.warnings + problems, meta.get("unreadable", []), actions, problems)
 
 
 def invalidate(disk: Disk, scheme: str, ss: int) -> None:
@@ -197,8 +204,13 @@ def invalidate(disk: Disk, scheme: str, ss: int) -> None:
     disk.sync()
 
 
-def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progress) -> list[str]:
-    """Steps 5 and 6: resize, boot sectors, then the partition table; returns what was done."""
+BOOT_ROLES = frozenset({"windows", "system-reserved", "esp"})
+
+
+def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progress,
+                  problems: list[str]) -> list[str]:
+    """Steps 5 and 6: resize, boot sectors, the partition table, then the boot repair when partitions
+    moved; returns what was done and appends to ``problems`` what the repair had to leave undone."""
     actions = placer.resize(progress)
     if table is None or placer.layout is None:
         return actions
@@ -211,4 +223,13 @@ def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progre
         disk.pwrite(off, data)
     disk.sync()
     actions.append("partition table written" + ("" if placer.layout.identical else " for the new layout"))
+    if placer.layout.identical or not any(m.role in BOOT_ROLES for m in placer.layout.moves):
+        return actions  # bit for bit where it was: nothing in Windows' boot configuration moved
+    # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
+    # repair opens the disk itself (exclusively), so ours is closed first.
+    disk.close()
+    report = repair_disk(disk.path, dry_run=False)
+    actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
+    actions.extend(f"kept a copy: {b}" for b in report.backups)
+    problems.extend(report.problems)
     return actions

@@ -80,8 +80,8 @@ class Hive:
         if self.dirty and not allow_dirty:
             raise UnsupportedError(detail=(
                 f"hive {name} is dirty ({self.dirty_reason}): Windows did not finish writing it and newer "
-                "data may be in its .LOG1/.LOG2 files, which this program does not replay; let Windows "
-                "boot once, or open with allow_dirty=True for read-only inspection"))
+                "data may be in its .LOG1/.LOG2 files, which this program does not replay, so it is not "
+                "changed; let Windows boot once (or repair it in Windows) and try again"))
         self.read_only = self.dirty
 
     # --- construction ------------------------------------------------------------------------

@@ -161,13 +161,17 @@ def _plan_ntfs(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecor
     if want is None:
         return
     _patch(plan, f"partition {s.number} NTFS boot sector hidden sectors", sector, s.start, want)
-    backup_off = s.start + boot.backup_boot_offset
-    backup = reader.read(backup_off, 512) if boot.backup_boot_offset + 512 <= s.part.size else b""
-    if len(backup) == 512 and backup[3:11] == sector[3:11] and backup[0x1FE:0x200] == b"\x55\xaa":
-        _patch(plan, f"partition {s.number} NTFS backup boot sector hidden sectors", backup, backup_off, want)
+    # Windows' format puts the backup right after the volume's last sector, which is the partition's
+    # last sector; ntfsresize rounds the volume down to whole clusters and still writes the backup in
+    # the partition's last sector. Look in both places.
+    for rel in dict.fromkeys((boot.backup_boot_offset, s.part.size - 512)):
+        backup = reader.read(s.start + rel, 512) if 0 < rel and rel + 512 <= s.part.size else b""
+        if len(backup) == 512 and backup[3:11] == sector[3:11] and backup[0x1FE:0x200] == b"\x55\xaa":
+            _patch(plan, f"partition {s.number} NTFS backup boot sector hidden sectors", backup, s.start + rel, want)
+            break
     else:
         plan.problems.append(f"partition {s.number}: no NTFS backup boot sector at the volume's last sector "
-                             f"(byte {boot.backup_boot_offset}); left as it is")
+                             f"(byte {boot.backup_boot_offset}) nor at the partition's; left as it is")
 
 
 def _plan_fat(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecordPlan) -> None:

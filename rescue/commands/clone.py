@@ -63,4 +63,6 @@ def command(source: str, target: str, partitions: str, grow: int | None, keep_la
             click.echo(f"  {a}", err=True)
         click.echo(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
                    f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
-    return 0
+    for w in result.boot_problems:
+        click.echo(f"warning: boot repair: {w}", err=True)
+    return 102 if result.boot_problems else 0

@@ -75,4 +75,6 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
                    f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
         for w in result.warnings:
             click.echo(f"warning: {w}", err=True)
-    return 100 if result.unreadable else 0
+    if result.unreadable:
+        return 100
+    return 102 if result.boot_problems else 0

@@ -21,7 +21,10 @@ from core.errors import TargetRefused
 from core.progress import Progress
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info
+from core.repair import show_disk
+from tests.factory import DiskInfo
 from tests.ntfs3g import attached, partition_hashes, partitions
+from tests.repair.repair_helpers import clean_system_hive, disk_copy
 
 pytestmark = pytest.mark.root
 VOLATILE = {"pagefile.sys", "hiberfil.sys"}
@@ -29,7 +32,25 @@ MiB = 1 << 20
 
 
 def files(disk: Path) -> dict[int, dict[str, str]]:
-    return {n: {k: v for k, v in h.items() if k not in VOLATILE} for n, h in partition_hashes(disk).items()}
+    """File hashes, without what the boot repair may rewrite (the BCD, SYSTEM and their kept copies)."""
+    def boot_file(name: str) -> bool:
+        base = name.rsplit("/", 1)[-1]
+        return base in VOLATILE or base.startswith(("BCD", "SYSTEM")) and "/" in name and \
+            name.lower().split("/")[0] in ("boot", "efi", "windows")
+    return {n: {k: v for k, v in h.items() if not boot_file(k)} for n, h in partition_hashes(disk).items()}
+
+
+def clean_source(kind: str, tmp: Path) -> DiskInfo:
+    """A factory disk whose SYSTEM hive is clean (the factory ships regipy's dirty sample)."""
+    info = disk_copy(kind, tmp / "src.img", size=700 * MiB, hiberfil_magic=b"wake")
+    clean_system_hive(info.path, info.part("windows"))
+    return info
+
+
+def boots(target: Path) -> None:
+    """Every BCD device and drive letter points at a partition of the target."""
+    show = show_disk(str(target))
+    assert show.all_resolve, show.as_json()
 
 
 def check_disk(path: Path, scheme: str) -> list[dict]:
@@ -63,7 +84,7 @@ def new_disk(path: Path, size: int) -> Path:
 @pytest.mark.parametrize("factor", [1.5, 0.6])
 def test_restore_onto_other_sizes(kind: str, factor: float, tmp_path: Path) -> None:
     need_root_tools("ntfs-3g", "ntfsresize", "sgdisk", "fusermount3")
-    info = cached_disk_info(kind, size=700 * MiB, hiberfil_magic=b"wake")
+    info = clean_source(kind, tmp_path)
     folder = tmp_path / "bk"
     backup(str(info.path), str(folder), BackupOptions(), Progress())
     target = new_disk(tmp_path / "t.img", int(info.size * factor))
@@ -74,21 +95,43 @@ def test_restore_onto_other_sizes(kind: str, factor: float, tmp_path: Path) -> N
     assert all(p["new_size"] == p["old_size"] for p in plan.partitions if p["role"] != "windows")
     result = execute_restore(plan, Progress())
     assert result.verified_bytes == result.written_bytes > 0
+    assert result.boot_problems == []
     parts = check_disk(target, info.scheme)
     assert parts[-1]["offset"] + parts[-1]["length"] <= target.stat().st_size
     assert files(target) == files(info.path)
+    boots(target)
+
+
+def test_restore_moving_windows_repairs_boot(tmp_path: Path) -> None:
+    """--grow 1 grows System Reserved, so C: moves: BCD devices and MountedDevices must follow it."""
+    need_root_tools("ntfs-3g", "ntfsresize")
+    info = clean_source("mbr-small", tmp_path)
+    folder = tmp_path / "bk"
+    backup(str(info.path), str(folder), BackupOptions(), Progress())
+    target = new_disk(tmp_path / "t.img", int(info.size * 1.5))
+    plan = plan_restore(str(folder), None, str(target), lambda: None, Progress(), grow=1)
+    win = next(p for p in plan.partitions if p["role"] == "windows")
+    assert win["new_start"] > win["old_start"]
+    result = execute_restore(plan, Progress())
+    assert result.boot_problems == []
+    assert any(a.startswith("letters") or a.startswith("bcd") for a in result.actions), result.actions
+    check_disk(target, "mbr")
+    assert files(target) == files(info.path)
+    boots(target)
 
 
 def test_clone_system_partitions_onto_smaller_blank_disk(tmp_path: Path) -> None:
     need_root_tools("ntfs-3g", "ntfsresize", "sgdisk", "fusermount3")
-    info = cached_disk_info("gpt-small", size=700 * MiB, hiberfil_magic=b"wake")
+    info = clean_source("gpt-small", tmp_path)
     target = new_disk(tmp_path / "ssd.img", 420 * MiB)
     plan = plan_clone(str(info.path), str(target), Progress(), partitions="system", scratch=str(tmp_path))
     assert [p["role"] for p in plan.partitions] == ["esp", "msr", "windows"]
     result = execute_clone(plan, Progress())
     assert result.verified_bytes == result.written_bytes
+    assert result.boot_problems == []
     check_disk(target, "gpt")
     assert files(target) == files(info.path)
+    boots(target)
     t = json.loads(subprocess.run(["sfdisk", "--json", str(target)], capture_output=True, text=True,
                                   check=True).stdout)["partitiontable"]
     assert t["id"].lower() == info.disk_id  # the disk GUID is kept, so are the partition GUIDs
