@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
+from ..io.reader import pread_full
 from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError
 from . import safety, sysblock
 
@@ -68,17 +69,7 @@ class Disk:
         """Read ``length`` bytes at ``offset`` (short only at the end of the disk)."""
         if offset < 0 or length < 0:
             raise UsageError(detail=f"{self.path}: negative read offset/length {offset}/{length}")
-        length = max(0, min(length, self.size - offset))
-        out = bytearray()
-        while len(out) < length:
-            try:
-                chunk = os.pread(self.fd, length - len(out), offset + len(out))
-            except OSError as e:
-                raise SourceError(path=self.path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
-            if not chunk:
-                break  # the device shrank under us; callers that need exact sizes check
-            out += chunk
-        return bytes(out)
+        return pread_full(self.fd, offset, max(0, min(length, self.size - offset)), self.path)
 
     def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data`` at ``offset``; never past the end of the disk."""

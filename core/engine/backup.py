@@ -94,7 +94,7 @@ class _Packer:
         if not hasattr(loc, "c"):
             loc.c = zstandard.ZstdCompressor(level=self.level)
             loc.d = zstandard.ZstdDecompressor()
-        raw = bytes(chunk.data)
+        raw = chunk.raw()
         digest = self.keys.digest(raw)
         comp = loc.c.compress(raw)
         if len(comp) >= len(raw):
@@ -152,10 +152,10 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
         for chunk, digest, compression, payload in Ordered(_Packer(options.level, keys, options.check_compression),
                                                             chunker):
             progress.check()
-            vol, rec_off, stored = writer.add_chunk(chunk.number, compression, len(chunk.data), payload)
+            vol, rec_off, stored = writer.add_chunk(chunk.number, compression, chunk.size, payload)
             chunks += ChunkEntry.build(volume_number=vol, record_offset=rec_off, stored_length=stored,
-                                       raw_length=len(chunk.data), digest=digest)
-            data_bytes += len(chunk.data)
+                                       raw_length=chunk.size, digest=digest)
+            data_bytes += chunk.size
         extents, units = bytes(chunker.extents), bytes(chunker.units)
         volumes = writer.finish()
         progress.report(Event("backup", total, total))

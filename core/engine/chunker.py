@@ -36,8 +36,14 @@ assert _EXT.size == ExtentEntry.size and _UNIT.size == UnitEntry.size
 
 @dataclass
 class Chunk:
+    """Up to CHUNK_SIZE bytes to store, kept as views of the read buffers until a worker joins them."""
+
     number: int
-    data: bytearray = field(default_factory=bytearray)
+    pieces: list[memoryview] = field(default_factory=list)
+    size: int = 0
+
+    def raw(self) -> bytes:
+        return b"".join(self.pieces)
 
 
 class ParentIndex:
@@ -120,7 +126,7 @@ class Chunker:
         self._finish_unit()
         self._flush_extent()
         yield from self._drain()
-        if self._cur.data:
+        if self._cur.size:
             yield self._cur
 
     def _drain(self) -> Iterator[Chunk]:
@@ -183,16 +189,47 @@ class Chunker:
     # --- units ----------------------------------------------------------------------------------
 
     def _feed(self, off: int, data: memoryview) -> None:
-        """Stored bytes at disk offset ``off``, cut at unit boundaries."""
+        """Stored bytes at disk offset ``off``, cut at unit boundaries; whole units go in bulk."""
         while len(data):
-            unit = off // HASH_UNIT
-            take = min(len(data), (unit + 1) * HASH_UNIT - off)
+            unit, rel = divmod(off, HASH_UNIT)
+            if rel == 0 and len(data) >= HASH_UNIT:
+                self._finish_unit()  # anything pending belongs to an earlier unit
+                n = len(data) // HASH_UNIT * HASH_UNIT
+                self._full_units(off, data[:n])
+                off += n
+                data = data[n:]
+                continue
+            take = min(len(data), HASH_UNIT - rel)
             if unit != self._unit:
                 self._finish_unit()
                 self._unit = unit
             self._pieces.append((off, data[:take]))
             off += take
             data = data[take:]
+
+    def _full_units(self, off: int, data: memoryview) -> None:
+        """Whole units (the common case): one hash call each, changed runs stored in one piece."""
+        first = off // HASH_UNIT
+        parent = self.parent
+        digest = xxhash.xxh3_128_digest
+        pack = _UNIT.pack
+        units = self.units
+        run = -1  # start (in units) of the current run of changed units
+        for i in range(len(data) // HASH_UNIT):
+            h = digest(data[i * HASH_UNIT:(i + 1) * HASH_UNIT])
+            units += pack(first + i, h)
+            if parent is not None and parent.unit_hash(first + i) == h:
+                if run >= 0:
+                    self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:i * HASH_UNIT])
+                    run = -1
+                base = off + i * HASH_UNIT
+                for e_off, n, chunk, coff, ref in parent.extents_in(base, base + HASH_UNIT):
+                    self._extent(e_off, n, chunk, coff, ref)
+                    self.reused_bytes += n
+            elif run < 0:
+                run = i
+        if run >= 0:
+            self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:])
 
     def _finish_unit(self) -> None:
         if not self._pieces:
@@ -223,12 +260,13 @@ class Chunker:
     def _store(self, off: int, data: memoryview) -> None:
         while len(data):
             cur = self._cur
-            take = min(CHUNK_SIZE - len(cur.data), len(data))
-            self._extent(off, take, cur.number, len(cur.data), 0)
-            cur.data += data[:take]
+            take = min(CHUNK_SIZE - cur.size, len(data))
+            self._extent(off, take, cur.number, cur.size, 0)
+            cur.pieces.append(data[:take])
+            cur.size += take
             off += take
             data = data[take:]
-            if len(cur.data) == CHUNK_SIZE:
+            if cur.size == CHUNK_SIZE:
                 self._ready.append(cur)
                 self._cur = Chunk(cur.number + 1)
 

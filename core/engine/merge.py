@@ -75,9 +75,9 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
             try:
                 for chunk, digest, comp, payload in Ordered(_Packer(level, keys, True), chunker):
                     progress.check()
-                    vol, off, stored = writer.add_chunk(chunk.number, comp, len(chunk.data), payload)
+                    vol, off, stored = writer.add_chunk(chunk.number, comp, chunk.size, payload)
                     chunks += ChunkEntry.build(volume_number=vol, record_offset=off, stored_length=stored,
-                                               raw_length=len(chunk.data), digest=digest)
+                                               raw_length=chunk.size, digest=digest)
                 volumes = writer.finish()
                 meta = dict(point.meta)
                 stored_bytes = sum(v.length for v in volumes)

@@ -45,17 +45,7 @@ class FdReader:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0:
             raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
-        length = max(0, min(length, self.size - offset))
-        out = bytearray()
-        while len(out) < length:
-            try:
-                chunk = os.pread(self.fd, length - len(out), offset + len(out))
-            except OSError as e:
-                raise SourceError(path=self.path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
+        return pread_full(self.fd, offset, max(0, min(length, self.size - offset)), self.path)
 
 
 class WindowReader:
@@ -73,6 +63,26 @@ class WindowReader:
             raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
         length = max(0, min(length, self.size - offset))
         return self.base.read(self.start + offset, length)
+
+
+def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
+    """``length`` bytes at ``offset`` (fewer only at end of file); an I/O error is a `SourceError`."""
+    try:
+        first = os.pread(fd, length, offset)
+    except OSError as e:
+        raise SourceError(path=path, detail=f"{e.strerror} at byte {offset}") from e
+    if len(first) == length or not first:
+        return first  # the common case: one read, no copy
+    out = bytearray(first)
+    while len(out) < length:
+        try:
+            chunk = os.pread(fd, length - len(out), offset + len(out))
+        except OSError as e:
+            raise SourceError(path=path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
+        if not chunk:
+            break  # the file or device ended (or shrank under us); callers that need exact sizes check
+        out += chunk
+    return bytes(out)
 
 
 def read_exact(reader: Reader, offset: int, length: int, what: str) -> bytes:
