@@ -59,3 +59,15 @@ class ProgressLine:
         if self.shown:
             click.echo("", err=True)
             self.shown = False
+
+
+def show_layout(partitions: list[dict[str, Any]]) -> None:
+    """The plan table of a restore or clone: old -> new start and size, and the filesystem action."""
+    if not partitions:
+        return
+    click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
+               f"{'new start':>12} {'new size':>10}  action", err=True)
+    for p in partitions:
+        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
+                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
+                   f"{p['action']}{'  ' + repr(p['label']) if p.get('label') else ''}", err=True)

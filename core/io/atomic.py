@@ -27,6 +27,19 @@ def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
     return RepositoryError(path=folder, detail=f"{what}: {e.strerror or e}")
 
 
+def write_fsync(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create or truncate ``path``, write all of ``data`` and fsync it (OSError is the caller's)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_durable(folder: str, name: str, data: bytes) -> None:
     """Create ``folder/name`` with ``data`` durably and atomically (never half-visible).
 
@@ -36,15 +49,7 @@ def write_durable(folder: str, name: str, data: bytes) -> None:
     partial = final + ".partial"
     renamed = False
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsync(partial, data)
         os.rename(partial, final)
         renamed = True
         fsync_dir(folder)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..io.atomic import write_fsync
 from ..errors import FormatError, TargetWriteError, UnsupportedError, UsageError
 from .alloc import allocate, free
 from .c_regf import (BASE_BLOCK_SIZE, BIG_DATA_MIN_MINOR, BIG_DATA_SEGMENT, DB, KEY_COMP_NAME, NK,
@@ -346,15 +347,7 @@ def atomic_replace(path: Path, data: bytes, *, backup: bool = True) -> Path | No
     tmp = path.with_name(path.name + ".tmp")
     bak: Path | None = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_fsync(tmp, data)
         if backup and path.exists():
             stamp = time.strftime("%Y%m%dT%H%M%S")
             bak = path.with_name(f"{path.name}.rescue-bak-{stamp}")

@@ -7,18 +7,13 @@ import click
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
 from ..context import confirm_target, running
-from ..output import emit_json, human
+from ..output import emit_json, human, show_layout
 
 
 def show_plan(plan: ClonePlan) -> None:
     click.echo(f"Clone {plan.source_description}", err=True)
     click.echo(f"   to {plan.target_description}", err=True)
-    click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
-               f"{'new start':>12} {'new size':>10}  action", err=True)
-    for p in plan.partitions:
-        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
-                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
-                   f"{p['action']}", err=True)
+    show_layout(plan.partitions)
     click.echo(f"  data to copy: {human(plan.data_bytes)}", err=True)
     for w in plan.warnings:
         click.echo(f"  warning: {w}", err=True)

@@ -7,20 +7,14 @@ import click
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import confirm_target, password_source, running
-from ..output import emit_json, human
+from ..output import emit_json, human, show_layout
 
 
 def show_plan(plan: RestorePlan) -> None:
     click.echo(f"Restore image {plan.image_id} onto {plan.target_description}", err=True)
     click.echo(f"  partition table: {plan.scheme}, sector size {plan.sector_size}, "
                f"uses {human(plan.required_size)} of {human(plan.target_size)}", err=True)
-    if plan.partitions:
-        click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
-                   f"{'new start':>12} {'new size':>10}  action", err=True)
-    for p in plan.partitions:
-        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
-                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
-                   f"{p['action']}{'  ' + repr(p['label']) if p.get('label') else ''}", err=True)
+    show_layout(plan.partitions)
     click.echo(f"  data {human(plan.data_bytes)}, zero-filled {human(plan.zero_bytes)}", err=True)
     for w in plan.warnings:
         click.echo(f"  warning: {w}", err=True)
