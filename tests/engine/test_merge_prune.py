@@ -114,26 +114,35 @@ def _all_committed_restorable(folder: Path) -> None:
             verify(str(folder), entry.id, lambda: None, Progress())
 
 
-@pytest.mark.parametrize("command", ["merge", "prune"])
+@pytest.mark.parametrize("command", ["merge", "prune", "incremental"])
 def test_kill_at_many_points(tmp_path: Path, command: str) -> None:
-    """SIGKILL `rescue merge`/`rescue prune` at many moments: every image that still has a manifest
-    verifies with its whole chain, and a rerun succeeds."""
+    """SIGKILL `rescue merge`/`rescue prune`/`rescue backup --incremental` at many moments: every image
+    that still has a manifest verifies with its whole chain, and a rerun succeeds."""
     disk, folder, states = make_chain(tmp_path, ["full", "incremental", "incremental", "incremental"])
+    day(disk, 99)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = {"merge": ["merge", str(folder), "--image", states[2][0], "--level", "19"],
-            "prune": ["prune", str(folder), "--keep-last", "1", "--yes"]}[command]
+            "prune": ["prune", str(folder), "--keep-last", "1", "--yes"],
+            "incremental": ["backup", str(folder), "--incremental", "--level", "19"]}[command]
     rnd = random.Random(11)
     for attempt in range(8):
         snapshot = tmp_path / f"snap{attempt}"
         subprocess.run(["cp", "-a", str(folder), str(snapshot)], check=True)
-        p = subprocess.Popen(["python3", "-m", "rescue", *args[:1], str(snapshot), *args[2:]], env=env, cwd=ROOT,
+        argv = _argv(args, snapshot, disk)
+        p = subprocess.Popen(["python3", "-m", "rescue", *argv], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rnd.uniform(0.05, 1.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
         (snapshot / "rescue.lock").unlink(missing_ok=True)  # the killed process's lock (it is gone)
         _all_committed_restorable(snapshot)
-        rerun = subprocess.run(["python3", "-m", "rescue", *args[:1], str(snapshot), *args[2:]], env=env, cwd=ROOT,
-                               capture_output=True, text=True)
+        rerun = subprocess.run(["python3", "-m", "rescue", *argv], env=env, cwd=ROOT, capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
         _all_committed_restorable(snapshot)
+
+
+def _argv(args: list[str], folder: Path, disk: Path) -> list[str]:
+    """The command line with the folder replaced by ``folder`` (and the source disk for a backup)."""
+    if args[0] == "backup":
+        return ["backup", str(disk), str(folder), *args[2:]]
+    return [args[0], str(folder), *args[2:]]
