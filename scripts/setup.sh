@@ -15,6 +15,7 @@ PACKAGES=(
     python3 python3-venv python3-dev python3-pip   # interpreter, venv, headers for pyfuse3's C extension
     build-essential pkg-config libfuse3-dev        # build pyfuse3 from source (pkg-config finds fuse3)
     fuse3                                          # fusermount3, /dev/fuse users (ntfs-3g, our FUSE mount)
+    fusefat                                        # browse FAT partitions (the ESP) of a mounted image
     ntfs-3g                                        # ntfs-3g, mkntfs, ntfsinfo, ntfscat, ntfsfix, ntfsresize, ntfsclone
     fdisk gdisk                                    # sfdisk (MBR/GPT, --json), sgdisk (GPT, -v)
     dosfstools mtools                              # mkfs.vfat/fsck.vfat, mcopy/mdir for the ESP without a vfat driver
@@ -24,6 +25,9 @@ PACKAGES=(
     libhivex-bin python3-hivex                     # hivexsh/hivexget/hivexregedit to check hives we write
     syslinux-common                                # /usr/lib/syslinux/mbr/mbr.bin: GPL MBR boot code
     coreutils ca-certificates                      # cp --sparse/--reflink; TLS for pip
+    xorriso                                        # rescue-build: the hybrid BIOS/UEFI ISO
+    e2fsprogs                                      # mke2fs: ext4 backup disks in the boot tests (and in the image)
+    qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -60,7 +64,7 @@ fi
 stamp=.venv/.setup-stamp
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,fuse]'
+    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,fuse,build]'
     echo "$want" > "$stamp"
 fi
 

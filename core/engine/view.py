@@ -45,20 +45,33 @@ class DiskView:
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = max(1, cache_chunks)
         self._lock = threading.Lock()
+        self._loading: dict[tuple[int, int], threading.Event] = {}
 
     def _chunk(self, ref: int, number: int) -> bytes:
         key = (ref, number)
-        with self._lock:
-            data = self._cache.get(key)
-            if data is not None:
-                self._cache.move_to_end(key)
-                return data
-        data = self.chain.read_chunk(ref, number)  # verified; raises IntegrityError on damage
-        with self._lock:
-            self._cache[key] = data
-            while len(self._cache) > self._cache_max:
-                self._cache.popitem(last=False)
-        return data
+        while True:
+            with self._lock:
+                data = self._cache.get(key)
+                if data is not None:
+                    self._cache.move_to_end(key)
+                    return data
+                pending = self._loading.get(key)
+                if pending is None:
+                    # This thread decodes the chunk; others asking for it meanwhile wait for it
+                    # instead of decoding the same 4 MiB again.
+                    self._loading[key] = threading.Event()
+                    break
+            pending.wait()
+        try:
+            data = self.chain.read_chunk(ref, number)  # verified; raises IntegrityError on damage
+            with self._lock:
+                self._cache[key] = data
+                while len(self._cache) > self._cache_max:
+                    self._cache.popitem(last=False)
+            return data
+        finally:
+            with self._lock:
+                self._loading.pop(key).set()
 
     def read(self, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of the disk, clipped to its size."""
