@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import blake3
 from cryptography.exceptions import InvalidTag
@@ -68,18 +68,35 @@ class ImageKeys:
                 from None
 
 
-def make_keyslot(keys: ImageKeys, password: bytes, params: KdfParams, aad: bytes) -> bytes:
-    """Wrap the data key under Argon2id(password); ``aad`` binds the manifest header to the slot."""
+@dataclass
+class KeyWrap:
+    """A key-encryption key derived from the password, ready to wrap a data key.
+
+    Deriving costs Argon2id's memory and time; a backup derives it before its pipeline starts, so that
+    the KDF's memory is never added to the pipeline's at the peak.
+    """
+
+    params: KdfParams
+    salt: bytes
+    kek: bytes = field(repr=False)
+
+    @classmethod
+    def derive(cls, password: bytes, params: KdfParams) -> KeyWrap:
+        salt = os.urandom(32)
+        return cls(params, salt, derive_kek(password, salt, params))
+
+
+def make_keyslot(keys: ImageKeys, wrap: KeyWrap, aad: bytes) -> bytes:
+    """Wrap the data key under the KEK; ``aad`` binds the manifest header to the slot."""
     if keys.data_key is None:
         raise ValueError("unencrypted image has no key slot")
-    salt = os.urandom(32)
     wrap_nonce = os.urandom(12)
-    prefix = KeySlot.build(memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes,
-                           salt=salt, nonce=wrap_nonce)[:60]
-    kek = derive_kek(password, salt, params)
-    wrapped = AESGCM(kek).encrypt(wrap_nonce, keys.data_key, aad + prefix)
-    return KeySlot.build(memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes,
-                         salt=salt, nonce=wrap_nonce, wrapped_key=wrapped)
+    p = wrap.params
+    prefix = KeySlot.build(memory_kib=p.memory_kib, iterations=p.iterations, lanes=p.lanes, salt=wrap.salt,
+                           nonce=wrap_nonce)[:60]
+    wrapped = AESGCM(wrap.kek).encrypt(wrap_nonce, keys.data_key, aad + prefix)
+    return KeySlot.build(memory_kib=p.memory_kib, iterations=p.iterations, lanes=p.lanes, salt=wrap.salt,
+                         nonce=wrap_nonce, wrapped_key=wrapped)
 
 
 def open_keyslot(slot: bytes, password: bytes, aad: bytes, image: str) -> ImageKeys:

@@ -22,7 +22,7 @@ import zstandard
 
 from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
-from ..crypto.keys import ImageKeys
+from ..crypto.keys import ImageKeys, KeyWrap
 from ..disk.device import open_source
 from ..disk.model import merge_extents
 from ..errors import IntegrityError, PasswordRequired, UsageError
@@ -94,8 +94,11 @@ class _Packer:
         if not hasattr(loc, "c"):
             loc.c = zstandard.ZstdCompressor(level=self.level)
             loc.d = zstandard.ZstdDecompressor()
+            loc.probe = zstandard.ZstdCompressor(level=1)
         raw = chunk.raw()
         digest = self.keys.digest(raw)
+        if _incompressible(raw, loc):
+            return chunk, digest, COMP_STORED, raw
         comp = loc.c.compress(raw)
         if len(comp) >= len(raw):
             return chunk, digest, COMP_STORED, raw
@@ -103,6 +106,26 @@ class _Packer:
             raise IntegrityError(detail=f"chunk {chunk.number}: compressed data does not decompress to the "
                                         "original (corruption before write; nothing was committed)")
         return chunk, digest, COMP_ZSTD, comp
+
+
+# Already-compressed data (media, archives, encrypted files) is common on disks and costs a full zstd
+# pass for nothing. Four 32 KiB samples at level 1 (~0.1 ms) tell it apart: if none shrinks by 3 %,
+# the chunk is stored as it is.
+_PROBES = 4
+_PROBE_SIZE = 32 << 10
+_PROBE_GAIN = 0.97
+
+
+def _incompressible(raw: bytes, loc: threading.local) -> bool:
+    if len(raw) < _PROBES * _PROBE_SIZE * 2:
+        return False
+    step = len(raw) // _PROBES
+    view = memoryview(raw)
+    for i in range(_PROBES):
+        sample = view[i * step:i * step + _PROBE_SIZE]
+        if len(loc.probe.compress(sample)) < _PROBE_GAIN * len(sample):
+            return False
+    return True
 
 
 def backup(source_path: str, folder: str, options: BackupOptions, progress: Progress) -> BackupResult:
@@ -129,6 +152,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
     image_id = new_image_id()
     encrypted = options.password is not None
     parent, chain = _choose_parent(repo, options, identity)
+    wrap = KeyWrap.derive(options.password, options.kdf) if options.password is not None else None
     keys = ImageKeys.new(encrypted)
     image_uuid = mf.new_uuid()
     writer = VolumeWriter(repo.path, image_id, image_uuid, keys, ENC_AES256GCM if encrypted else ENC_NONE,
@@ -193,7 +217,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
                                keys=keys)
         progress.check()
         # The commit point: once this file is durably in place the image exists, not before.
-        write_durable(repo.path, f"{image_id}.manifest", mf.encode(manifest, options.password, options.kdf))
+        write_durable(repo.path, f"{image_id}.manifest", mf.encode(manifest, wrap))
     except BaseException:
         writer.abort()
         raise

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
-from ..crypto.keys import ImageKeys
+from ..crypto.keys import ImageKeys, KeyWrap
 from ..format import manifest as mf
 from ..format.c_image import ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry, ExtentEntry, UnitEntry
 from ..format.volume import VolumeWriter
@@ -96,7 +96,8 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
                                 bytes(chunker.units), keys=keys)
                 progress.check()
                 # Commit point of the merge: the new full is durable before anything old is removed.
-                write_durable(repo.path, f"{new_id}.manifest", mf.encode(m, pw, kdf))
+                wrap = KeyWrap.derive(pw, kdf) if pw is not None else None
+                write_durable(repo.path, f"{new_id}.manifest", mf.encode(m, wrap))
             except BaseException:
                 writer.abort()
                 raise

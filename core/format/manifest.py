@@ -18,8 +18,7 @@ from typing import Any, Callable
 import blake3
 import zstandard
 
-from ..crypto.kdf import KdfParams
-from ..crypto.keys import ImageKeys, make_keyslot, open_keyslot
+from ..crypto.keys import ImageKeys, KeyWrap, make_keyslot, open_keyslot
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader,
@@ -76,8 +75,8 @@ class Manifest:
                 for v in self.meta["volumes"]]
 
 
-def encode(m: Manifest, password: bytes | None, kdf: KdfParams | None) -> bytes:
-    """Serialize; for encrypted images wraps ``m.keys`` under ``password``. Sets ``m.digest``."""
+def encode(m: Manifest, wrap: KeyWrap | None) -> bytes:
+    """Serialize; for encrypted images wraps ``m.keys`` with ``wrap``. Sets ``m.digest``."""
     summary = json.dumps(m.summary, sort_keys=True).encode()
     meta = json.dumps(m.meta, sort_keys=True).encode()
     plain = len(meta).to_bytes(4, "little") + meta + m.chunks + m.extents + m.units
@@ -96,10 +95,10 @@ def encode(m: Manifest, password: bytes | None, kdf: KdfParams | None) -> bytes:
         return pre + blake3.blake3(pre).digest()
 
     if m.encrypted:
-        if m.keys is None or password is None or kdf is None:
-            raise ValueError("encrypted manifest needs keys, password and KDF parameters")
+        if m.keys is None or wrap is None:
+            raise ValueError("encrypted manifest needs its keys and a key wrap")
         head = header(len(body) + 16)
-        keyslot = make_keyslot(m.keys, password, kdf, head)
+        keyslot = make_keyslot(m.keys, wrap, head)
         body = m.keys.seal(NONCE_MANIFEST, 0, body, head + keyslot + summary)
     else:
         head = header(len(body))
