@@ -1,0 +1,348 @@
+"""Side-by-side benchmark: `rescue backup/restore` versus partclone.ntfs and ntfsclone piped through zstd.
+
+Everything runs on one cached disk image (see make_disk.py), back to back, never in parallel, so the
+ratios printed come from the same run on the same (shared, 2-core) machine. Each command's wall time
+includes making its output durable (our tool fsyncs itself; for the others an fsync of the output file
+or target device is added to the timed span), and peak RSS is taken per process from wait4(); for a
+pipeline the peaks of its processes are added up (they run at the same time).
+
+Page cache: warm for everyone. Before any timing, one untimed `ntfsclone --save-image -o /dev/null`
+reads every used cluster through the partition's loop device, which fills both the loop device's cache
+(read by partclone/ntfsclone) and the image file's cache (read by our tool). Output data is synced
+after each run (untimed) so one tool's write-back never lands in the next one's timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import make_disk  # noqa: E402  (a sibling script, not a package)
+
+MiB = 1 << 20
+PASSWORD = b"correct horse battery staple\n"
+
+
+@dataclass
+class Run:
+    name: str
+    kind: str  # backup | restore
+    wall: float
+    size: int | None
+    rss: list[tuple[str, int]]  # (process, peak RSS bytes)
+    cpu: float  # user + sys seconds of all processes
+    load: float  # 1-minute load average just before the run
+    note: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rss_total(self) -> int:
+        return sum(r for _, r in self.rss)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tree_size(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def pipeline(stages: list[list[str]], stdout_path: str | None, logdir: str, tag: str,
+             env: dict[str, str] | None = None) -> tuple[float, list[tuple[str, int]], float, list[int], bytes]:
+    """Run ``stages`` as a shell-less pipeline; returns (wall, [(name, maxrss)], cpu, exit codes, stdout)."""
+    procs: list[subprocess.Popen[bytes]] = []
+    out_f = open(stdout_path, "wb") if stdout_path else None
+    started = time.monotonic()
+    try:
+        prev = None
+        for i, argv in enumerate(stages):
+            last = i == len(stages) - 1
+            err = open(os.path.join(logdir, f"{tag}.{i}.{os.path.basename(argv[0])}.stderr"), "wb")
+            p = subprocess.Popen(argv, stdin=prev, stdout=(out_f if (last and out_f) else subprocess.PIPE),
+                                 stderr=err, env=env, cwd=ROOT)
+            err.close()
+            if prev is not None:
+                prev.close()  # only the next stage holds the pipe now, so EOF/SIGPIPE propagate
+            prev = p.stdout if not (last and out_f) else None
+            procs.append(p)
+        captured = b""
+        if prev is not None:
+            captured = prev.read()
+            prev.close()
+        rss: list[tuple[str, int]] = []
+        cpu = 0.0
+        codes: list[int] = []
+        for p in procs:
+            _, status, ru = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            codes.append(p.returncode)
+            rss.append((os.path.basename(p.args[0] if p.args[0] != sys.executable else "rescue"), ru.ru_maxrss * 1024))
+            cpu += ru.ru_utime + ru.ru_stime
+        if out_f is not None:
+            out_f.flush()
+            os.fsync(out_f.fileno())
+        wall = time.monotonic() - started
+    finally:
+        if out_f is not None:
+            out_f.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return wall, rss, cpu, codes, captured
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = make_disk.WORK
+        self.out = os.path.join(self.work, "out")
+        self.logs = os.path.join(self.work, "logs")
+        self.loops: list[str] = []
+        self.runs: list[Run] = []
+        self.env = dict(os.environ, PYTHONPATH=ROOT)
+        self.env.pop("RESCUE_PASSWORD", None)
+
+    # -- loop devices ------------------------------------------------------------------------------
+
+    def attach(self, path: str, read_only: bool) -> str:
+        size = os.path.getsize(path) - make_disk.PART_START
+        part = size // MiB * MiB
+        dev = sh("losetup", "-f", "--show", *(["-r"] if read_only else []), "-o", str(make_disk.PART_START),
+                 "--sizelimit", str(part), path)
+        self.loops.append(dev)
+        return dev
+
+    def detach(self, dev: str) -> None:
+        subprocess.run(["losetup", "-d", dev], check=False)
+        if dev in self.loops:
+            self.loops.remove(dev)
+
+    def fresh_target(self, name: str) -> str:
+        path = os.path.join(self.work, name)
+        if os.path.exists(path):
+            os.unlink(path)
+        with open(path, "wb") as f:
+            f.truncate(self.disk_size)
+        return path
+
+    # -- timed runs --------------------------------------------------------------------------------
+
+    def timed(self, name: str, kind: str, stages: list[list[str]], stdout_path: str | None, size_of: str | None,
+              sync_after: str | None = None, note: str = "") -> Run:
+        subprocess.run(["sync"], check=False)  # untimed: earlier runs' write-back must not land in this one
+        load = os.getloadavg()[0]
+        log(f"[{name}] {' | '.join(' '.join(s) for s in stages)}{' > ' + stdout_path if stdout_path else ''}")
+        wall, rss, cpu, codes, captured = pipeline(stages, stdout_path, self.logs, name.replace(" ", "_"), self.env)
+        if sync_after:
+            t = time.monotonic()
+            fsync_path(sync_after)
+            wall += time.monotonic() - t
+        if any(codes):
+            raise SystemExit(f"{name}: exit codes {codes}; see {self.logs}/{name.replace(' ', '_')}.*.stderr")
+        run = Run(name, kind, wall, tree_size(size_of) if size_of else None, rss, cpu, load, note)
+        if captured:
+            try:
+                run.extra = json.loads(captured)
+            except ValueError:
+                pass
+        log(f"[{name}] {wall:.1f} s wall, {cpu:.1f} s cpu, "
+            f"{'' if run.size is None else f'{run.size / MiB:.0f} MiB, '}peak RSS "
+            f"{', '.join(f'{n} {r / MiB:.0f} MiB' for n, r in rss)}, load before {load:.2f}")
+        self.runs.append(run)
+        return run
+
+    def rescue(self, *argv: str) -> list[str]:
+        return [sys.executable, "-m", "rescue", *argv]
+
+    # -- the benchmark -----------------------------------------------------------------------------
+
+    def main(self) -> int:
+        a = self.args
+        size, data = make_disk.parse_size(a.size), make_disk.parse_size(a.data)
+        pagefile = make_disk.parse_size(a.pagefile) if a.pagefile else min(512 * MiB, size // 16)
+        hiberfil = make_disk.parse_size(a.hiberfil) if a.hiberfil else min(256 * MiB, size // 32)
+        started = time.monotonic()
+        disk = make_disk.build(size, data, a.seed, pagefile, hiberfil, log)
+        self.disk_size = os.path.getsize(disk)
+        shutil.rmtree(self.out, ignore_errors=True)
+        os.makedirs(self.out)
+        os.makedirs(self.logs, exist_ok=True)
+        pw = os.path.join(self.work, "password.txt")
+        with open(pw, "wb") as f:
+            f.write(PASSWORD)
+        lvl = str(a.level)
+        try:
+            src = self.attach(disk, read_only=True)
+            log(f"source partition {src} (read-only); warming the page cache with an untimed ntfsclone pass")
+            t = time.monotonic()
+            subprocess.run(["ntfsclone", "--save-image", "-o", "-", src], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log(f"  warm-up took {time.monotonic() - t:.1f} s; "
+                f"{sh('fincore', '-b', '-n', '-o', 'RES', disk).strip()} bytes of the image are cached")
+            ours = os.path.join(self.out, "rescue-plain")
+            ours_enc = os.path.join(self.out, "rescue-enc")
+            nc_file = os.path.join(self.out, "ntfsclone.img.zst")
+            pc_file = os.path.join(self.out, "partclone.img.zst")
+            zstd = ["zstd", f"-{lvl}", "-T2", "-q", "-c"]
+            # Backups.
+            self.timed("rescue backup", "backup", [self.rescue("backup", disk, ours, "--level", lvl, "--json")],
+                       None, ours, note="unencrypted")
+            self.timed("rescue backup enc", "backup",
+                       [self.rescue("backup", disk, ours_enc, "--level", lvl, "--password-file", pw, "--json")],
+                       None, ours_enc, note="AES-256-GCM, Argon2id KDF")
+            self.timed("ntfsclone|zstd", "backup", [["ntfsclone", "--save-image", "-o", "-", src], zstd],
+                       nc_file, nc_file)
+            self.timed("partclone|zstd", "backup",
+                       [["partclone.ntfs", "-c", "-s", src, "-o", "-", "-L", os.path.join(self.logs, "partclone.log")],
+                        zstd], pc_file, pc_file)
+            self.detach(src)
+            # Restores, each onto a fresh sparse file of the disk's size.
+            tgt = self.fresh_target("target.img")
+            self.timed("rescue restore", "restore", [self.rescue("restore", ours, tgt, "--yes", "--json")], None,
+                       None, note="whole disk (MBR + partition)")
+            if a.restore_encrypted:
+                tgt = self.fresh_target("target.img")
+                self.timed("rescue restore enc", "restore",
+                           [self.rescue("restore", ours_enc, tgt, "--yes", "--password-file", pw, "--json")],
+                           None, None, note="whole disk, encrypted image")
+            for name, stages in (
+                    ("zstd -d|partclone -r", lambda dev: [["zstd", "-d", "-q", "-c", pc_file],
+                                                          ["partclone.ntfs", "-r", "-s", "-", "-o", dev, "-L",
+                                                           os.path.join(self.logs, "partclone-r.log")]]),
+                    ("zstd -d|ntfsclone -r", lambda dev: [["zstd", "-d", "-q", "-c", nc_file],
+                                                          ["ntfsclone", "--restore-image", "--overwrite", dev, "-"]])):
+                tgt = self.fresh_target("target.img")
+                dev = self.attach(tgt, read_only=False)
+                try:
+                    self.timed(name, "restore", stages(dev), None, None, sync_after=dev, note="partition only")
+                finally:
+                    self.detach(dev)
+            os.unlink(tgt)
+        finally:
+            for dev in list(self.loops):
+                self.detach(dev)
+            if not a.keep:
+                shutil.rmtree(self.out, ignore_errors=True)
+        report = self.report(disk, pagefile, hiberfil, time.monotonic() - started)
+        print(report)
+        with open(os.path.join(self.work, "last-results.md"), "w") as f:
+            f.write(report)
+        log(f"(also written to {os.path.join(self.work, 'last-results.md')})")
+        return 0
+
+    def report(self, disk: str, pagefile: int, hiberfil: int, elapsed: float) -> str:
+        r = {x.name: x for x in self.runs}
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+                   platform.processor())
+        lines = [f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+                 f"machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}, "
+                 f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / (1 << 30):.0f} GiB RAM, "
+                 f"python {platform.python_version()}",
+                 f"tools: {sh('zstd', '--version').split(',')[0].strip('* ')}; "
+                 f"{subprocess.run(['partclone.ntfs', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0].strip()}; "
+                 f"{subprocess.run(['ntfsclone', '--version'], capture_output=True, text=True).stderr.split(chr(10))[0].strip()}",
+                 f"disk: {os.path.basename(disk)} ({self.disk_size / (1 << 30):.1f} GiB sparse, "
+                 f"{os.stat(disk).st_blocks * 512 / MiB:.0f} MiB allocated; pagefile.sys {pagefile // MiB} MiB, "
+                 f"hiberfil.sys {hiberfil // MiB} MiB), zstd level {self.args.level}",
+                 "page cache: warm for all (one untimed ntfsclone read pass first); outputs fsynced inside the "
+                 "timed span; tools run back to back", "",
+                 "| tool | wall s | cpu s | output MiB | peak RSS MiB | load before | note |",
+                 "|---|---:|---:|---:|---:|---:|---|"]
+        for x in self.runs:
+            rss = f"{x.rss_total / MiB:.0f}" + (f" ({' + '.join(f'{n} {v / MiB:.0f}' for n, v in x.rss)})"
+                                                if len(x.rss) > 1 else "")
+            lines.append(f"| {x.name} | {x.wall:.1f} | {x.cpu:.1f} | "
+                         f"{'' if x.size is None else f'{x.size / MiB:.0f}'} | {rss} | {x.load:.2f} | {x.note} |")
+        lines.append("")
+        for x in self.runs:
+            res = x.extra.get("result") if isinstance(x.extra.get("result"), dict) else x.extra
+            own = res.get("seconds") if isinstance(res, dict) else None
+            if not own:
+                continue
+            facts = [f"the tool itself reports {own:.1f} s"]
+            for key in ("read_bytes", "data_bytes", "stored_bytes", "written_bytes", "verified_bytes"):
+                if isinstance(res.get(key), int):
+                    facts.append(f"{key} {res[key] / MiB:.0f} MiB")
+            lines.append(f"- {x.name}: {', '.join(facts)}")
+        lines.append("")
+
+        def ratio(a: str, b: str, attr: str) -> float | None:
+            if a in r and b in r and getattr(r[b], attr):
+                return getattr(r[a], attr) / getattr(r[b], attr)
+            return None
+
+        lines += ["| ratio | vs ntfsclone | vs partclone |", "|---|---:|---:|"]
+        for label, ours, attr, nc, pc in (
+                ("backup time (plain)", "rescue backup", "wall", "ntfsclone|zstd", "partclone|zstd"),
+                ("backup time (encrypted)", "rescue backup enc", "wall", "ntfsclone|zstd", "partclone|zstd"),
+                ("backup size (plain)", "rescue backup", "size", "ntfsclone|zstd", "partclone|zstd"),
+                ("backup size (encrypted)", "rescue backup enc", "size", "ntfsclone|zstd", "partclone|zstd"),
+                ("backup cpu (encrypted)", "rescue backup enc", "cpu", "ntfsclone|zstd", "partclone|zstd"),
+                ("restore time", "rescue restore", "wall", "zstd -d|ntfsclone -r", "zstd -d|partclone -r"),
+                ("restore cpu", "rescue restore", "cpu", "zstd -d|ntfsclone -r", "zstd -d|partclone -r")):
+            a, b = ratio(ours, nc, attr), ratio(ours, pc, attr)
+            lines.append(f"| {label} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} |")
+        lines.append("")
+        checks = []
+        enc_t = ratio("rescue backup enc", "ntfsclone|zstd", "wall")
+        enc_s = ratio("rescue backup enc", "ntfsclone|zstd", "size")
+        rst = ratio("rescue restore", "zstd -d|partclone -r", "wall")
+        ours_rss = max(x.rss_total for x in self.runs if x.name.startswith("rescue"))
+        checks.append(("backup (encrypted) <= 0.6 x ntfsclone|zstd -3 -T2 wall", enc_t is not None and enc_t <= 0.6,
+                       f"{enc_t:.2f}" if enc_t is not None else "n/a"))
+        checks.append(("backup (encrypted) output <= ntfsclone|zstd output", enc_s is not None and enc_s <= 1.0,
+                       f"{enc_s:.2f}" if enc_s is not None else "n/a"))
+        checks.append(("restore <= 0.3 x zstd -d|partclone.ntfs -r wall", rst is not None and rst <= 0.3,
+                       f"{rst:.2f}" if rst is not None else "n/a"))
+        checks.append(("peak RSS of every rescue run < 150 MiB", ours_rss < 150 * MiB, f"{ours_rss / MiB:.0f} MiB"))
+        lines += ["| target | measured | result |", "|---|---:|---|"]
+        lines += [f"| {t} | {m} | {'PASS' if ok else 'FAIL'} |" for t, ok, m in checks]
+        lines += ["", f"total bench time {elapsed:.0f} s", ""]
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="rescue vs partclone/ntfsclone benchmark (see bench/README.md)")
+    ap.add_argument("--size", default="8G", help="disk size (default 8G; e.g. 2G for a quick run)")
+    ap.add_argument("--data", default="3000M", help="file data on the disk (default 3000M; e.g. 600M)")
+    ap.add_argument("--pagefile", default=None, help="pagefile.sys size (default min(512M, size/16))")
+    ap.add_argument("--hiberfil", default=None, help="hiberfil.sys size (default min(256M, size/32))")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--level", type=int, default=3, help="zstd level for every tool (default 3)")
+    ap.add_argument("--restore-encrypted", action="store_true", help="also time restoring the encrypted image")
+    ap.add_argument("--keep", action="store_true", help="keep the backups in bench/work/out")
+    if os.geteuid() != 0:
+        ap.error("needs root (loop devices, ntfs-3g)")
+    return Bench(ap.parse_args(argv)).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
