@@ -18,7 +18,9 @@ disk imaged to a file keeps 4096).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import struct
 import stat
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -91,6 +93,23 @@ class Disk:
                 raise TargetWriteError(target=self.path,
                                        detail=f"no progress writing at byte {offset + done}")
             done += n
+
+    def zero_range(self, offset: int, length: int) -> bool:
+        """Zero a range without sending zeros through memory where the kernel can do it (BLKZEROOUT
+        on devices, a punched hole in files); False when it cannot, and the caller writes zeros."""
+        if self.read_only or offset < 0 or offset + length > self.size or length <= 0:
+            return False
+        if offset % 512 or length % 512:
+            return False
+        try:
+            if self.kind == "block":
+                fcntl.ioctl(self.fd, sysblock.BLKZEROOUT, struct.pack("QQ", offset, length))
+            else:
+                if _libc_fallocate(self.fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+                    return False
+        except OSError:
+            return False
+        return True
 
     def sync(self, drop_cache: bool = False) -> None:
         """fsync; ``drop_cache`` also drops cached pages so a read-back really reads the medium."""
@@ -348,3 +367,20 @@ def recheck(disk: Disk) -> None:
         changes.append(f"size {disk.size} -> {size} bytes")
     if changes:
         raise TargetRefused(target=disk.path, detail="changed since it was chosen: " + ", ".join(changes))
+
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+def _libc_fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+    """fallocate(2) with a mode (os.posix_fallocate has none); -1 where libc lacks it."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError):
+        return -1
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    return int(fn(fd, mode, offset, length))

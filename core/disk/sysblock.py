@@ -21,6 +21,7 @@ BLKFLSBUF = 0x1261  # _IO(0x12, 97): flush and drop the buffer cache
 BLKSSZGET = 0x1268  # _IO(0x12, 104): int, logical sector size
 BLKGETSIZE64 = 0x80081272  # _IOR(0x12, 114, size_t): u64, size in bytes
 BLKPBSZGET = 0x127B  # _IO(0x12, 123): unsigned int, physical sector size
+BLKZEROOUT = 0x127F  # _IO(0x12, 127): u64[2] {start, length}: zero a range (the device may offload it)
 
 SYS_DEV_BLOCK = "/sys/dev/block"
 

@@ -22,6 +22,7 @@ from ..disk.model import Extent
 from ..errors import TargetWriteError, VerifyAfterWriteError
 from ..progress import Event, Progress
 from .layout import Layout, PartMove
+from .pipeline import Ordered
 from .resize import grow_ntfs, shrink_ntfs
 
 _ZEROS = bytes(4 << 20)
@@ -57,6 +58,10 @@ class Placer:
 
     def zero(self, off: int, n: int) -> None:
         for t_off, _src, k, spill in self._targets(off, n):
+            if not spill and self.disk.zero_range(t_off, k):
+                self._log.append((0, t_off, k, _zeros_digest(k)))
+                self.written += k
+                continue
             pos = 0
             while pos < k:
                 step = min(len(_ZEROS), k - pos)
@@ -121,30 +126,38 @@ class Placer:
     # --- proving ----------------------------------------------------------------------------------
 
     def read_back(self, progress: Progress) -> int:
-        """Re-read every write from the medium and compare; raise `VerifyAfterWriteError` on a mismatch."""
+        """Re-read every write from the medium and compare; raise `VerifyAfterWriteError` on a mismatch.
+
+        Caches are dropped first, so the bytes come from the disk, not from memory. The reads and
+        hashes run in the worker threads, a few writes at a time."""
         self.disk.sync(drop_cache=True)
         for fd in self._spills.values():
             os.fsync(fd)
         total = sum(n for _, _, n, _ in self._log)
         done = 0
-        for spill, off, n, digest in self._log:
+        for entry, ok in Ordered(self._check, self._log):
             progress.check()
-            h = xxhash.xxh3_128()
-            pos = 0
-            while pos < n:
-                k = min(READBACK_PIECE, n - pos)
-                data = os.pread(self._spills[spill], k, off + pos) if spill else self.disk.pread(off + pos, k)
-                if len(data) != k:
-                    raise VerifyAfterWriteError(target=self.disk.path, detail=f"short read at byte {off + pos}")
-                h.update(data)
-                pos += k
-            if h.digest() != digest:
+            spill, off, n, _ = entry
+            if not ok:
                 where = f"scratch file of partition {spill}" if spill else "the target"
                 raise VerifyAfterWriteError(target=self.disk.path,
                                             detail=f"{n} bytes at byte {off} of {where} read back differently")
             done += n
             progress.report(Event("read-back", done, total))
         return done
+
+    def _check(self, entry: tuple[int, int, int, bytes]) -> tuple[tuple[int, int, int, bytes], bool]:
+        spill, off, n, digest = entry
+        h = xxhash.xxh3_128()
+        pos = 0
+        while pos < n:
+            k = min(READBACK_PIECE, n - pos)
+            data = os.pread(self._spills[spill], k, off + pos) if spill else self.disk.pread(off + pos, k)
+            if len(data) != k:
+                return entry, False
+            h.update(data)
+            pos += k
+        return entry, h.digest() == digest
 
     # --- resizing and the table -------------------------------------------------------------------
 
@@ -204,6 +217,16 @@ class Placer:
             except OSError:
                 pass
         self._spills = {}
+
+
+def _zeros_digest(n: int) -> bytes:
+    """XXH3-128 of n zero bytes, computed in pieces (no n-byte allocation)."""
+    h = xxhash.xxh3_128()
+    while n > 0:
+        k = min(n, len(_ZEROS))
+        h.update(memoryview(_ZEROS)[:k])
+        n -= k
+    return h.digest()
 
 
 def _sig(sector0: bytes) -> int:

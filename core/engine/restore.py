@@ -223,8 +223,9 @@ def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progre
         disk.pwrite(off, data)
     disk.sync()
     actions.append("partition table written" + ("" if placer.layout.identical else " for the new layout"))
-    if placer.layout.identical or not any(m.role in BOOT_ROLES for m in placer.layout.moves):
-        return actions  # bit for bit where it was: nothing in Windows' boot configuration moved
+    moved = [m for m in placer.layout.moves if m.new_start != m.old_start]
+    if not moved or not any(m.role in BOOT_ROLES for m in placer.layout.moves):
+        return actions  # every partition starts where it did: nothing Windows' boot configuration names moved
     # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
     # repair opens the disk itself (exclusively), so ours is closed first.
     disk.close()

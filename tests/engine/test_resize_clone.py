@@ -21,7 +21,7 @@ from core.errors import TargetRefused
 from core.progress import Progress
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info
-from core.repair import show_disk
+from core.repair import repair_disk, show_disk
 from tests.factory import DiskInfo
 from tests.ntfs3g import attached, partition_hashes, partitions
 from tests.repair.repair_helpers import clean_system_hive, disk_copy
@@ -44,6 +44,10 @@ def clean_source(kind: str, tmp: Path) -> DiskInfo:
     """A factory disk whose SYSTEM hive is clean (the factory ships regipy's dirty sample)."""
     info = disk_copy(kind, tmp / "src.img", size=700 * MiB, hiberfil_magic=b"wake")
     clean_system_hive(info.path, info.part("windows"))
+    # The factory's BCD and MountedDevices come from other machines; a real, bootable source names
+    # its own partitions, so make it consistent first (what `rescue fix-boot` does).
+    repair_disk(str(info.path), dry_run=False)
+    boots(info.path)
     return info
 
 
