@@ -18,9 +18,11 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -246,6 +248,8 @@ class Bench:
                 finally:
                     self.detach(dev)
             os.unlink(tgt)
+            if not a.quick:
+                self.more(disk, ours, src_lvl=lvl)
         finally:
             for dev in list(self.loops):
                 self.detach(dev)
@@ -257,6 +261,46 @@ class Bench:
             f.write(report)
         log(f"(also written to {os.path.join(self.work, 'last-results.md')})")
         return 0
+
+    def more(self, disk: str, ours: str, src_lvl: str) -> None:
+        """Issue 4 and 5 figures: an incremental after ~1 % of the files changed, a restore onto a
+        disk of 0.6x the size (NTFS shrunk), and a clone beside partclone.ntfs -b."""
+        # Incremental: a copy of the disk, changed like a day of use, backed up on top of the full image.
+        day = os.path.join(self.work, "day.img")
+        subprocess.run(["cp", "--sparse=always", "--reflink=auto", disk, day], check=True)
+        changed = day_of_use(day, make_disk.PART_START, self.disk_size - make_disk.PART_START, self.args.seed)
+        log(f"day of use: {changed}")
+        inc = self.timed("rescue backup incremental", "incremental",
+                         [self.rescue("backup", day, ours, "--level", src_lvl, "--incremental", "--json")],
+                         None, None, note=f"after {changed['files']} of {changed['total']} files changed")
+        full = next(x for x in self.runs if x.name == "rescue backup")
+        inc.size = int(inc.extra.get("stored_bytes", 0)) if isinstance(inc.extra, dict) else None
+        os.unlink(day)
+        # Restore onto a disk of 0.6x the size: the NTFS partition is shrunk by ntfsresize.
+        small = os.path.join(self.work, "small.img")
+        with open(small, "wb") as f:
+            f.truncate(int(self.disk_size * 0.6) // MiB * MiB)
+        self.timed("rescue restore 0.6x", "restore", [self.rescue("restore", ours, small, "--yes", "--json",
+                                                                  "--scratch", self.work)],
+                   None, None, note="onto 0.6x the size, NTFS shrunk, read back")
+        os.unlink(small)
+        # Clone, disk to disk, beside partclone.ntfs -b (device to device).
+        tgt = self.fresh_target("clone.img")
+        self.timed("rescue clone", "clone", [self.rescue("clone", disk, tgt, "--yes", "--json")], None, None,
+                   note="whole disk, read back")
+        tgt = self.fresh_target("clone.img")
+        src = self.attach(disk, read_only=True)
+        dev = self.attach(tgt, read_only=False)
+        try:
+            self.timed("partclone -b", "clone", [["partclone.ntfs", "-b", "-s", src, "-o", dev, "-L",
+                                                  os.path.join(self.logs, "partclone-b.log")]], None, None,
+                       sync_after=dev, note="partition only")
+        finally:
+            self.detach(dev)
+            self.detach(src)
+            os.unlink(tgt)
+        log(f"incremental: {inc.wall / full.wall:.2f} x the full backup's time, "
+            f"{(inc.size or 0) / (full.size or 1):.3f} x its size")
 
     def report(self, disk: str, pagefile: int, hiberfil: int, elapsed: float) -> str:
         r = {x.name: x for x in self.runs}
@@ -323,10 +367,54 @@ class Bench:
         checks.append(("restore <= 0.3 x zstd -d|partclone.ntfs -r wall", rst is not None and rst <= 0.3,
                        f"{rst:.2f}" if rst is not None else "n/a"))
         checks.append(("peak RSS of every rescue run < 150 MiB", ours_rss < 150 * MiB, f"{ours_rss / MiB:.0f} MiB"))
+        inc_t = ratio("rescue backup incremental", "rescue backup", "wall")
+        inc_s = ratio("rescue backup incremental", "rescue backup", "size")
+        if inc_t is not None:
+            checks.append(("incremental (~1 % of files changed) <= 0.2 x the full backup's time", inc_t <= 0.2,
+                           f"{inc_t:.2f}"))
+        if inc_s is not None:
+            checks.append(("incremental <= 0.03 x the full backup's size", inc_s <= 0.03, f"{inc_s:.3f}"))
+        clone = ratio("rescue clone", "partclone -b", "wall")
+        if clone is not None:
+            lines.insert(-1, f"| clone time (ours incl. read-back / partclone -b) | | {clone:.2f} |")
         lines += ["| target | measured | result |", "|---|---:|---|"]
         lines += [f"| {t} | {m} | {'PASS' if ok else 'FAIL'} |" for t, ok, m in checks]
         lines += ["", f"total bench time {elapsed:.0f} s", ""]
         return "\n".join(lines)
+
+
+def day_of_use(path: str, offset: int, size: int, seed: int) -> dict[str, int]:
+    """~1 % of the files changed through ntfs-3g: scattered 4 KiB edits, appends, new files, deletions."""
+    rng = random.Random(seed + 1)
+    mnt = tempfile.mkdtemp(prefix="bench-day-")
+    dev = sh("losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size // MiB * MiB), path)
+    try:
+        subprocess.run(["ntfs-3g", "-o", "rw", dev, mnt], check=True)
+        try:
+            files = sorted(os.path.join(d, f) for d, _, fs in os.walk(mnt) for f in fs
+                           if f.lower() not in ("pagefile.sys", "hiberfil.sys"))
+            picked = rng.sample(files, max(4, len(files) // 100))
+            for i, p in enumerate(picked):
+                n = os.path.getsize(p)
+                if i % 4 == 0:
+                    os.unlink(p)
+                elif i % 4 == 1:
+                    with open(p, "ab") as f:
+                        f.write(rng.randbytes(rng.randrange(1024, 65536)))
+                else:
+                    with open(p, "r+b") as f:
+                        for _ in range(3):
+                            f.seek(rng.randrange(0, max(1, n - 4096)))
+                            f.write(rng.randbytes(4096))
+            for i in range(len(picked) // 4):
+                with open(os.path.join(mnt, f"new-{seed}-{i}.txt"), "wb") as f:
+                    f.write(rng.randbytes(rng.randrange(1024, 256 * 1024)))
+        finally:
+            subprocess.run(["umount", mnt], check=False)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+        os.rmdir(mnt)
+    return {"files": len(picked), "total": len(files)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", type=int, default=3, help="zstd level for every tool (default 3)")
     ap.add_argument("--restore-encrypted", action="store_true", help="also time restoring the encrypted image")
     ap.add_argument("--keep", action="store_true", help="keep the backups in bench/work/out")
+    ap.add_argument("--quick", action="store_true", help="only the backup and restore comparison (no incremental, "
+                                                          "restore-to-smaller and clone runs)")
     if os.geteuid() != 0:
         ap.error("needs root (loop devices, ntfs-3g)")
     return Bench(ap.parse_args(argv)).main()

@@ -56,7 +56,7 @@ def test_sigint_backup(point: str, setup: tuple[Path, Path, str]) -> None:
     src, folder, earlier = setup
     rnd = random.Random(f"{SEED}-{point}")
     before = snapshot(folder, [earlier])
-    proc = start_rescue("backup", str(src), str(folder), "--level", "9", "--split", "8M")
+    proc = start_rescue("backup", str(src), str(folder), "--level", "15", "--split", "8M")
     try:
         if point == "source open":
             wait_until(lambda: has_open(proc.pid, src), 30, "the source to be opened", proc)
