@@ -28,6 +28,9 @@ from ..io.reader import Reader
 from .plan import Region
 
 ZERO_BLOCK = 64 << 10
+# Pieces of at least this size keep a view of their read buffer; smaller ones are copied. With 4 MiB
+# chunks a chunk then pins at most four buffers, whatever the data looks like.
+PIN_MIN = 1 << 20
 _ZEROS = bytes(max(ZERO_BLOCK, HASH_UNIT))
 _EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
 _UNIT = struct.Struct("<Q16s")  # UnitEntry layout
@@ -262,7 +265,9 @@ class Chunker:
             cur = self._cur
             take = min(CHUNK_SIZE - cur.size, len(data))
             self._extent(off, take, cur.number, cur.size, 0)
-            cur.pieces.append(data[:take])
+            # A view pins its whole 4 MiB read buffer: small pieces (scattered changes of an
+            # incremental, fragmented files) are copied so a chunk never holds hundreds of buffers.
+            cur.pieces.append(data[:take] if take >= PIN_MIN else memoryview(bytes(data[:take])))
             cur.size += take
             off += take
             data = data[take:]
