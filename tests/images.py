@@ -56,5 +56,9 @@ def run_rescue(*args: str, env: dict[str, str] | None = None, input: bytes | Non
         e.update(env)
     root = Path(__file__).resolve().parent.parent
     e["PYTHONPATH"] = str(root) + os.pathsep + e.get("PYTHONPATH", "")
-    return subprocess.run(["python3", "-m", "rescue", *args], capture_output=True, text=True, env=e,
+    # RESCUE_EXE runs the same tests against another build of the CLI (the PyInstaller-frozen binary
+    # that goes on the rescue media: tests/media/test_frozen.py).
+    exe = os.environ.get("RESCUE_EXE")
+    cmd = [exe] if exe else ["python3", "-m", "rescue"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=e,
                           input=input.decode() if input else None, cwd=root, timeout=600)

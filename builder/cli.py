@@ -1,0 +1,56 @@
+"""The ``rescue-build`` command: build the rescue media.
+
+    rescue-build linux-live --out rescue.iso [--work DIR] [--append ARGS] [--timeout S] [--run-script F]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from builder.linux_live import DEFAULT_APPEND, build, default_work
+from core.errors import Error
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Build bootable rescue media with the frozen `rescue` CLI."""
+
+
+@cli.command("linux-live")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the hybrid ISO (BIOS+UEFI, CD and USB) here. Without it: kernel and initramfs only.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Work and cache directory (downloads, frozen CLI). Default: ~/.cache/rescue-build.")
+@click.option("--append", default=DEFAULT_APPEND, show_default=True,
+              help="Kernel command line of every boot menu entry (e.g. add rescue.run=...).")
+@click.option("--timeout", type=click.IntRange(0, 600), default=10, show_default=True,
+              help="Boot menu timeout in seconds.")
+@click.option("--run-script", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Put this file on the medium as rescue-run.sh: run unattended at boot, then power off.")
+def linux_live(out: Path | None, work: Path | None, append: str, timeout: int, run_script: Path | None) -> None:
+    """Debian kernel + initramfs (busybox, frozen rescue, ntfs-3g, disk tools, drivers) and ISO."""
+    t0 = time.monotonic()
+    work_dir = work or default_work()
+    result = build(out.resolve() if out else None, work_dir.resolve(), append, timeout, run_script)
+    for line in result.log:
+        click.echo(line)
+    click.echo(f"kernel {result.kernel}\ninitramfs {result.initrd}")
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    click.echo(f"built in {time.monotonic() - t0:.1f} s ({times})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="rescue-build", standalone_mode=False)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(3)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except Error as e:
+        click.echo(f"rescue-build: error: {e.message}", err=True)
+        sys.exit(e.exit_code)

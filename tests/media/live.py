@@ -1,0 +1,164 @@
+"""Helpers of the boot tests: build the rescue system once (cached like the test-disk factory) and boot
+it in QEMU (TCG; every run has a timeout) with disks attached, reading back what the guest reported.
+
+The guest reports through a small raw "log disk" (``rescue.log=/dev/vdX``: the run log, NUL-terminated)
+and QEMU's isa-debug-exit device (``rescue.debugexit=1``: QEMU exits with 2*(16+status)+1, 33 = success).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from tests.factory import cache_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+QEMU = "qemu-system-x86_64"
+OVMF = Path("/usr/share/OVMF")
+DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+SUCCESS = 2 * 16 + 1  # isa-debug-exit code of a run that exited 0
+MiB = 1 << 20
+# What the build reads: a change to any of these makes a new cached build.
+INPUTS = ("builder", "linux-live", "core", "rescue")
+RUN_SCRIPT = """\
+# rescue-run.sh of the test ISO: prove the init found the medium and the frozen CLI runs
+ls /run/medium/live
+rescue --version
+"""
+
+
+@dataclass(frozen=True)
+class Built:
+    kernel: Path
+    initrd: Path
+    iso: Path
+    build_seconds: float
+
+
+def _inputs_hash() -> str:
+    h = hashlib.sha256()
+    for top in INPUTS:
+        for f in sorted((ROOT / top).rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def built_live() -> Built:
+    """Kernel, initramfs and a test ISO (menu timeout 1 s, serial console, rescue-run.sh on it), built
+    with ``rescue-build linux-live`` once per version of the inputs and shared between test runs."""
+    out = cache_dir() / f"live-{_inputs_hash()}"
+    with _locked(cache_dir() / "live.lock"):
+        if not (out / "done").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            script = out / "rescue-run.sh"
+            script.write_text(RUN_SCRIPT)
+            t0 = time.monotonic()
+            proc = subprocess.run(
+                [sys.executable, "-c", "from builder.cli import main; main()", "linux-live",
+                 "--work", str(cache_dir() / "rescue-build-work"), "--out", str(out / "test.iso"),
+                 "--timeout", "1", "--run-script", str(script),
+                 "--append", "console=ttyS0,115200n8 rescue.debugexit=1 rescue.log=/dev/vda"],
+                cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            work = cache_dir() / "rescue-build-work"
+            shutil.copyfile(work / "vmlinuz", out / "vmlinuz")
+            shutil.copyfile(work / "initrd.img", out / "initrd.img")
+            (out / "build.log").write_text(proc.stdout)
+            (out / "done").write_text(f"{time.monotonic() - t0:.1f}\n")
+    return Built(out / "vmlinuz", out / "initrd.img", out / "test.iso", float((out / "done").read_text()))
+
+
+@dataclass
+class Run:
+    exit_code: int
+    serial: str
+    seconds: float
+
+
+def qemu(args: list[str], timeout: float) -> Run:
+    """Run QEMU (TCG, 1 GiB, no display, serial on stdout) until the guest powers off or exits."""
+    cmd = [QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
+           "-serial", "stdio", *DEBUG_EXIT, *args]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace")
+        raise AssertionError(f"VM did not power off within {timeout:.0f} s; serial tail:\n{out[-3000:]}") from None
+    return Run(proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace"), time.monotonic() - t0)
+
+
+def raw_disk(path: Path, size: int) -> Path:
+    with path.open("wb") as f:
+        f.truncate(size)
+    return path
+
+
+def read_log(log_disk: Path) -> str:
+    """What the guest wrote to the log disk (rescue.log=): text up to the first NUL."""
+    data = log_disk.read_bytes()
+    return data.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def virtio(path: Path, readonly: bool = False) -> list[str]:
+    return ["-drive", f"file={path},format=raw,if=virtio{',readonly=on' if readonly else ''}"]
+
+
+def direct_boot(built: Built, disks: list[list[str]], append: str, timeout: float) -> Run:
+    """Boot kernel + initramfs directly (no boot loader): the fastest path into the init."""
+    args = ["-kernel", str(built.kernel), "-initrd", str(built.initrd), "-append", append]
+    for d in disks:
+        args += d
+    return qemu(args, timeout)
+
+
+def firmware(tmp: Path, mode: str) -> list[str]:
+    """QEMU options for ``mode``: "bios" (SeaBIOS), "uefi" (OVMF) or "secureboot" (OVMF with
+    Microsoft's keys enrolled, so shim signed by Microsoft -> Debian's GRUB and kernel)."""
+    if mode == "bios":
+        return []
+    if mode == "uefi":
+        code, vars_ = OVMF / "OVMF_CODE_4M.fd", OVMF / "OVMF_VARS_4M.fd"
+        machine: list[str] = []
+    else:
+        code, vars_ = OVMF / "OVMF_CODE_4M.secboot.fd", OVMF / "OVMF_VARS_4M.ms.fd"
+        # the secure-boot build keeps its variables in SMM-protected flash: q35 with SMM is required
+        machine = ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]
+    own_vars = tmp / f"vars-{mode}.fd"
+    shutil.copyfile(vars_, own_vars)  # the firmware writes its variables: never into the shared file
+    return [*machine, "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={own_vars}"]
+
+
+def medium(iso: Path, tmp: Path, kind: str) -> list[str]:
+    """The ISO as a CD ("cd") or written raw to a USB stick on an xHCI controller ("usb")."""
+    if kind == "cd":
+        return ["-drive", f"file={iso},format=raw,if=none,media=cdrom,readonly=on,id=cd",
+                "-device", "ide-cd,drive=cd,bootindex=0"]
+    stick = tmp / "stick.img"
+    shutil.copyfile(iso, stick)  # like dd to a stick: the hybrid image is the disk
+    return ["-drive", f"file={stick},format=raw,if=none,id=stick", "-device", "qemu-xhci",
+            "-device", "usb-storage,drive=stick,bootindex=0"]
