@@ -42,6 +42,10 @@ for module in (disks, backup, listing, verify, restore, clone, merge, prune, mou
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The pipeline's main thread releases and retakes the GIL around every read, write and hash;
+    # with the default 5 ms switch interval it waits behind the workers each time (measured: 10 %
+    # faster backups at 0.5 ms).
+    sys.setswitchinterval(0.0005)
     json_mode = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
         rv = cli.main(args=argv, prog_name="rescue", standalone_mode=False)
