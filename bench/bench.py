@@ -215,10 +215,11 @@ class Bench:
             pc_file = os.path.join(self.out, "partclone.img.zst")
             zstd = ["zstd", f"-{lvl}", "-T2", "-q", "-c"]
             # Backups.
-            self.timed("rescue backup", "backup", [self.rescue("backup", disk, ours, "--level", lvl, "--json")],
+            ours_lvl = ["--level", str(a.our_level)] if a.our_level else []  # default: the tool's own
+            self.timed("rescue backup", "backup", [self.rescue("backup", disk, ours, *ours_lvl, "--json")],
                        None, ours, note="unencrypted")
             self.timed("rescue backup enc", "backup",
-                       [self.rescue("backup", disk, ours_enc, "--level", lvl, "--password-file", pw, "--json")],
+                       [self.rescue("backup", disk, ours_enc, *ours_lvl, "--password-file", pw, "--json")],
                        None, ours_enc, note="AES-256-GCM, Argon2id KDF")
             self.timed("ntfsclone|zstd", "backup", [["ntfsclone", "--save-image", "-o", "-", src], zstd],
                        nc_file, nc_file)
@@ -249,7 +250,7 @@ class Bench:
                     self.detach(dev)
             os.unlink(tgt)
             if not a.quick:
-                self.more(disk, ours, src_lvl=lvl)
+                self.more(disk, ours, ours_lvl)
         finally:
             for dev in list(self.loops):
                 self.detach(dev)
@@ -262,7 +263,7 @@ class Bench:
         log(f"(also written to {os.path.join(self.work, 'last-results.md')})")
         return 0
 
-    def more(self, disk: str, ours: str, src_lvl: str) -> None:
+    def more(self, disk: str, ours: str, ours_lvl: list[str]) -> None:
         """Issue 4 and 5 figures: an incremental after ~1 % of the files changed, a restore onto a
         disk of 0.6x the size (NTFS shrunk), and a clone beside partclone.ntfs -b."""
         # Incremental: a copy of the disk, changed like a day of use, backed up on top of the full image.
@@ -271,7 +272,7 @@ class Bench:
         changed = day_of_use(day, make_disk.PART_START, self.disk_size - make_disk.PART_START, self.args.seed)
         log(f"day of use: {changed}")
         inc = self.timed("rescue backup incremental", "incremental",
-                         [self.rescue("backup", day, ours, "--level", src_lvl, "--incremental", "--json")],
+                         [self.rescue("backup", day, ours, *ours_lvl, "--incremental", "--json")],
                          None, None, note=f"after {changed['files']} of {changed['total']} files changed")
         full = next(x for x in self.runs if x.name == "rescue backup")
         inc.size = int(inc.extra.get("stored_bytes", 0)) if isinstance(inc.extra, dict) else None
@@ -315,7 +316,8 @@ class Bench:
                  f"{subprocess.run(['ntfsclone', '--version'], capture_output=True, text=True).stderr.split(chr(10))[0].strip()}",
                  f"disk: {os.path.basename(disk)} ({self.disk_size / (1 << 30):.1f} GiB sparse, "
                  f"{os.stat(disk).st_blocks * 512 / MiB:.0f} MiB allocated; pagefile.sys {pagefile // MiB} MiB, "
-                 f"hiberfil.sys {hiberfil // MiB} MiB), zstd level {self.args.level}",
+                 f"hiberfil.sys {hiberfil // MiB} MiB), zstd level {self.args.level} for the pipelines, rescue at "
+                 f"{self.args.our_level or 'its default'}",
                  "page cache: warm for all (one untimed ntfsclone read pass first); outputs fsynced inside the "
                  "timed span; tools run back to back", "",
                  "| tool | wall s | cpu s | output MiB | peak RSS MiB | load before | note |",
@@ -424,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pagefile", default=None, help="pagefile.sys size (default min(512M, size/16))")
     ap.add_argument("--hiberfil", default=None, help="hiberfil.sys size (default min(256M, size/32))")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--level", type=int, default=3, help="zstd level for every tool (default 3)")
+    ap.add_argument("--level", type=int, default=3, help="zstd level of the partclone/ntfsclone pipelines (default 3)")
+    ap.add_argument("--our-level", type=int, default=None, help="--level for rescue (default: rescue's own default)")
     ap.add_argument("--restore-encrypted", action="store_true", help="also time restoring the encrypted image")
     ap.add_argument("--keep", action="store_true", help="keep the backups in bench/work/out")
     ap.add_argument("--quick", action="store_true", help="only the backup and restore comparison (no incremental, "

@@ -47,7 +47,7 @@ class MergeResult:
 
 
 def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None], progress: Progress,
-          level: int = 3, split: int | None = None, kdf: KdfParams = DEFAULT_KDF) -> MergeResult:
+          level: int = 1, split: int | None = None, kdf: KdfParams = DEFAULT_KDF) -> MergeResult:
     started = time.monotonic()
     repo = Repository(folder)
     with repo.lock():

@@ -31,7 +31,8 @@ def parse_size(text: str) -> int:
 @click.argument("folder")
 @click.option("--partitions", default="all", show_default=True,
               help="'all', 'system' (boot partitions + Windows) or partition numbers like 1,2.")
-@click.option("--level", type=int, default=3, show_default=True, help="zstd compression level (1-19).")
+@click.option("--level", type=int, default=1, show_default=True,
+              help="zstd compression level (1-19); higher is smaller and slower.")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
               help="Encrypt with the password in this file (or set RESCUE_PASSWORD).")
 @click.option("--split", "split", default=None, help="Cap each volume file, e.g. 4G for FAT32, 650M, 4.7G.")

@@ -16,7 +16,7 @@ from .backup import parse_size
 @click.option("--image", "image_id", default=None, help="Restore point to fold (default: the latest).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
               help="Password of the encrypted chain (or set RESCUE_PASSWORD).")
-@click.option("--level", type=int, default=3, show_default=True, help="zstd level of the new image.")
+@click.option("--level", type=int, default=1, show_default=True, help="zstd level of the new image.")
 @click.option("--split", default=None, help="Cap each volume file of the new image, e.g. 4G.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(folder: str, image_id: str | None, password_file: str | None, level: int, split: str | None,
