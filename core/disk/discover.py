@@ -219,6 +219,8 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
         if os.path.exists(name):
             summary.busy = safety.busy_reasons(safety.footprint(name, 0, table), table)
         _read_partitions(summary, probe)
+        if "No medium found" in summary.table:
+            continue  # an optical drive or card reader whose size sysfs still reports without a medium
         out.append(summary)
     out.sort(key=lambda s: s.name)
     return out
