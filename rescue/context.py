@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -13,7 +13,7 @@ import click
 from core.errors import UsageError
 from core.progress import Progress
 
-from .output import ProgressLine
+from .output import ProgressLine, emit_json
 
 PASSWORD_ENV = "RESCUE_PASSWORD"
 # A password file is a few bytes; refusing large files avoids reading a disk by mistake.
@@ -82,3 +82,28 @@ def confirm_target(name: str, description: str, yes: bool) -> None:
     typed = click.prompt(f"Type the target's name ({name}) to continue", err=True, default="", show_default=False)
     if typed.strip() != name:
         raise UsageError(detail=f"confirmation did not match {name!r}; nothing was written")
+
+
+def plan_then_write(plan: Any, show: Callable[[Any], None], execute: Callable[[Any, Progress], Any],
+                    progress: Progress, *, as_json: bool, dry_run: bool, yes: bool) -> Any | None:
+    """The shape of every destructive command: show the plan, stop there on --dry-run, confirm, write,
+    report. Returns the result, or None for a dry run. The plan is always closed."""
+    try:
+        if not as_json:
+            show(plan)
+        if dry_run:
+            if as_json:
+                emit_json({"dry_run": True, "plan": plan.as_json()})
+            else:
+                click.echo("dry run: nothing was written")
+            return None
+        confirm_target(plan.target, plan.target_description, yes)
+        result = execute(plan, progress)
+    finally:
+        plan.close()
+    if as_json:
+        emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
+    else:
+        for a in result.actions:
+            click.echo(f"  {a}", err=True)
+    return result

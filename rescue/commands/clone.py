@@ -6,8 +6,8 @@ import click
 
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
-from ..context import confirm_target, running
-from ..output import emit_json, human, show_layout
+from ..context import plan_then_write, running
+from ..output import human, show_layout
 
 
 def show_plan(plan: ClonePlan) -> None:
@@ -38,24 +38,11 @@ def command(source: str, target: str, partitions: str, grow: int | None, keep_la
     with running(not as_json) as (progress, _):
         plan = plan_clone(source, target, progress, partitions=partitions, grow=grow, keep_layout=keep_layout,
                           scratch=scratch)
-        try:
-            if not as_json:
-                show_plan(plan)
-            if dry_run:
-                if as_json:
-                    emit_json({"dry_run": True, "plan": plan.as_json()})
-                else:
-                    click.echo("dry run: nothing was written")
-                return 0
-            confirm_target(plan.target, plan.target_description, yes)
-            result = execute_clone(plan, progress)
-        finally:
-            plan.close()
-    if as_json:
-        emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
-    else:
-        for a in result.actions:
-            click.echo(f"  {a}", err=True)
+        result = plan_then_write(plan, show_plan, execute_clone, progress, as_json=as_json, dry_run=dry_run,
+                                 yes=yes)
+    if result is None:
+        return 0
+    if not as_json:
         click.echo(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
                    f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
     for w in result.boot_problems:

@@ -6,8 +6,8 @@ import click
 
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
-from ..context import confirm_target, password_source, running
-from ..output import emit_json, human, show_layout
+from ..context import plan_then_write, password_source, running
+from ..output import human, show_layout
 
 
 def show_plan(plan: RestorePlan) -> None:
@@ -47,24 +47,11 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     with running(not as_json) as (progress, _):
         plan = plan_restore(folder, image_id, target, password_source(password_file), progress, grow=grow,
                             keep_layout=keep_layout, scratch=scratch)
-        try:
-            if not as_json:
-                show_plan(plan)
-            if dry_run:
-                if as_json:
-                    emit_json({"dry_run": True, "plan": plan.as_json()})
-                else:
-                    click.echo("dry run: nothing was written")
-                return 0
-            confirm_target(plan.target, plan.target_description, yes)
-            result = execute_restore(plan, progress)
-        finally:
-            plan.close()
-    if as_json:
-        emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
-    else:
-        for a in result.actions:
-            click.echo(f"  {a}", err=True)
+        result = plan_then_write(plan, show_plan, execute_restore, progress, as_json=as_json, dry_run=dry_run,
+                                 yes=yes)
+    if result is None:
+        return 0
+    if not as_json:
         click.echo(f"restored image {result.image_id} onto {result.target}: {human(result.written_bytes)} "
                    f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
         for w in result.warnings:
