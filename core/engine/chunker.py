@@ -211,28 +211,42 @@ class Chunker:
             data = data[take:]
 
     def _full_units(self, off: int, data: memoryview) -> None:
-        """Whole units (the common case): one hash call each, changed runs stored in one piece."""
+        """Whole units (the common case): one hash call each; a run of changed units is stored in one
+        piece and a run of unchanged ones refers to the parent's extents in one pass."""
         first = off // HASH_UNIT
         parent = self.parent
         digest = xxhash.xxh3_128_digest
         pack = _UNIT.pack
         units = self.units
         run = -1  # start (in units) of the current run of changed units
-        for i in range(len(data) // HASH_UNIT):
+        same = -1  # start of the current run of unchanged units
+        count = len(data) // HASH_UNIT
+        for i in range(count):
             h = digest(data[i * HASH_UNIT:(i + 1) * HASH_UNIT])
             units += pack(first + i, h)
             if parent is not None and parent.unit_hash(first + i) == h:
                 if run >= 0:
                     self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:i * HASH_UNIT])
                     run = -1
-                base = off + i * HASH_UNIT
-                for e_off, n, chunk, coff, ref in parent.extents_in(base, base + HASH_UNIT):
-                    self._extent(e_off, n, chunk, coff, ref)
-                    self.reused_bytes += n
-            elif run < 0:
-                run = i
+                if same < 0:
+                    same = i
+            else:
+                if same >= 0:
+                    self._reuse(off + same * HASH_UNIT, off + i * HASH_UNIT)
+                    same = -1
+                if run < 0:
+                    run = i
         if run >= 0:
             self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:])
+        if same >= 0:
+            self._reuse(off + same * HASH_UNIT, off + count * HASH_UNIT)
+
+    def _reuse(self, start: int, end: int) -> None:
+        """Disk bytes [start, end) are unchanged: point at the parent's copy."""
+        assert self.parent is not None  # only called with a parent
+        for e_off, n, chunk, coff, ref in self.parent.extents_in(start, end):
+            self._extent(e_off, n, chunk, coff, ref)
+            self.reused_bytes += n
 
     def _finish_unit(self) -> None:
         if not self._pieces:
@@ -251,9 +265,7 @@ class Chunker:
             h = xxhash.xxh3_128_digest(bytes(buf), seed=xxhash.xxh3_64_intdigest(bytes(cover)) | 1)
         self.units += _UNIT.pack(unit, h)
         if self.parent is not None and self.parent.unit_hash(unit) == h:
-            for off, n, chunk, coff, ref in self.parent.extents_in(base, base + HASH_UNIT):
-                self._extent(off, n, chunk, coff, ref)
-                self.reused_bytes += n
+            self._reuse(base, base + HASH_UNIT)
             return
         for off, data in pieces:
             self._store(off, data)
