@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ..io.reader import pread_full
+from ..io.writeback import Writeback
 from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError
 from . import safety, sysblock
 
@@ -60,6 +61,7 @@ class Disk:
     inode: tuple[int, int] = (0, 0)  # regular files: (st_dev, st_ino)
     backing_file: str = ""  # loop devices: the image file behind them
     footprint: safety.Footprint | None = field(default=None, repr=False)
+    _writeback: Writeback | None = field(default=None, repr=False)
 
     # --- Reader protocol ---------------------------------------------------------------------------
 
@@ -93,6 +95,9 @@ class Disk:
                 raise TargetWriteError(target=self.path,
                                        detail=f"no progress writing at byte {offset + done}")
             done += n
+        if self._writeback is None:
+            self._writeback = Writeback(self.fd)
+        self._writeback.wrote(offset, len(view))
 
     def zero_range(self, offset: int, length: int) -> bool:
         """Zero a range without sending zeros through memory where the kernel can do it (BLKZEROOUT

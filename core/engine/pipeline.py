@@ -21,7 +21,7 @@ WORKERS = max(1, min(4, os.cpu_count() or 2))
 class Ordered(Generic[T, R]):
     """``for result in Ordered(fn, items)``: fn(item) runs in the pool, results arrive in order."""
 
-    def __init__(self, fn: Callable[[T], R], items: Iterable[T], depth: int = WORKERS * 2) -> None:
+    def __init__(self, fn: Callable[[T], R], items: Iterable[T], depth: int = WORKERS * 3) -> None:
         self.fn = fn
         self.items = items
         self.depth = max(1, depth)

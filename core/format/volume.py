@@ -17,6 +17,7 @@ import blake3
 from ..crypto.keys import ImageKeys
 from ..errors import IncompleteImage, IntegrityError, NewerFormat
 from ..io.atomic import fsync_dir, os_error
+from ..io.writeback import Writeback
 from .c_image import (CHUNK_SIZE, FORMAT_VERSION, KNOWN_MANDATORY_FEATURES, NONCE_CHUNK, RECORD_CHUNK,
                       RECORD_MAGIC, TRAILER_MAGIC, VOLUME_MAGIC, RecordHeader, VolumeHeader, VolumeTrailer)
 
@@ -92,6 +93,7 @@ class VolumeWriter:
         except OSError as e:
             raise os_error(e, self.folder, f"creating {os.path.basename(path)}") from e
         self.partial_paths.append(path)
+        self._writeback = Writeback(self._fd)
         self._offset = 0
         self._records = 0
         self._write(header)
@@ -104,6 +106,7 @@ class VolumeWriter:
                 view = view[n:]
         except OSError as e:
             raise os_error(e, self.folder, f"writing {volume_name(self.image_id, self._number)}") from e
+        self._writeback.wrote(self._offset, len(data))
         self._offset += len(data)
 
     def _close_current(self, final: bool) -> None:
