@@ -87,10 +87,12 @@ class RestoreResult:
     unreadable: list[list[int]]
     actions: list[str] = field(default_factory=list)
     boot_problems: list[str] = field(default_factory=list)  # what the boot repair left undone
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: writing, reading back
 
     def as_json(self) -> dict[str, Any]:
         return {"image": self.image_id, "target": self.target, "written_bytes": self.written_bytes,
                 "verified_bytes": self.verified_bytes, "seconds": round(self.seconds, 3),
+                "phases": self.phases,
                 "warnings": self.warnings, "actions": self.actions, "boot_problems": self.boot_problems,
                 "unreadable_in_source": self.unreadable}
 
@@ -180,7 +182,9 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         for off, n in meta.get("zero_extents", []):
             progress.check()
             placer.zero(off, n)
+        phases = {"write": time.monotonic() - started}
         verified = placer.read_back(progress)
+        phases["read_back"] = time.monotonic() - started - phases["write"]
         problems: list[str] = []
         actions = finish_target(placer, meta.get("table"), progress, problems)
         progress.report(Event("restore", total, total))
@@ -191,7 +195,8 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         placer.close()
         plan.close()
     return RestoreResult(plan.image_id, plan.target, placer.written, verified, time.monotonic() - started,
-                         plan.warnings + problems, meta.get("unreadable", []), actions, problems)
+                         plan.warnings + problems, meta.get("unreadable", []), actions, problems,
+                         {k: round(v, 3) for k, v in phases.items()})
 
 
 def invalidate(disk: Disk, scheme: str, ss: int) -> None:
