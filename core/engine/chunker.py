@@ -25,12 +25,15 @@ from ..disk.model import Extent
 from ..errors import SourceError
 from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
 from ..io.reader import Reader
+from .pipeline import Ordered
 from .plan import Region
 
 ZERO_BLOCK = 64 << 10
 # Pieces of at least this size keep a view of their read buffer; smaller ones are copied. With 4 MiB
 # chunks a chunk then pins at most four buffers, whatever the data looks like.
 PIN_MIN = 1 << 20
+# Pieces read ahead of the chunker (4 MiB each): enough to hide the read latency, small for memory.
+READ_AHEAD = 2
 _ZEROS = bytes(max(ZERO_BLOCK, HASH_UNIT))
 _EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
 _UNIT = struct.Struct("<Q16s")  # UnitEntry layout
@@ -112,20 +115,30 @@ class Chunker:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def _read_plan(self) -> Iterator[tuple[str, int, int]]:
         for region in self.regions:
             pos, end = region.start, region.start + region.length
             while pos < end:
                 n = min(CHUNK_SIZE, end - pos)
-                for off, data in self._read_runs(pos, n):
-                    view = memoryview(data)
-                    if region.kind == "used":
-                        self._feed(off, view)
-                    else:
-                        self._feed_nonzero(off, view, region.kind == "raw")
-                    yield from self._drain()
-                self.on_read(n)
+                yield region.kind, pos, n
                 pos += n
+
+    def _read_piece(self, item: tuple[str, int, int]) -> tuple[str, int, list[tuple[int, bytes]]]:
+        kind, pos, n = item
+        return kind, n, self._read_runs(pos, n)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        # Reads run one or two pieces ahead in a thread of their own (pread releases the GIL), so
+        # hashing and chunking never wait for the disk; at most READ_AHEAD pieces are held.
+        for kind, n, runs in Ordered(self._read_piece, self._read_plan(), depth=READ_AHEAD, workers=1):
+            for off, data in runs:
+                view = memoryview(data)
+                if kind == "used":
+                    self._feed(off, view)
+                else:
+                    self._feed_nonzero(off, view, kind == "raw")
+                yield from self._drain()
+            self.on_read(n)
         self._finish_unit()
         self._flush_extent()
         yield from self._drain()

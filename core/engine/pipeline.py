@@ -21,14 +21,16 @@ WORKERS = max(1, min(4, os.cpu_count() or 2))
 class Ordered(Generic[T, R]):
     """``for result in Ordered(fn, items)``: fn(item) runs in the pool, results arrive in order."""
 
-    def __init__(self, fn: Callable[[T], R], items: Iterable[T], depth: int = WORKERS * 3) -> None:
+    def __init__(self, fn: Callable[[T], R], items: Iterable[T], depth: int = WORKERS * 3,
+                 workers: int = WORKERS) -> None:
         self.fn = fn
         self.items = items
         self.depth = max(1, depth)
+        self.workers = max(1, workers)
 
     def __iter__(self) -> Iterator[R]:
         pending: deque[Future[R]] = deque()
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rescue") as pool:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rescue") as pool:
             try:
                 for item in self.items:
                     pending.append(pool.submit(self.fn, item))
