@@ -31,7 +31,8 @@ class Struct:
             self.offsets[fname] = (off, size)
             off += size
 
-    def parse(self, data: bytes | memoryview, offset: int = 0, what: str | None = None) -> dict[str, Any]:
+    def parse(self, data: bytes | bytearray | memoryview, offset: int = 0,
+              what: str | None = None) -> dict[str, Any]:
         """Decode the record at ``offset``; a short buffer is a `FormatError`."""
         if offset < 0 or len(data) - offset < self.size:
             raise FormatError(what=what or self.name,

@@ -124,11 +124,11 @@ def rewrite_mounted_devices(writer: HiveWriter, mapping: dict[PartitionId, Parti
         if v.type != RegType.BINARY:
             continue
         vol = decode_mounted(v.data)
-        new = _target(vol, mapping)
-        if new is None or new == vol:
+        target = _target(vol, mapping)
+        if target is None or target == vol:
             continue
-        writer.set_value(key, v.name, RegType.BINARY, encode_mounted(new))
-        changes.append(MountedChange(v.name, vol, new))
+        writer.set_value(key, v.name, RegType.BINARY, encode_mounted(target))
+        changes.append(MountedChange(v.name, vol, target))
     return changes
 
 

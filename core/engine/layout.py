@@ -130,7 +130,7 @@ def plan_layout(table: dict[str, Any], target_size: int, target_sector_size: int
     after = sum(_align_up(int(p["size"])) for p in fixed if grower and p["start"] > grower["start"])
     moves = []
     for p in parts:
-        if p is grower:
+        if grower is not None and p is grower:
             size = _align_down(limit - after - start)
             if p.get("fs") != "ntfs":
                 size = int(p["size"])

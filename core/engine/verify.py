@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import Error, IntegrityError
+from ..errors import IntegrityError
 from ..progress import Event, Progress
 from .chain import Chain
 from .pipeline import Ordered
@@ -64,7 +64,7 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
     result = VerifyResult(image_id, total, data, time.monotonic() - started, bad, images)
     if bad:
         more = f" (and {len(bad) - 1} more bad chunks)" if len(bad) > 1 else ""
-        err: Error = IntegrityError(detail=f"image {image_id}: {bad[0]}{more}")
-        err.result = result  # type: ignore[attr-defined]
-        raise err
+        failure = IntegrityError(detail=f"image {image_id}: {bad[0]}{more}")
+        failure.result = result  # type: ignore[attr-defined]  # read by the CLI for --json
+        raise failure
     return result

@@ -25,7 +25,7 @@ FILE_INODE = pyfuse3.ROOT_INODE + 1
 NAME = b"volume"
 
 
-class SpillFS(pyfuse3.Operations):  # type: ignore[misc]
+class SpillFS(pyfuse3.Operations):
     def __init__(self, target: str, offset: int, new_size: int, spill: str, total: int) -> None:
         super().__init__()
         self.tfd = os.open(target, os.O_RDWR | os.O_CLOEXEC)

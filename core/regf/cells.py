@@ -158,7 +158,8 @@ def parse_nk(data: bytes, where: str) -> NkRecord:
     if end > len(data):
         raise FormatError(what=what, detail=f"name of {name_length} bytes overruns the {len(data)}-byte cell")
     name = decode_name(bytes(data[NK.size:end]), bool(flags & KEY_COMP_NAME), what)
-    return NkRecord(*(t[_NK_IDX[f]] for f in _NK_RECORD_FIELDS), name)
+    values = [t[_NK_IDX[f]] for f in _NK_RECORD_FIELDS]
+    return NkRecord._make([*values, name])
 
 
 def parse_vk(data: bytes, where: str) -> VkRecord:
