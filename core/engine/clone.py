@@ -20,7 +20,7 @@ from ..io.reader import FdReader
 from ..progress import Event, Progress
 from .chunker import ZERO_BLOCK
 from .layout import Layout, plan_layout
-from .pipeline import Ordered
+from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .plan import BackupPlan, plan_backup
 from .restore import finish_target, invalidate
@@ -122,30 +122,33 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
     total = sum(r.length for r in bplan.regions)
     done = 0
 
-    def read(item: tuple[int, int, str]) -> tuple[int, str, bytes]:
+    def copy(item: tuple[int, int, str]) -> int:
+        # Read and placed in the worker: the direct writes (verified as they go) of one worker
+        # overlap the other's reads, and the main thread only reports progress.
         off, n, kind = item
         data = src.pread(off, n)
         if len(data) != n:
             raise SourceError(path=plan.source, detail=f"short read at byte {off}")
-        return off, kind, data
+        view = memoryview(data)
+        if kind == "used":
+            placer.put(off, view)
+            return n
+        for i in range(0, len(view), ZERO_BLOCK):
+            block = view[i:i + ZERO_BLOCK]
+            if block == _ZEROS[:len(block)]:
+                if kind == "raw":
+                    placer.zero(off + i, len(block))
+            else:
+                placer.put(off + i, block)
+        return n
 
     try:
         recheck(dst)
         invalidate(dst, table["scheme"], plan.layout.sector_size)
-        for off, kind, data in Ordered(read, _pieces(bplan)):
+        dst.enable_direct()  # before the workers start; buffered where the target refuses it
+        for n in Ordered(copy, _pieces(bplan), depth=IO_WORKERS * 2, workers=IO_WORKERS):
             progress.check()
-            view = memoryview(data)
-            if kind == "used":
-                placer.put(off, view)
-            else:
-                for i in range(0, len(view), ZERO_BLOCK):
-                    block = view[i:i + ZERO_BLOCK]
-                    if block == _ZEROS[:len(block)]:
-                        if kind == "raw":
-                            placer.zero(off + i, len(block))
-                    else:
-                        placer.put(off + i, block)
-            done += len(view)
+            done += n
             progress.report(Event("clone", done, total))
         for off, n in bplan.zeroed:
             placer.zero(off, n)

@@ -16,6 +16,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 WORKERS = max(1, min(4, os.cpu_count() or 2))
+# Threads for work that waits on the disk (direct writes and read-backs block for the device's
+# latency): two more than the cores, so that the device always has requests while the CPUs work.
+IO_WORKERS = WORKERS + 2
 
 
 class Ordered(Generic[T, R]):

@@ -9,9 +9,12 @@ writing a byte; the caller shows the plan and asks to confirm. `execute_restore`
    first sector (and the GPT headers), so that an interrupted restore leaves a disk with no partition
    table, which nobody can mistake for a good copy;
 2. writes every chunk the point needs, each verified (authenticated, decompressed, digest-checked)
-   before any of it is written, read once, in the order it lies on the backup medium;
+   before any of it is written, read once, in the order it lies on the backup medium, by worker
+   threads; where the target takes direct I/O each write is read back from the device at once;
 3. writes the zero extents (pagefile.sys / hiberfil.sys contents, blank blocks of raw partitions);
-4. reads every written byte back from the medium and compares (`VerifyAfterWriteError` otherwise);
+4. after the last write, reads back from the medium what was not verified at once, and a probe of
+   every write that was (a later write landing on earlier data shows there), and compares
+   (`VerifyAfterWriteError` otherwise): every written byte has been read back;
 5. grows or shrinks NTFS to the planned sizes (ntfsresize), fixes the boot sectors' hidden sectors;
 6. writes the partition table (the source's own bytes when the layout is identical);
 7. when partitions moved, repairs Windows' boot configuration (`core.repair`: BCD devices, drive
@@ -35,7 +38,7 @@ from ..progress import Event, Progress
 from ..repair import repair_disk
 from .chain import Chain
 from .layout import Layout, plan_layout
-from .pipeline import Ordered
+from .pipeline import IO_WORKERS, Ordered
 from .place import Placer, hidden_sectors_writes
 from .repo import Repository
 
@@ -167,17 +170,20 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     try:
         recheck(disk)
         invalidate(disk, plan.scheme, plan.sector_size)
+        disk.enable_direct()  # before the workers start; buffered where the target refuses it
         total = plan.data_bytes + plan.zero_bytes
         by_chunk = chain.extents_by_chunk()
 
-        def load(key: tuple[int, int]) -> tuple[tuple[int, int], bytes]:
-            return key, chain.read_chunk(*key)
-
-        for key, raw in Ordered(load, chain.read_order(by_chunk)):
-            progress.check()
-            view = memoryview(raw)
+        def place(key: tuple[int, int]) -> None:
+            # Verified, then written, in the worker: each chunk is checked before any of it is
+            # written, and the two workers' direct writes keep the target busy while the other
+            # decrypts and decompresses. Order does not matter: nothing here is the table.
+            raw = memoryview(chain.read_chunk(*key))
             for disk_off, length, chunk_off in by_chunk[key]:
-                placer.put(disk_off, view[chunk_off:chunk_off + length])
+                placer.put(disk_off, raw[chunk_off:chunk_off + length])
+
+        for _ in Ordered(place, chain.read_order(by_chunk), depth=IO_WORKERS * 2, workers=IO_WORKERS):
+            progress.check()
             progress.report(Event("restore", placer.written, total))
         for off, n in meta.get("zero_extents", []):
             progress.check()
