@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from core.engine.repo import Repository
-from tests.conftest import need_root_tools
 from tests.crash.crashlib import sha256_file
+from tests.crash.fuseshim import mounted_shim
 from tests.images import run_rescue, small_disk
 
 SHIM = Path(__file__).with_name("eio_fuse.py")
@@ -48,41 +45,10 @@ def sector_cover(ranges: list[tuple[int, int]]) -> list[list[int]]:
 @pytest.fixture
 def bad_source(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(the plain disk file, the same disk behind the EIO shim)."""
-    need_root_tools("fusermount3")
-    try:
-        import pyfuse3  # noqa: F401
-        import trio  # noqa: F401
-    except ImportError as e:
-        pytest.fail(f"pyfuse3/trio missing ({e}): scripts/setup.sh installs them")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse: the kernel has no FUSE here")
     src = small_disk(tmp_path / "src.img")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
     ranges = ",".join(f"{o}:{n}" for o, n in BAD)
-    proc = subprocess.Popen([sys.executable, str(SHIM), str(src), str(mnt), ranges], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if line.strip() != "ready":
-            proc.wait(timeout=10)
-            err = proc.stderr.read() if proc.stderr else ""
-            pytest.skip(f"pyfuse3 cannot mount here: {err.strip()[-300:] or line}")
-        deadline = time.monotonic() + 10
-        while not (mnt / "disk.img").exists():
-            assert time.monotonic() < deadline, "FUSE mount did not show disk.img"
-            time.sleep(0.01)
-        yield src, mnt / "disk.img"
-    finally:
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
-        assert not os.path.ismount(mnt)
+    with mounted_shim(SHIM, [str(src), ranges], tmp_path / "mnt") as shim:
+        yield src, shim
 
 
 def test_unreadable_source_sectors_are_recorded_and_reported(bad_source: tuple[Path, Path],

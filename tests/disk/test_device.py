@@ -138,6 +138,40 @@ def test_target_loop_pwrite_sync_and_read_back(tmp_path: Path) -> None:
     assert tgt.read_bytes()[1000:1000 + len(data)] == data
 
 
+@pytest.mark.root
+@pytest.mark.parametrize("on", ["file", "loop"])
+def test_direct_writes_mix_with_buffered_ends_and_read_back_from_the_medium(tmp_path: Path, on: str) -> None:
+    """enable_direct: the aligned middle of a write goes O_DIRECT (and, with verify, is read back at
+    once), the unaligned ends go buffered; together they hold exactly the data, next to bytes that
+    must stay untouched, and feed_from_medium returns what is on the medium."""
+    need_root_tools("losetup")
+    src = make_file(tmp_path / "src.img", 16 * MiB)
+    tgt = make_file(tmp_path / "tgt.img", 16 * MiB, b"\xaa" * (16 * MiB))
+    data = pattern(9 * MiB + 4321)  # longer than one 4 MiB bounce buffer, unaligned at both ends
+    off = 3 * MiB + 1000
+
+    def check(path: str) -> None:
+        with open_target(path, sources=[str(src)], required_size=16 * MiB, sector_size=512) as d:
+            assert d.enable_direct()
+            lo, hi = d.pwrite(off, data, verify=True)
+            assert (lo, hi) == (3 * MiB + 4096, (off + len(data)) // 4096 * 4096)
+            assert d.pwrite(5000, b"small", verify=True) == (0, 0)  # nothing aligned: buffered only
+            d.sync(drop_cache=True)
+            got = bytearray()
+            assert d.feed_from_medium(off, len(data), got.extend) == len(data)
+            assert bytes(got) == data
+        blob = tgt.read_bytes()
+        assert blob[off:off + len(data)] == data
+        assert blob[5000:5005] == b"small"
+        assert blob[off - 4096:off] == b"\xaa" * 4096 and blob[off + len(data):][:4096] == b"\xaa" * 4096
+
+    if on == "file":
+        check(str(tgt))
+    else:
+        with loop(tgt) as dev:
+            check(dev)
+
+
 def test_target_file_pwrite_accepts_memoryview(tmp_path: Path) -> None:
     src = make_file(tmp_path / "src.img", MiB)
     tgt = make_file(tmp_path / "tgt.img", MiB)
