@@ -9,35 +9,39 @@ Change tracking: stored data is cut at HASH_UNIT-aligned disk offsets into units
 128-bit XXH3 hash of its stored bytes, seeded by which bytes of the unit are stored (so a block that
 became free, or a zero block that became used, never looks unchanged). With a parent index, a unit
 whose hash equals the parent's is not stored again: the child's extents point at the parent's copy.
-Everything streams in disk order; the parent's tables are walked with forward cursors, never loaded
-into Python objects.
+Everything streams in disk order; the parent's tables are searched in place (a forward cursor over
+the packed rows), never loaded into Python objects.
+
+Reads and zero-block tests run ahead in a thread of their own (`pieces`). Whole units are hashed
+in bulk into packed unit-table rows, which are compared with the parent's rows in place: a run of
+units that did not change is one bytes comparison and one pass over the parent's extents.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import xxhash
 
 from ..disk.model import Extent
-from ..errors import SourceError
 from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
 from ..io.reader import Reader
+from .pieces import (PIN_MIN, READ_AHEAD, READ_WORKERS, ZERO_BLOCK, Piece, PieceReader, add_range,
+                     plan_pieces)
 from .pipeline import Ordered
 from .plan import Region
 
-ZERO_BLOCK = 64 << 10
-# Pieces of at least this size keep a view of their read buffer; smaller ones are copied. With 4 MiB
-# chunks a chunk then pins at most four buffers, whatever the data looks like.
-PIN_MIN = 1 << 20
-# Pieces read ahead of the chunker (4 MiB each): enough to hide the read latency, small for memory.
-READ_AHEAD = 2
-_ZEROS = bytes(max(ZERO_BLOCK, HASH_UNIT))
+__all__ = ["Chunk", "Chunker", "ParentIndex", "ZERO_BLOCK", "unit_rows"]
+
 _EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
 _UNIT = struct.Struct("<Q16s")  # UnitEntry layout
 assert _EXT.size == ExtentEntry.size and _UNIT.size == UnitEntry.size
+_ROW = _UNIT.size
 
 
 @dataclass
@@ -52,11 +56,24 @@ class Chunk:
         return b"".join(self.pieces)
 
 
-class ParentIndex:
-    """The parent image's unit and extent tables, read with forward cursors (inputs arrive in order).
+def unit_rows(off: int, data: memoryview) -> bytes:
+    """Packed UnitEntry rows (index, unseeded XXH3-128) of the units that lie whole inside ``data``
+    (at disk offset ``off``), one hash call per unit and no per-unit objects kept."""
+    first = -(-off // HASH_UNIT)
+    rel = first * HASH_UNIT - off
+    if rel >= len(data):
+        return b""
+    digest, pack = xxhash.xxh3_128_digest, _UNIT.pack
+    return b"".join([pack(first + i, digest(data[rel + i * HASH_UNIT:rel + (i + 1) * HASH_UNIT]))
+                     for i in range((len(data) - rel) // HASH_UNIT)])
 
-    ``ref_shift`` is added to the parent's image references: the child's chain is the parent followed
-    by the parent's own chain, so the parent's "this image" (0) is the child's 1.
+
+class ParentIndex:
+    """The parent image's unit and extent tables, searched in place with forward cursors (inputs
+    arrive in disk order, so every search starts where the last one ended).
+
+    The parent's image references are shifted by one (`extents_in`): the child's chain is the parent
+    followed by the parent's own chain, so the parent's "this image" (0) is the child's 1.
     """
 
     def __init__(self, units: bytes, extents: bytes) -> None:
@@ -64,17 +81,49 @@ class ParentIndex:
         self.extents = extents
         self._u = 0
         self._e = 0
-        self.n_units = len(units) // _UNIT.size
+        self.n_units = len(units) // _ROW
         self.n_extents = len(extents) // _EXT.size
+        # The unit indices alone (8 bytes a unit, 1/3 of the table), for bisection.
+        rows = array("Q")
+        rows.frombytes(memoryview(units)[:self.n_units * _ROW])
+        if sys.byteorder == "big":
+            rows.byteswap()  # the table is little-endian
+        self._index = rows[::_ROW // 8]
+
+    def _seek(self, index: int) -> int:
+        """Row of the first parent unit >= ``index`` (the cursor moves forward only)."""
+        self._u = bisect_left(self._index, index, self._u)
+        return self._u
 
     def unit_hash(self, index: int) -> bytes | None:
-        while self._u < self.n_units and _UNIT.unpack_from(self.units, self._u * _UNIT.size)[0] < index:
-            self._u += 1
-        if self._u < self.n_units:
-            idx, h = _UNIT.unpack_from(self.units, self._u * _UNIT.size)
-            if idx == index:
-                return bytes(h)
+        u = self._seek(index)
+        if u < self.n_units and self._index[u] == index:
+            return self.units[u * _ROW + 8:(u + 1) * _ROW]
         return None
+
+    def same_rows(self, rows: bytes) -> bool:
+        """Whether the parent has exactly these packed rows (consecutive units) for their units. One
+        bytes comparison; it checks the unit indices too, so it holds only when the parent has every
+        one of these units with the same hash (the common case of a whole piece left unchanged)."""
+        if not rows:
+            return True
+        u = self._seek(_UNIT.unpack_from(rows)[0])
+        return self.units[u * _ROW:u * _ROW + len(rows)] == rows
+
+    def unchanged(self, rows: bytes) -> list[bool]:
+        """For each packed row (consecutive units), whether the parent has the same hash for it."""
+        out: list[bool] = []
+        if not rows:
+            return out
+        u = self._seek(_UNIT.unpack_from(rows)[0])
+        table = self.units
+        for i in range(len(rows) // _ROW):
+            row = rows[i * _ROW:(i + 1) * _ROW]
+            # Rows line up when the parent has every unit of the run; a row that differs may still
+            # mean a missing parent unit before it, so it is looked up properly.
+            out.append(table[(u + i) * _ROW:(u + i + 1) * _ROW] == row
+                       or self.unit_hash(_UNIT.unpack_from(row)[0]) == row[8:])
+        return out
 
     def extents_in(self, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
         """Parent extents clipped to [start, end): (disk offset, length, chunk, chunk offset, ref)."""
@@ -102,6 +151,7 @@ class Chunker:
         self.sector_size = sector_size
         self.on_read = on_read
         self.parent = parent
+        self.piece_reader = PieceReader(reader, sector_size)
         self.zeroed: list[Extent] = []
         self.unreadable: list[Extent] = []
         self.extents = bytearray()  # packed ExtentEntry, disk order
@@ -113,96 +163,36 @@ class Chunker:
         self._pieces: list[tuple[int, memoryview]] = []  # (disk offset, bytes) of the pending unit
         self._last_ext: list[int] = []  # the last extent written, to merge contiguous ones
 
-    # --- reading --------------------------------------------------------------------------------
-
-    def _read_plan(self) -> Iterator[tuple[str, int, int]]:
-        for region in self.regions:
-            pos, end = region.start, region.start + region.length
-            while pos < end:
-                n = min(CHUNK_SIZE, end - pos)
-                yield region.kind, pos, n
-                pos += n
-
-    def _read_piece(self, item: tuple[str, int, int]) -> tuple[str, int, list[tuple[int, bytes]]]:
-        kind, pos, n = item
-        return kind, n, self._read_runs(pos, n)
-
     def __iter__(self) -> Iterator[Chunk]:
-        # Reads run one or two pieces ahead in a thread of their own (pread releases the GIL), so
-        # hashing and chunking never wait for the disk; at most READ_AHEAD pieces are held.
-        for kind, n, runs in Ordered(self._read_piece, self._read_plan(), depth=READ_AHEAD, workers=1):
-            for off, data in runs:
-                view = memoryview(data)
-                if kind == "used":
-                    self._feed(off, view)
-                else:
-                    self._feed_nonzero(off, view, kind == "raw")
-                yield from self._drain()
-            self.on_read(n)
+        # The read thread stays up to READ_AHEAD pieces ahead; pieces arrive here in disk order.
+        pieces = Ordered(self.piece_reader.read, plan_pieces(self.regions), depth=READ_AHEAD,
+                         workers=READ_WORKERS)
+        for piece in pieces:
+            self._take(piece)
+            self.piece_reader.release(piece)
+            yield from self._drain()
+            self.on_read(piece.length)
         self._finish_unit()
         self._flush_extent()
         yield from self._drain()
         if self._cur.size:
             yield self._cur
 
+    def _take(self, piece: Piece) -> None:
+        """Everything of one piece; its views die with this call's locals, so `release` can reuse
+        the buffer."""
+        for off, n in piece.unreadable:
+            add_range(self.unreadable, off, n)
+        for off, n in piece.zeroed:
+            add_range(self.zeroed, off, n)
+        for off, data in piece.segments:
+            self._feed(off, data)
+        # A unit left pending waits for the next piece: a copy (< 16 KiB) lets this buffer be reused.
+        self._pieces = [(off, memoryview(bytes(data))) for off, data in self._pieces]
+
     def _drain(self) -> Iterator[Chunk]:
         while self._ready:
             yield self._ready.pop(0)
-
-    def _read_runs(self, pos: int, n: int) -> list[tuple[int, bytes]]:
-        try:
-            data = self.reader.read(pos, n)
-        except SourceError:
-            return self._read_sectorwise(pos, n)
-        if len(data) != n:
-            raise SourceError(path=getattr(self.reader, "path", "source"),
-                              detail=f"short read at byte {pos}: disk smaller than its partition table says?")
-        return [(pos, data)]
-
-    def _read_sectorwise(self, pos: int, n: int) -> list[tuple[int, bytes]]:
-        """After a failed read: sector by sector, so only the truly unreadable sectors are lost."""
-        runs: list[tuple[int, bytes]] = []
-        ss = self.sector_size
-        off = pos
-        while off < pos + n:
-            m = min(ss, pos + n - off)
-            try:
-                data = self.reader.read(off, m)
-            except SourceError:
-                if self.unreadable and self.unreadable[-1][0] + self.unreadable[-1][1] == off:
-                    self.unreadable[-1] = (self.unreadable[-1][0], self.unreadable[-1][1] + m)
-                else:
-                    self.unreadable.append((off, m))
-                off += m
-                continue
-            if runs and runs[-1][0] + len(runs[-1][1]) == off:
-                runs[-1] = (runs[-1][0], runs[-1][1] + data)
-            else:
-                runs.append((off, data))
-            off += m
-        return runs
-
-    def _feed_nonzero(self, off: int, data: memoryview, record_zeros: bool) -> None:
-        i = 0
-        start = -1  # start of the current non-zero run within data
-        while i < len(data):
-            j = min(i + ZERO_BLOCK, len(data))
-            if data[i:j] == _ZEROS[:j - i]:
-                if start >= 0:
-                    self._feed(off + start, data[start:i])
-                    start = -1
-                if record_zeros:
-                    if self.zeroed and self.zeroed[-1][0] + self.zeroed[-1][1] == off + i:
-                        self.zeroed[-1] = (self.zeroed[-1][0], self.zeroed[-1][1] + j - i)
-                    else:
-                        self.zeroed.append((off + i, j - i))
-            elif start < 0:
-                start = i
-            i = j
-        if start >= 0:
-            self._feed(off + start, data[start:])
-
-    # --- units ----------------------------------------------------------------------------------
 
     def _feed(self, off: int, data: memoryview) -> None:
         """Stored bytes at disk offset ``off``, cut at unit boundaries; whole units go in bulk."""
@@ -224,35 +214,28 @@ class Chunker:
             data = data[take:]
 
     def _full_units(self, off: int, data: memoryview) -> None:
-        """Whole units (the common case): one hash call each; a run of changed units is stored in one
-        piece and a run of unchanged ones refers to the parent's extents in one pass."""
-        first = off // HASH_UNIT
+        """Whole units (the common case): a run of changed units is stored in one piece and a run of
+        unchanged ones refers to the parent's extents in one pass."""
+        rows = unit_rows(off, data)
+        self.units += rows
         parent = self.parent
-        digest = xxhash.xxh3_128_digest
-        pack = _UNIT.pack
-        units = self.units
-        run = -1  # start (in units) of the current run of changed units
-        same = -1  # start of the current run of unchanged units
-        count = len(data) // HASH_UNIT
-        for i in range(count):
-            h = digest(data[i * HASH_UNIT:(i + 1) * HASH_UNIT])
-            units += pack(first + i, h)
-            if parent is not None and parent.unit_hash(first + i) == h:
-                if run >= 0:
-                    self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:i * HASH_UNIT])
-                    run = -1
-                if same < 0:
-                    same = i
+        if parent is None:
+            self._store(off, data)
+            return
+        if parent.same_rows(rows):  # fast path: nothing changed here
+            self._reuse(off, off + len(data))
+            return
+        same = parent.unchanged(rows)
+        i = 0
+        while i < len(same):
+            j = i + 1
+            while j < len(same) and same[j] == same[i]:
+                j += 1
+            if same[i]:
+                self._reuse(off + i * HASH_UNIT, off + j * HASH_UNIT)
             else:
-                if same >= 0:
-                    self._reuse(off + same * HASH_UNIT, off + i * HASH_UNIT)
-                    same = -1
-                if run < 0:
-                    run = i
-        if run >= 0:
-            self._store(off + run * HASH_UNIT, data[run * HASH_UNIT:])
-        if same >= 0:
-            self._reuse(off + same * HASH_UNIT, off + count * HASH_UNIT)
+                self._store(off + i * HASH_UNIT, data[i * HASH_UNIT:j * HASH_UNIT])
+            i = j
 
     def _reuse(self, start: int, end: int) -> None:
         """Disk bytes [start, end) are unchanged: point at the parent's copy."""

@@ -47,6 +47,12 @@ class FdReader:
             raise FormatError(what="read", detail=f"negative offset/length {offset}/{length}")
         return pread_full(self.fd, offset, max(0, min(length, self.size - offset)), self.path)
 
+    def read_into(self, offset: int, buf: memoryview) -> int:
+        """Like `read` into ``buf`` (a reused buffer: no allocation); returns the bytes read."""
+        if offset < 0:
+            raise FormatError(what="read", detail=f"negative offset {offset}")
+        return pread_into(self.fd, offset, buf[:max(0, min(len(buf), self.size - offset))], self.path)
+
 
 class WindowReader:
     """A `Reader` over ``[start, start+size)`` of another reader (a partition of a disk)."""
@@ -83,6 +89,21 @@ def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
             break  # the file or device ended (or shrank under us); callers that need exact sizes check
         out += chunk
     return bytes(out)
+
+
+def pread_into(fd: int, offset: int, buf: memoryview, path: str) -> int:
+    """Fill ``buf`` from ``offset`` (less only at end of file); returns the bytes read. An I/O error
+    is a `SourceError`."""
+    done = 0
+    while done < len(buf):
+        try:
+            n = os.preadv(fd, [buf[done:]], offset + done)
+        except OSError as e:
+            raise SourceError(path=path, detail=f"{e.strerror} at byte {offset + done}") from e
+        if not n:
+            break  # the file or device ended (or shrank under us); callers that need exact sizes check
+        done += n
+    return done
 
 
 def read_exact(reader: Reader, offset: int, length: int, what: str) -> bytes:
