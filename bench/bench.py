@@ -236,6 +236,19 @@ class Bench:
                 self.timed("rescue restore enc", "restore",
                            [self.rescue("restore", ours_enc, tgt, "--yes", "--password-file", pw, "--json")],
                            None, None, note="whole disk, encrypted image")
+            # The storage's own floor: the restore's data bytes written straight to a file with
+            # O_DIRECT and fsynced, by dd, no compression, no verification. No restore onto this
+            # storage can be faster than this; the ratios to it say how much of a restore's time
+            # is the tool's own.
+            ours_restore = next(x for x in self.runs if x.name == "rescue restore")
+            plan = ours_restore.extra.get("plan")
+            data_bytes = int(plan.get("data_bytes", 0)) if isinstance(plan, dict) else 0
+            if data_bytes:
+                tgt = self.fresh_target("floor.img")
+                self.timed("dd direct floor", "floor",
+                           [["dd", f"if={disk}", f"of={tgt}", "bs=4M", f"count={data_bytes // (4 * MiB)}",
+                             "oflag=direct", "conv=fsync,notrunc", "status=none"]], None, None,
+                           note="the restore's data bytes, raw, straight to this storage")
             for name, stages in (
                     ("zstd -d|partclone -r", lambda dev: [["zstd", "-d", "-q", "-c", pc_file],
                                                           ["partclone.ntfs", "-r", "-s", "-", "-o", dev, "-L",
@@ -378,6 +391,11 @@ class Bench:
                            f"{inc_t:.2f}"))
         if inc_s is not None:
             checks.append(("incremental <= 0.03 x the full backup's size", inc_s <= 0.03, f"{inc_s:.3f}"))
+        floor = r.get("dd direct floor")
+        if floor:
+            for name in ("rescue restore", "rescue restore enc", "zstd -d|partclone -r", "zstd -d|ntfsclone -r"):
+                if name in r:
+                    lines.insert(-1, f"| {name} / dd direct floor (same bytes, raw) | | {r[name].wall / floor.wall:.2f} |")
         clone = ratio("rescue clone", "partclone -b", "wall")
         if clone is not None:
             lines.insert(-1, f"| clone time (ours incl. read-back / partclone -b) | | {clone:.2f} |")

@@ -28,7 +28,10 @@ HOOK = Path(__file__).with_name("pyi_rth_findlib.py")
 ENTRY = Path(__file__).with_name("frozen_main.py")
 # Imported lazily or from C, so PyInstaller's import scan may miss them; the smoke test proves the set.
 HIDDEN = ("zstandard", "blake3", "xxhash", "pyudev", "click", "cryptography.hazmat.primitives.kdf.argon2",
-          "pyfuse3", "trio", "rescue.cli")
+          "pyfuse3", "trio", "rescue.cli",
+          # rescue.cli imports its commands by name, when they run:
+          *(f"rescue.commands.{m}" for m in ("disks", "backup", "listing", "verify", "restore", "clone", "merge",
+                                             "prune", "mount", "umount", "extract", "bcd", "fix_boot")))
 # Pulled in by optional integrations of the packages above (pyudev's GUI bindings, ...), never used:
 # without excluding them the folder grows from ~35 MB to ~130 MB.
 EXCLUDE = ("tkinter", "numpy", "IPython", "jedi", "PyQt5", "PySide2", "wx", "gi", "matplotlib", "pytest",

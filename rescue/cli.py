@@ -7,6 +7,7 @@ nothing else escapes as a traceback unless RESCUE_DEBUG=1.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -18,11 +19,26 @@ from core import __version__
 from core import selftest
 from core.errors import Cancelled, Error
 
-from .commands import (backup, bcd, clone, disks, extract, fix_boot, listing, merge, mount, prune, restore, umount,
-                       verify)
+# Command name -> its module in rescue.commands, imported only when that command runs (or for
+# --help): importing all of them costs ~0.2 s, a tenth of a small incremental backup.
+COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
+            "clone": "clone", "merge": "merge", "prune": "prune", "mount": "mount", "umount": "umount",
+            "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot"}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(f"rescue.commands.{module}").command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rescue")
 def cli() -> None:
     """Offline backup, restore and cloning of Windows disks from rescue media.
@@ -35,10 +51,6 @@ def cli() -> None:
     dirty/hibernated, 130 interrupted. See README.md.
     """
     selftest.run()  # known-answer tests of the crypto and compression before any work
-
-
-for module in (disks, backup, listing, verify, restore, clone, merge, prune, mount, umount, extract, bcd, fix_boot):
-    cli.add_command(module.command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,6 @@ import fcntl
 import os
 import stat
 import struct
-import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Callable, Literal
@@ -34,9 +33,6 @@ from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError, V
 from . import safety, sysblock
 
 DEFAULT_FILE_SECTOR = 512
-# Direct writes are flushed to the medium every this many bytes (see Disk._flush_now_and_then): often
-# enough that the final fsync is short, rarely enough that the flushes cost nothing.
-FLUSH_EVERY = 256 << 20
 
 # Linux logical block sizes are powers of two from 512; 64 KiB is beyond any real disk, so a
 # larger "sector size" is a caller bug, not a disk.
@@ -81,8 +77,6 @@ class Disk:
     footprint: safety.Footprint | None = field(default=None, repr=False)
     _writeback: Writeback | None = field(default=None, repr=False)
     _direct: DirectFile | None = field(default=None, repr=False)
-    _unflushed: int = field(default=0, repr=False)  # bytes written direct since the last fdatasync
-    _flush_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- Reader protocol ---------------------------------------------------------------------------
 
@@ -127,24 +121,9 @@ class Disk:
                 else:
                     self._buffered_write(offset, view[:lo - offset])
                     self._buffered_write(hi, view[hi - offset:])
-                    self._flush_now_and_then(hi - lo)
                     return (lo, hi) if verify else (0, 0)
         self._buffered_write(offset, view)
         return 0, 0
-
-    def _flush_now_and_then(self, n: int) -> None:
-        """Direct writes sit in the device's volatile cache (or a VM host's page cache) until a flush;
-        left to the end, the final fsync waits for gigabytes while the CPUs idle. A flush every
-        FLUSH_EVERY bytes, in the writing thread while the others go on, spreads that wait out."""
-        with self._flush_lock:
-            self._unflushed += n
-            if self._unflushed < FLUSH_EVERY:
-                return
-            self._unflushed = 0
-        try:
-            os.fdatasync(self.fd)
-        except OSError as e:
-            raise TargetWriteError(target=self.path, detail=f"flush: {e.strerror}") from e
 
     def _buffered_write(self, offset: int, view: memoryview) -> None:
         if not len(view):

@@ -31,12 +31,12 @@ import xxhash
 from ..disk.model import Extent
 from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
 from ..io.reader import Reader
-from .pieces import (PIN_MIN, READ_AHEAD, READ_WORKERS, ZERO_BLOCK, Piece, PieceReader, add_range,
+from .pieces import (PIN_MIN, READ_AHEAD, READ_WORKERS, Piece, PieceReader, add_range,
                      plan_pieces)
 from .pipeline import Ordered
 from .plan import Region
 
-__all__ = ["Chunk", "Chunker", "ParentIndex", "ZERO_BLOCK", "unit_rows"]
+__all__ = ["Chunk", "Chunker", "ParentIndex", "unit_rows"]
 
 _EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
 _UNIT = struct.Struct("<Q16s")  # UnitEntry layout

@@ -18,14 +18,12 @@ from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError
 from ..format.c_image import CHUNK_SIZE
 from ..io.reader import FdReader
 from ..progress import Event, Progress
-from .chunker import ZERO_BLOCK
 from .layout import Layout, plan_layout
+from .pieces import nonzero_runs
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .plan import BackupPlan, plan_backup
 from .restore import finish_target, invalidate
-
-_ZEROS = bytes(ZERO_BLOCK)
 
 
 @dataclass
@@ -133,13 +131,12 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
         if kind == "used":
             placer.put(off, view)
             return n
-        for i in range(0, len(view), ZERO_BLOCK):
-            block = view[i:i + ZERO_BLOCK]
-            if block == _ZEROS[:len(block)]:
-                if kind == "raw":
-                    placer.zero(off + i, len(block))
-            else:
-                placer.put(off + i, block)
+        # Raw partitions: blank blocks are zeroed on the target; gaps: blank space is left alone.
+        zeroed: list[tuple[int, int]] | None = [] if kind == "raw" else None
+        for run_off, run in nonzero_runs(off, view, zeroed):
+            placer.put(run_off, run)
+        for zero_off, k in zeroed or []:
+            placer.zero(zero_off, k)
         return n
 
     try:
