@@ -170,7 +170,10 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     try:
         recheck(disk)
         invalidate(disk, plan.scheme, plan.sector_size)
-        disk.enable_direct()  # before the workers start; buffered where the target refuses it
+        # Direct I/O where the target takes it (before the workers start): a third less CPU than
+        # buffered writes for the same wall time here (`core.io.direct`), and each write is read
+        # back from the device at once.
+        disk.enable_direct()
         total = plan.data_bytes + plan.zero_bytes
         by_chunk = chain.extents_by_chunk()
 
