@@ -22,6 +22,7 @@ import fcntl
 import os
 import stat
 import struct
+import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Callable, Literal
@@ -37,19 +38,6 @@ DEFAULT_FILE_SECTOR = 512
 # Linux logical block sizes are powers of two from 512; 64 KiB is beyond any real disk, so a
 # larger "sector size" is a caller bug, not a disk.
 _MAX_SECTOR = 65536
-
-
-def _after(sink: Callable[[memoryview], None], head: bytes) -> Callable[[memoryview], None]:
-    """``sink`` that is first given ``head`` (the unaligned bytes before a direct read)."""
-    pending = [head]
-
-    def feed(piece: memoryview) -> None:
-        if pending:
-            if pending[0]:
-                sink(memoryview(pending[0]))
-            pending.clear()
-        sink(piece)
-    return feed
 
 
 def _check_sector_size(sector_size: int) -> None:
@@ -76,6 +64,7 @@ class Disk:
     backing_file: str = ""  # loop devices: the image file behind them
     footprint: safety.Footprint | None = field(default=None, repr=False)
     _writeback: Writeback | None = field(default=None, repr=False)
+    _writeback_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _direct: DirectFile | None = field(default=None, repr=False)
 
     # --- Reader protocol ---------------------------------------------------------------------------
@@ -139,9 +128,10 @@ class Disk:
                 raise TargetWriteError(target=self.path,
                                        detail=f"no progress writing at byte {offset + done}")
             done += n
-        if self._writeback is None:
-            self._writeback = Writeback(self.fd)
-        self._writeback.wrote(offset, len(view))
+        with self._writeback_lock:  # workers write concurrently; the write-back hint keeps one range
+            if self._writeback is None:
+                self._writeback = Writeback(self.fd)
+            self._writeback.wrote(offset, len(view))
 
     def enable_direct(self) -> bool:
         """Write (and read back) the aligned parts of large requests with O_DIRECT (`core.io.direct`
@@ -161,11 +151,12 @@ class Disk:
         if direct is not None and direct.enabled:
             lo, hi = DirectFile.middle(offset, length)
             if hi > lo:
-                head = self.pread(offset, lo - offset)
+                if lo > offset:
+                    sink(memoryview(self.pread(offset, lo - offset)))
                 try:
                     # DirectUnavailable (the filesystem refused after all) goes to the caller, who
                     # starts over: the sink may have had part of the data already.
-                    got = direct.feed(lo, hi - lo, _after(sink, head))
+                    got = direct.feed(lo, hi - lo, sink)
                 except OSError as e:
                     raise TargetWriteError(target=self.path, detail=f"read-back: {e.strerror} at byte {lo}") from e
                 else:

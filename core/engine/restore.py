@@ -179,8 +179,8 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
 
         def place(key: tuple[int, int]) -> None:
             # Verified, then written, in the worker: each chunk is checked before any of it is
-            # written, and the two workers' direct writes keep the target busy while the other
-            # decrypts and decompresses. Order does not matter: nothing here is the table.
+            # written, and some workers' direct writes keep the target busy while the others
+            # decrypt and decompress. Order does not matter: nothing here is the table.
             raw = memoryview(chain.read_chunk(*key))
             for disk_off, length, chunk_off in by_chunk[key]:
                 placer.put(disk_off, raw[chunk_off:chunk_off + length])

@@ -52,6 +52,8 @@ class ReadBackMismatch(Exception):
 
 
 class DirectFile:
+    """A second, O_DIRECT descriptor on an open disk, with one bounce buffer per calling thread."""
+
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.enabled = True
