@@ -13,10 +13,16 @@ Either way the target is left without a partition table, and the message is one 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
+from core.disk.device import Disk, open_target
+from core.engine.place import Placer
+from core.errors import VerifyAfterWriteError
+from core.progress import NULL_PROGRESS
 from tests.crash.fuseshim import mounted_shim
 from tests.images import run_rescue, small_disk
 
@@ -86,52 +92,38 @@ def test_honest_target_through_the_same_shim_restores(backup: tuple[Path, Path],
     assert (tmp_path / "backing.img").read_bytes() == plain.read_bytes()
 
 
-def test_final_probe_catches_a_later_write_landing_on_earlier_data(tmp_path: Path) -> None:
-    """Deterministic version of the fake-capacity case, one write at a time: each write reads back
-    fine at once, and only the probe after the last write sees that the second destroyed the first."""
-    from core.disk.device import open_target
-    from core.engine.place import Placer
-    from core.errors import VerifyAfterWriteError
-    from core.progress import NULL_PROGRESS
-
+@contextmanager
+def _liar_disk(tmp_path: Path, mode: str) -> Iterator[Disk]:
+    """An 8 MiB liar target, opened as a restore opens its target."""
     backing = tmp_path / "backing.img"
     with open(backing, "wb") as f:
         f.truncate(8 * MiB)
-    with mounted_shim(SHIM, [str(backing), f"wrap:{4 * MiB}"], tmp_path / "mnt") as target:
-        disk = open_target(str(target), sources=[], required_size=8 * MiB, sector_size=512)
-        try:
-            direct = disk.enable_direct()
-            placer = Placer(disk, None, [], str(tmp_path))
-            placer.put(1 * MiB, b"\x11" * MiB)
-            placer.put(5 * MiB, b"\x22" * MiB)  # lands on [1 MiB, 2 MiB) of the real 4 MiB
-            if not direct:
-                pytest.skip("this FUSE refuses O_DIRECT: the immediate read-back path is not taken")
-            assert placer.verified == 2 * MiB  # both read back fine right after writing
-            with pytest.raises(VerifyAfterWriteError, match="after later writes"):
-                placer.read_back(NULL_PROGRESS)
-        finally:
-            disk.close()
+    with mounted_shim(SHIM, [str(backing), mode], tmp_path / "mnt") as target:
+        with open_target(str(target), sources=[], required_size=8 * MiB, sector_size=512) as disk:
+            yield disk
+
+
+def test_final_probe_catches_a_later_write_landing_on_earlier_data(tmp_path: Path) -> None:
+    """Deterministic version of the fake-capacity case, one write at a time: each write reads back
+    fine at once, and only the probe after the last write sees that the second destroyed the first."""
+    with _liar_disk(tmp_path, f"wrap:{4 * MiB}") as disk:
+        if not disk.enable_direct():
+            pytest.skip("this kernel's FUSE refuses O_DIRECT: the immediate read-back path is not taken")
+        placer = Placer(disk, None, [], str(tmp_path))
+        placer.put(1 * MiB, b"\x11" * MiB)
+        placer.put(5 * MiB, b"\x22" * MiB)  # lands on [1 MiB, 2 MiB) of the real 4 MiB
+        assert placer.verified == 2 * MiB  # both read back fine right after writing
+        with pytest.raises(VerifyAfterWriteError, match="after later writes"):
+            placer.read_back(NULL_PROGRESS)
 
 
 def test_buffered_target_is_read_back_in_full_after_the_last_write(tmp_path: Path) -> None:
     """Without direct I/O (a target that refuses it), every write goes to the final pass, which
     re-reads it whole from the medium: a lost write is caught there."""
-    from core.disk.device import open_target
-    from core.engine.place import Placer
-    from core.errors import VerifyAfterWriteError
-    from core.progress import NULL_PROGRESS
-
-    backing = tmp_path / "backing.img"
-    with open(backing, "wb") as f:
-        f.truncate(8 * MiB)
-    with mounted_shim(SHIM, [str(backing), f"drop:{3 * MiB + 100}:10"], tmp_path / "mnt") as target:
-        disk = open_target(str(target), sources=[], required_size=8 * MiB, sector_size=512)
-        try:
-            placer = Placer(disk, None, [], str(tmp_path))  # enable_direct() not called: buffered
-            placer.put(1 * MiB, b"\x11" * MiB)
-            placer.put(3 * MiB, b"\x22" * MiB)
-            assert placer.verified == 0
-            with pytest.raises(VerifyAfterWriteError, match=f"at byte {3 * MiB} of the target"):
-                placer.read_back(NULL_PROGRESS)
-        finally:
-            disk.close()
+    with _liar_disk(tmp_path, f"drop:{3 * MiB + 100}:10") as disk:
+        placer = Placer(disk, None, [], str(tmp_path))  # enable_direct() not called: buffered
+        placer.put(1 * MiB, b"\x11" * MiB)
+        placer.put(3 * MiB, b"\x22" * MiB)
+        assert placer.verified == 0
+        with pytest.raises(VerifyAfterWriteError, match=f"at byte {3 * MiB} of the target"):
+            placer.read_back(NULL_PROGRESS)
