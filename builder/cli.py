@@ -54,3 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     except Error as e:
         click.echo(f"rescue-build: error: {e.message}", err=True)
         sys.exit(e.exit_code)
+    except OSError as e:  # unwritable --out or --work, disk full ...: one line, not a traceback
+        click.echo(f"rescue-build: error: {e}", err=True)
+        sys.exit(2)

@@ -74,5 +74,5 @@ def write_initramfs(root: Path, dest: Path, nodes: list[Node], level: int = 12) 
     cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_content_size=False)
     tmp = dest.with_name(dest.name + ".tmp")
     with tmp.open("wb") as f, cctx.stream_writer(f, closefd=False) as z:
-        write_cpio(root, z, nodes)  # type: ignore[arg-type]
+        write_cpio(root, z, nodes)
     tmp.replace(dest)

@@ -30,10 +30,10 @@ class Package:
 def candidate(name: str) -> tuple[Package, str]:
     """The version apt would install, and that version's Depends field."""
     text = run(["apt-cache", "show", "--no-all-versions", name])
-    version = re.search(r"^Version: (\S+)$", text, re.M)
+    version = re.search(r"^Version: (\S+)$", text, re.MULTILINE)
     if not version:
         raise BuildError(detail=f"apt knows no package {name} (run apt-get update; is it Debian 12?)")
-    depends = re.search(r"^Depends: (.*)$", text, re.M)
+    depends = re.search(r"^Depends: (.*)$", text, re.MULTILINE)
     return Package(name, version.group(1)), depends.group(1) if depends else ""
 
 

@@ -88,7 +88,10 @@ def freeze(work: Path, log: list[str]) -> Path:
         for mod in EXCLUDE:
             cmd += ["--exclude-module", mod]
         cmd.append(str(ENTRY))
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, cwd=tmp)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise BuildError(detail="PyInstaller did not finish within 900 s") from None
         if proc.returncode != 0:
             raise BuildError(detail="PyInstaller failed: " + " | ".join(proc.stderr.strip().splitlines()[-3:]))
         smoke_test(tmp / "dist" / "rescue" / "rescue")
@@ -124,8 +127,12 @@ def smoke_test(exe: Path) -> None:
 
         def rescue(*args: str, password: bool = False) -> str:
             e = {**env, "RESCUE_PASSWORD": "smoke test"} if password else env
-            proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=e, timeout=300,
-                                  check=False, cwd=t)
+            try:
+                proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=e, timeout=300,
+                                      check=False, cwd=t)
+            except subprocess.TimeoutExpired:
+                raise BuildError(detail=f"frozen `rescue {' '.join(args[:2])}` did not finish within 300 s"
+                                 ) from None
             if proc.returncode != 0:
                 raise BuildError(detail=f"frozen `rescue {' '.join(args[:2])}` exited with {proc.returncode}: "
                                         + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]))

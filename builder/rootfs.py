@@ -57,8 +57,11 @@ def _is_elf(p: Path) -> bool:
 
 def shared_libs(binary: Path, env: dict[str, str] | None = None) -> list[str]:
     """Absolute paths of the libraries (and the ELF interpreter) ``binary`` loads, by ldd."""
-    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, timeout=60,
-                          check=False)
+    try:
+        proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env, timeout=60,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(detail=f"ldd {binary} did not finish within 60 s") from None
     out = proc.stdout + proc.stderr
     if "not a dynamic executable" in out or "statically linked" in out:
         return []

@@ -7,8 +7,6 @@ and QEMU's isa-debug-exit device (``rescue.debugexit=1``: QEMU exits with 2*(16+
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -17,9 +15,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from tests.factory import cache_dir
+from tests.factory import _locked, cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 QEMU = "qemu-system-x86_64"
@@ -51,17 +48,6 @@ def _inputs_hash() -> str:
             if f.is_file() and "__pycache__" not in f.parts:
                 h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def built_live() -> Built:

@@ -16,16 +16,27 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info, copy_disk
-from tests.media.live import (SUCCESS, built_live, direct_boot, firmware, medium, qemu, raw_disk, read_log,
-                              virtio)
+from tests.media.live import (
+    SUCCESS,
+    built_live,
+    direct_boot,
+    firmware,
+    medium,
+    qemu,
+    raw_disk,
+    read_log,
+    virtio,
+)
 from tests.ntfs3g import attached, partition_hashes, partitions
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# above the ini-wide 900 s: building (up to 1200 s) + two boots (600 s + 900 s)
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(3600)]
 MiB = 1 << 20
 VOLATILE = {"pagefile.sys", "hiberfil.sys"}  # stored as zeros / not at all: contents differ by design
 CONSOLE = "console=ttyS0,115200n8 rescue.debugexit=1"
@@ -45,11 +56,12 @@ def ntfs_file(disk: Path, offset: int, length: int, name: str) -> bytes:
         return subprocess.run(["ntfscat", dev, name], capture_output=True, check=True).stdout
 
 
-def run_json(log: str) -> dict:
+def run_json(log: str) -> dict[str, Any]:
     """The JSON object a `rescue ... --json` printed into the run log."""
-    m = re.search(r"^\{\n.*?^\}$", log, re.S | re.M)
+    m = re.search(r"^\{\n.*?^\}$", log, re.DOTALL | re.MULTILINE)
     assert m, log
-    return json.loads(m.group(0))
+    obj: dict[str, Any] = json.loads(m.group(0))
+    return obj
 
 
 # 1.25: a larger disk (NTFS grown); 0.6: a smaller disk (NTFS shrunk through the FUSE helper, ~7 min
@@ -87,7 +99,7 @@ def test_backup_then_restore_in_vm(factor: float, tmp_path: Path) -> None:
     # 102 (a warning): the factory's SYSTEM hive (a real sample) is dirty, so drive letters are not
     # rewritten; that must be the only problem
     assert r2.exit_code in (SUCCESS, 2 * (16 + 102) + 1), f"exit {r2.exit_code}\n{text2 or r2.serial[-3000:]}"
-    assert "OK" in text2 and re.search(r"rescue-run: exit (0|102)$", text2, re.M), text2
+    assert "OK" in text2 and re.search(r"rescue-run: exit (0|102)$", text2, re.MULTILINE), text2
     restored = run_json(text2.split("OK", 1)[1])["result"]
     assert all("is dirty" in p for p in restored["boot_problems"]), restored["boot_problems"]
     assert restored["verified_bytes"] == restored["written_bytes"] > 40 * MiB
