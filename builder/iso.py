@@ -14,6 +14,7 @@ Layout, as Debian's own live images do it (xorriso -as mkisofs):
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,11 @@ def efi_image(boot: BootFiles, dest: Path) -> None:
 def build_iso(out: Path, staging: Path, kernel: Path, initrd: Path, boot: BootFiles, live: Path,
               version: str, append: str, timeout: int, run_script: Path | None = None) -> None:
     """Lay out ``staging`` and write the hybrid ISO to ``out``. ``timeout``: boot menu seconds."""
+    # A random name for this medium, in its marker file and on the kernel command line of its menus:
+    # the init runs a rescue-run.sh only from the medium it was booted from, never from another
+    # rescue stick that happens to be plugged in (whose script may restore onto a disk).
+    medium_id = secrets.token_hex(8)
+    append = f"{append} rescue.medium={medium_id}".strip()
     shutil.rmtree(staging, ignore_errors=True)
     for d in ("isolinux", "boot/grub", "live", ".disk"):
         (staging / d).mkdir(parents=True)
@@ -86,14 +92,18 @@ def build_iso(out: Path, staging: Path, kernel: Path, initrd: Path, boot: BootFi
         render(live / "grub.cfg", timeout=str(timeout), append=append, version=version))
     efi_image(boot, staging / "boot/grub/efi.img")
     (staging / ".disk/info").write_text(f"Rescue {version}\n")
-    (staging / ".disk/rescue-live").write_text(f"{version}\n")
+    (staging / ".disk/rescue-live").write_text(f"{version}\n{medium_id}\n")
     if run_script is not None:
         shutil.copyfile(run_script, staging / "rescue-run.sh")
     tmp = out.with_name(out.name + ".tmp")
-    run(["xorriso", "-as", "mkisofs", "-quiet", "-r", "-J", "-V", VOLUME_ID, "-o", str(tmp),
-         "-isohybrid-mbr", str(boot.isohybrid_mbr),
-         "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
-         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
-         "-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
-         str(staging)])
+    try:
+        run(["xorriso", "-as", "mkisofs", "-quiet", "-r", "-J", "-V", VOLUME_ID, "-o", str(tmp),
+             "-isohybrid-mbr", str(boot.isohybrid_mbr),
+             "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
+             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+             "-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
+             str(staging)])
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(out)
