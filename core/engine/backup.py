@@ -98,6 +98,9 @@ class _Packer:
             loc.d = zstandard.ZstdDecompressor()
             loc.probe = zstandard.ZstdCompressor(level=1)
         raw = chunk.raw()
+        # Drop the views now: a chunk waiting in the ordered queue must not keep its read buffers
+        # (up to four 4 MiB ones) alive; only its number is used from here on.
+        chunk.pieces.clear()
         digest = self.keys.digest(raw)
         if _incompressible(raw, loc):
             return chunk, digest, COMP_STORED, raw

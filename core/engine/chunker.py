@@ -1,8 +1,8 @@
 """Turns planned regions into 4 MiB chunks of changed disk data, and the image's extent and unit tables.
 
-Reads are bounded (one piece of at most CHUNK_SIZE at a time). All-zero 64 KiB blocks of ``raw``
-regions become zero extents and those of ``gap`` regions are skipped, so a blank MSR or empty
-unpartitioned space costs nothing. Source read errors are narrowed down to the sector and recorded as
+Reads are bounded (pieces of at most CHUNK_SIZE, READ_AHEAD of them at a time). All-zero 64 KiB
+blocks of ``raw`` regions become zero extents and those of ``gap`` regions are skipped, so a blank MSR
+or empty unpartitioned space costs nothing. Source read errors are narrowed down to the sector and recorded as
 unreadable; the bytes around them are still stored, and nothing is zero-filled.
 
 Change tracking: stored data is cut at HASH_UNIT-aligned disk offsets into units; each unit gets a
@@ -24,7 +24,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import xxhash
 
@@ -46,7 +46,8 @@ _ROW = _UNIT.size
 
 @dataclass
 class Chunk:
-    """Up to CHUNK_SIZE bytes to store, kept as views of the read buffers until a worker joins them."""
+    """Up to CHUNK_SIZE bytes to store, kept as views of the read buffers (copies for runs under
+    PIN_MIN) until a worker joins them."""
 
     number: int
     pieces: list[memoryview] = field(default_factory=list)
@@ -83,12 +84,18 @@ class ParentIndex:
         self._e = 0
         self.n_units = len(units) // _ROW
         self.n_extents = len(extents) // _EXT.size
-        # The unit indices alone (8 bytes a unit, 1/3 of the table), for bisection.
-        rows = array("Q")
-        rows.frombytes(memoryview(units)[:self.n_units * _ROW])
-        if sys.byteorder == "big":
+        # The unit indices alone, for bisection: on little-endian machines a strided view of the
+        # table's first column (no copy: the table of a large disk is hundreds of MB); elsewhere a
+        # byte-swapped copy of that column.
+        table = memoryview(units)[:self.n_units * _ROW]
+        self._index: Sequence[int]
+        if sys.byteorder == "little":
+            self._index = table.cast("Q")[::_ROW // 8]
+        else:
+            rows = array("Q")
+            rows.frombytes(table)
             rows.byteswap()  # the table is little-endian
-        self._index = rows[::_ROW // 8]
+            self._index = rows[::_ROW // 8]
 
     def _seek(self, index: int) -> int:
         """Row of the first parent unit >= ``index`` (the cursor moves forward only)."""
@@ -164,7 +171,7 @@ class Chunker:
         self._last_ext: list[int] = []  # the last extent written, to merge contiguous ones
 
     def __iter__(self) -> Iterator[Chunk]:
-        # The read thread stays up to READ_AHEAD pieces ahead; pieces arrive here in disk order.
+        # READ_AHEAD pieces in flight, this one included; pieces arrive here in disk order.
         pieces = Ordered(self.piece_reader.read, plan_pieces(self.regions), depth=READ_AHEAD,
                          workers=READ_WORKERS)
         for piece in pieces:

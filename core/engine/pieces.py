@@ -30,8 +30,9 @@ from .plan import Region
 ZERO_BLOCK = 64 << 10
 # One piece is one pread; a chunk's worth keeps syscalls and thread hand-offs few.
 PIECE_SIZE = CHUNK_SIZE
-# Pieces in flight ahead of the chunker: with the piece the chunker holds, at most READ_AHEAD + 1
-# read buffers are in use besides those pinned by chunks, whatever the disk size.
+# Pieces in flight (the `Ordered` depth), counting the one the chunker is working on: the read thread
+# is READ_AHEAD - 1 pieces ahead, and at most READ_AHEAD read buffers are in use besides those pinned
+# by chunks, whatever the disk size.
 READ_AHEAD = 2
 # One read thread: enough to hide the read latency; the reader must allow reads from that thread.
 READ_WORKERS = 1
@@ -128,7 +129,7 @@ class PieceReader:
             return  # pinned by a chunk: freed with it
         buf.append(0)
         with self._lock:
-            # A buffer is made only when none is free, so at most READ_AHEAD + 1 ever circulate.
+            # A buffer is made only when none is free, so at most READ_AHEAD ever circulate.
             self._free.append(buf)
 
     def _buffer(self, n: int) -> bytearray:
@@ -160,7 +161,8 @@ class PieceReader:
 
     def _read_sectorwise(self, pos: int, n: int, unreadable: list[Extent]) -> list[tuple[int, memoryview]]:
         """After a failed read: sector by sector, so only the truly unreadable sectors are lost."""
-        runs: list[tuple[int, bytes]] = []
+        # bytearrays grow in place: concatenating bytes would copy each run once per sector (GBs per piece).
+        runs: list[tuple[int, bytearray]] = []
         ss = self.sector_size
         off = pos
         while off < pos + n:
@@ -171,9 +173,13 @@ class PieceReader:
                 add_range(unreadable, off, m)
                 off += m
                 continue
+            if len(data) != m:  # as in `_read_runs`: else a hole neither stored nor recorded unreadable
+                raise SourceError(path=getattr(self.reader, "path", "source"),
+                                  detail=f"short read at byte {off}: disk smaller than its partition "
+                                         "table says?")
             if runs and runs[-1][0] + len(runs[-1][1]) == off:
-                runs[-1] = (runs[-1][0], runs[-1][1] + data)
+                runs[-1][1].extend(data)
             else:
-                runs.append((off, data))
+                runs.append((off, bytearray(data)))
             off += m
         return [(off, memoryview(data)) for off, data in runs]

@@ -96,7 +96,8 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
     if table is None:
         # A disk without a partition table (or a bare volume image): one region over everything.
         usage = None if sector_by_sector else _probe(reader, "", warnings, "disk")
-        return BackupPlan(None, [], _regions_for(0, usage, reader.size), list(usage.zeroed if usage else []), warnings + (usage.warnings if usage else []),
+        return BackupPlan(None, [], _regions_for(0, usage, reader.size), list(usage.zeroed if usage else []),
+                          warnings + (usage.warnings if usage else []),
                           bool(usage and (usage.dirty or usage.hibernated)))
     warnings.extend(table.warnings)
     usages: dict[int, FsUsage | None] = {}
