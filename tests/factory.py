@@ -42,7 +42,7 @@ BCD_EFI = FIXTURES / "bcd" / "windeploy-linux_BCD-efi"
 MBR_CODE = Path("/usr/lib/syslinux/mbr/mbr.bin")  # GPL boot code (syslinux-common); Windows' is not shipped
 
 Role = Literal["system-reserved", "esp", "msr", "windows"]
-GPT_TYPES = {  # sgdisk code -> type GUID (lowercase, as core.disk.model.Partition.type_id)
+GPT_TYPES = {  # sgdisk code -> type GUID (lowercase, as core.partition.model.Partition.type_id)
     "EF00": "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
     "0C01": "e3c9e316-0b5c-4db8-817d-f92df00215ae",
     "0700": "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
@@ -72,7 +72,7 @@ class DiskInfo:
     path: Path
     size: int
     scheme: Literal["mbr", "gpt"]
-    disk_id: str  # MBR "0x1234abcd" / GPT disk GUID (lowercase), as core.disk.model.PartitionTable
+    disk_id: str  # MBR "0x1234abcd" / GPT disk GUID (lowercase), as core.partition.model.PartitionTable
     partitions: tuple[PartInfo, ...]
     seed: int
     # partition number -> what the factory wrote, in tests.ntfs3g.file_hashes format (deleted files absent)

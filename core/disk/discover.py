@@ -8,9 +8,8 @@ Skipped: RAM disks (``ram*``, ``zram*``), loop devices without a backing file, a
 0 (CD/DVD drives and card readers with no medium). Loop devices *with* a backing file are listed:
 that is how users with image files (and the tests) see them.
 
-Partitions are read with ``core.disk.partitions`` and ``core.disk.fs`` when those modules are
-present; any failure there only makes the summary say "unreadable", discovery never fails on one
-odd disk.
+Partitions are read with `core.partition.detect` and `core.fs.probe`; any failure there only makes
+the summary say "unreadable", discovery never fails on one odd disk.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ def _read_partitions(summary: DiskSummary, probe: bool) -> None:
             summary.table = "no partition table (filesystem on the whole disk)"
             return
         try:
-            from .partitions import read_partition_table  # written in parallel; may be absent
+            from ..partition.detect import read_partition_table
         except ImportError:
             summary.table = "unreadable: partition reader not available"
             return
@@ -151,7 +150,7 @@ def _read_partitions(summary: DiskSummary, probe: bool) -> None:
 
 def _probe_fs(ps: PartitionSummary, disk: Any, start: int, size: int, type_id: str) -> None:
     try:
-        from .fs import probe_usage  # written in parallel; may be absent
+        from ..fs.probe import probe_usage
     except ImportError:
         ps.fs = "unreadable"
         return

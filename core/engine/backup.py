@@ -24,18 +24,18 @@ from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..crypto.keys import ImageKeys, KeyWrap
 from ..disk.device import open_source
-from ..disk.model import merge_extents
 from ..errors import IntegrityError, PasswordRequired, UsageError
+from ..extents import merge_extents
 from ..format import manifest as mf
-from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry, ExtentEntry,
-                              UnitEntry)
+from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry,
+                              ExtentEntry, UnitEntry)
 from ..format.volume import MIN_SPLIT, VolumeWriter
 from ..io.atomic import write_durable
 from ..io.reader import FdReader
 from ..progress import Event, Progress
 from .chunker import Chunk, Chunker, ParentIndex
-from .plan import BackupPlan, plan_backup, table_fingerprint
 from .pipeline import Ordered
+from .plan import BackupPlan, plan_backup, table_fingerprint
 from .repo import Repository, new_image_id
 
 MIN_LEVEL, MAX_LEVEL = 1, 19

@@ -28,11 +28,10 @@ from typing import Callable, Iterator, Sequence
 
 import xxhash
 
-from ..disk.model import Extent
+from ..extents import Extent
 from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
 from ..io.reader import Reader
-from .pieces import (PIN_MIN, READ_AHEAD, READ_WORKERS, Piece, PieceReader, add_range,
-                     plan_pieces)
+from .pieces import PIN_MIN, READ_AHEAD, READ_WORKERS, Piece, PieceReader, add_range, plan_pieces
 from .pipeline import Ordered
 from .plan import Region
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..disk.model import Partition
 from ..errors import TargetRefused, UsageError
+from ..partition.model import Partition
 
 MiB = 1 << 20
 # ntfsresize needs room for the MFT, logs and the clusters it moves; 5 % + 64 MiB above the used data

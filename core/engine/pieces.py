@@ -21,8 +21,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ..disk.model import Extent
 from ..errors import SourceError
+from ..extents import Extent
 from ..format.c_image import CHUNK_SIZE
 from ..io.reader import Reader
 from .plan import Region

@@ -22,11 +22,11 @@ from typing import Any, Iterator
 
 import xxhash
 
-from ..disk import gpt, mbr
 from ..disk.device import Disk
-from ..disk.model import Extent
-from ..io.direct import DirectUnavailable
 from ..errors import TargetWriteError, VerifyAfterWriteError
+from ..extents import Extent
+from ..io.direct import DirectUnavailable
+from ..partition import gpt, mbr
 from ..progress import Event, Progress
 from .layout import Layout, PartMove
 from .pipeline import IO_WORKERS, Ordered

@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 import blake3
 
-from ..disk import fs as fsmod
-from ..disk.layout import Role, role_of, select_partitions
-from ..disk.model import Extent, FsUsage, PartitionTable, merge_extents
-from ..disk.partitions import read_partition_table
 from ..errors import FormatError
+from ..extents import Extent, merge_extents
+from ..fs import probe as fsmod
+from ..fs.model import FsUsage
 from ..io.reader import Reader, WindowReader
+from ..partition.detect import read_partition_table
+from ..partition.model import PartitionTable
+from ..windows.roles import Role, role_of, select_partitions
 
 RegionKind = Literal["used", "raw", "gap"]
 

@@ -32,10 +32,11 @@ from typing import Any, Callable
 
 from ..disk.device import Disk, open_target, recheck
 from ..disk.discover import describe
-from ..disk.model import Extent
 from ..errors import TargetRefused, TargetWriteError, UsageError
+from ..extents import Extent
 from ..progress import Event, Progress
 from ..repair import repair_disk
+from ..windows.roles import BOOT_ROLES
 from .chain import Chain
 from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
@@ -216,9 +217,6 @@ def invalidate(disk: Disk, scheme: str, ss: int) -> None:
     for off, n in spots:
         disk.pwrite(off, bytes(n))
     disk.sync()
-
-
-BOOT_ROLES = frozenset({"windows", "system-reserved", "esp"})
 
 
 def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progress,

@@ -21,12 +21,13 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..disk.c_mbr import BOOT_CODE_SIZE, ENTRIES_OFFSET, MBR_SECTOR, decode_entries
 from ..disk.device import Disk
-from ..disk.fat import FAT32_EXT, parse_fat_boot
-from ..disk.ntfs_boot import parse_ntfs_boot
 from ..errors import FormatError
+from ..fs.c_fat import FAT32_EXT
+from ..fs.fat import parse_fat_boot
+from ..fs.ntfs_boot import parse_ntfs_boot
 from ..io.reader import Reader
+from ..partition.c_mbr import BOOT_CODE_SIZE, ENTRIES_OFFSET, MBR_SECTOR, decode_entries
 from .layout import FAT_KINDS, DiskLayout, PartState
 
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")

@@ -20,9 +20,10 @@ from ..disk.safety import check_target
 from ..errors import FormatError, SourceError, UnsupportedError
 from ..regf.hive import Hive
 from ..regf.writer import HiveWriter
+from ..windows.roles import BIOS_BCD, BOOTMGFW, BOOTMGR, EFI_BCD, is_esp
 from .bcdfix import BcdChange, apply_bcd, identity_text, plan_bcd, view_store
 from .bootrecords import apply_boot_records, plan_boot_records
-from .layout import BIOS_BCD, EFI_BCD, ESP_TYPE, FAT_KINDS, DiskLayout, PartState
+from .layout import FAT_KINDS, DiskLayout, PartState
 from .letters import plan_letters, resolve_volume, volume_text
 from .rebuild import rebuild_store
 from .report import Change, RepairReport, ShowReport
@@ -155,7 +156,7 @@ def _rebuild_target(layout: DiskLayout, win: PartState) -> PartState:
         return layout.boot
     fs_ok = [s for s in layout.parts if s.fs == "ntfs" or s.fs in FAT_KINDS]
     if layout.scheme == "gpt":
-        esp = next((s for s in fs_ok if s.part.type_id == ESP_TYPE), None)
+        esp = next((s for s in fs_ok if is_esp(s.part.type_id)), None)
         if esp is not None:
             return esp
     active = next((s for s in fs_ok if s.part.bootable), None)
@@ -182,7 +183,7 @@ def rebuild_disk_bcd(path: str, *, dry_run: bool, windows: int | None = None,
             numbers = ", ".join(str(s.number) for s in layout.windows)
             raise UnsupportedError(detail=f"Windows on partitions {numbers}: say which one with --windows N")
         target = _rebuild_target(layout, win)
-        uefi = target.part.type_id == ESP_TYPE or (layout.scheme == "gpt" and target.fs in FAT_KINDS)
+        uefi = is_esp(target.part.type_id) or (layout.scheme == "gpt" and target.fs in FAT_KINDS)
         report.firmware = "uefi" if uefi else "bios"
         loc = EFI_BCD if uefi else BIOS_BCD
         report.store = _file(target, loc)
@@ -201,7 +202,7 @@ def rebuild_disk_bcd(path: str, *, dry_run: bool, windows: int | None = None,
             Change("bcd", f"{loader} device (11000001)", "-", identity_text(win_id), win.number, store_file),
             Change("bcd", f"{loader} osdevice (21000001)", "-", identity_text(win_id), win.number, store_file),
         ]
-        bootmgr = "EFI/Microsoft/Boot/bootmgfw.efi" if uefi else "bootmgr"
+        bootmgr = BOOTMGFW if uefi else BOOTMGR
         if not layout.exists(target, bootmgr):
             report.problems.append(f"{_file(target, bootmgr)} is missing: copy it from {_file(win, 'Windows/Boot')}"
                                    f"\\{'EFI' if uefi else 'PCAT'} (the store alone does not boot)")

@@ -6,7 +6,7 @@ partition* holds ``\\Windows\\System32\\winload.exe``. Identities are what BCD a
 MBR disk signature + byte offset, or GPT disk GUID + partition GUID.
 
 `DiskLayout.holding(path)` answers "which partitions have this file" from the filesystems' own indexes
-(`core.disk.ntfs_lookup`, `core.disk.fat`: read-only lookups, no mount), which is how the repair tells
+(`core.fs.ntfs_lookup`, `core.fs.fat`: read-only lookups, no mount), which is how the repair tells
 which partition now holds the content a BCD object names.
 """
 
@@ -15,19 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..bcd.device import GptPartitionId, MbrPartitionId, PartitionId
-from ..disk.fat import ATTR_DIRECTORY, FatVolume
-from ..disk.fs import probe_usage
-from ..disk.model import FsUsage, Partition, PartitionTable
-from ..disk.ntfs_lookup import path_exists
-from ..disk.ntfs_volume import NtfsVolume
-from ..disk.partitions import read_partition_table
 from ..errors import FormatError, UnsupportedError
+from ..fs.c_fat import ATTR_DIRECTORY
+from ..fs.fat import FatVolume
+from ..fs.model import FsUsage
+from ..fs.ntfs_lookup import path_exists
+from ..fs.ntfs_volume import NtfsVolume
+from ..fs.probe import probe_usage
 from ..io.reader import Reader, WindowReader
+from ..partition.detect import read_partition_table
+from ..partition.model import Partition, PartitionTable
+from ..windows.roles import BIOS_BCD, EFI_BCD, WINLOAD, is_esp
 
-ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
-EFI_BCD = "EFI/Microsoft/Boot/BCD"
-BIOS_BCD = "Boot/BCD"
-WINLOAD = "Windows/System32/winload.exe"
 FAT_KINDS = ("fat12", "fat16", "fat32")
 
 
@@ -84,7 +83,7 @@ class DiskLayout:
         if not cands:
             return None
         if self.scheme == "gpt":
-            cands.sort(key=lambda s: (s.part.type_id != ESP_TYPE, s.number))
+            cands.sort(key=lambda s: (not is_esp(s.part.type_id), s.number))
         else:
             cands.sort(key=lambda s: (not s.part.bootable, s.part.logical, s.number))
         return cands[0]

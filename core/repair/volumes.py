@@ -306,7 +306,7 @@ def _unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def open_volume(disk: str, offset: int, size: int, partition: int, fs: str, *,
                 readonly: bool) -> Iterator[VolumeFiles]:
-    """The files of partition ``partition`` (``fs`` as `core.disk.fs.probe_usage` names it)."""
+    """The files of partition ``partition`` (``fs`` as `core.fs.probe.probe_usage` names it)."""
     if fs == "ntfs":
         with ntfs_mounted(disk, offset, size, partition, readonly=readonly) as files:
             yield files

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.errors import IntegrityError
 
-# Filesystem names the backup records (core.disk.fs) -> how we browse them.
+# Filesystem names the backup records (core.fs.probe) -> how we browse them.
 NTFS_NAMES = {"ntfs"}
 FAT_NAMES = {"fat12", "fat16", "fat32", "vfat", "fat"}
 

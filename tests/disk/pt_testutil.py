@@ -17,8 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from core.disk.model import PartitionTable
-from core.disk.partitions import read_partition_table
+from core.partition.model import PartitionTable
+from core.partition.detect import read_partition_table
 from core.io.reader import FdReader
 
 MiB = 1 << 20

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core.disk.fat import FatVolume, fat_usage, looks_like_fat, parse_fat_boot
-from core.disk.fs import probe_usage
-from core.disk.model import Extent, subtract_extents
+from core.fs.fat import FatVolume, fat_usage, looks_like_fat, parse_fat_boot
+from core.fs.probe import probe_usage
+from core.extents import Extent, subtract_extents
 from core.errors import FormatError
 from core.io.reader import BytesReader, FdReader
 from tests.conftest import need_root_tools

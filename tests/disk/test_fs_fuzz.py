@@ -18,14 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.disk.fat import fat_usage, parse_fat_boot
-from core.disk.fs import probe_usage
-from core.disk.model import FsUsage, merge_extents
-from core.disk.ntfs_boot import parse_ntfs_boot
-from core.disk.ntfs_lookup import find_path, iter_directory
-from core.disk.ntfs_mft import AT_INDEX_ALLOCATION, Attribute, decode_runlist
-from core.disk.ntfs_usage import ntfs_usage
-from core.disk.ntfs_volume import NtfsVolume, Stream
+from core.fs.fat import fat_usage, parse_fat_boot
+from core.fs.probe import probe_usage
+from core.fs.model import FsUsage
+from core.extents import merge_extents
+from core.fs.ntfs_boot import parse_ntfs_boot
+from core.fs.ntfs_lookup import find_path, iter_directory
+from core.fs.c_ntfs import AT_INDEX_ALLOCATION
+from core.fs.ntfs_mft import Attribute, decode_runlist
+from core.fs.ntfs_usage import ntfs_usage
+from core.fs.ntfs_volume import NtfsVolume, Stream
 from core.errors import Error
 from core.io.reader import BytesReader
 from tests.conftest import need_root_tools, shared_fixture

@@ -17,10 +17,10 @@ except ImportError:
     from pt_testutil import (MiB, apply, need, node_number, parse_file, run_tool, sfdisk_dump, sfdisk_json,
                              tool_view)
 
-from core.disk import gpt
-from core.disk.c_gpt import GPT_HEADER
-from core.disk.model import Partition, PartitionTable
-from core.disk.partitions import read_partition_table
+from core.partition import gpt
+from core.partition.c_gpt import GPT_HEADER
+from core.partition.model import Partition, PartitionTable
+from core.partition.detect import read_partition_table
 from core.errors import FormatError, UsageError
 from core.io.reader import BytesReader
 

@@ -14,10 +14,10 @@ except ImportError:
     from pt_testutil import (MiB, apply, make_disk, node_number, parse_file, sfdisk_dump, sfdisk_json,
                              sfdisk_verify)
 
-from core.disk import mbr
-from core.disk.c_mbr import MBR_ENTRY, build_entry
-from core.disk.model import Partition, PartitionTable
-from core.disk.partitions import read_partition_table
+from core.partition import mbr
+from core.partition.c_mbr import MBR_ENTRY, build_entry
+from core.partition.model import Partition, PartitionTable
+from core.partition.detect import read_partition_table
 from core.errors import FormatError, UsageError
 from core.io.reader import BytesReader
 

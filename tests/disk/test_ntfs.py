@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from core.disk.fs import probe_usage
-from core.disk.model import Extent, merge_extents, subtract_extents
-from core.disk.ntfs_boot import parse_ntfs_boot
-from core.disk.ntfs_lookup import find_path
-from core.disk.ntfs_mft import AT_DATA
-from core.disk.ntfs_usage import bitmap_runs, ntfs_usage
-from core.disk.ntfs_volume import NtfsVolume, Stream
+from core.fs.probe import probe_usage
+from core.extents import Extent, merge_extents, subtract_extents
+from core.fs.ntfs_boot import parse_ntfs_boot
+from core.fs.ntfs_lookup import find_path
+from core.fs.c_ntfs import AT_DATA
+from core.fs.ntfs_usage import bitmap_runs, ntfs_usage
+from core.fs.ntfs_volume import NtfsVolume, Stream
 from core.errors import FormatError, UnsupportedError
 from core.io.reader import BytesReader, FdReader
 from tests.conftest import need_root_tools, shared_fixture

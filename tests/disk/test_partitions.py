@@ -13,9 +13,9 @@ try:  # tests/disk may become a package; the helpers are a sibling module either
 except ImportError:
     from pt_testutil import MiB, apply, make_disk, need, parse_file, sfdisk_json
 
-from core.disk.c_gpt import GPT_ENTRY, GPT_HEADER
-from core.disk.c_mbr import MBR_ENTRY, MBR_SECTOR
-from core.disk.partitions import read_partition_table
+from core.partition.c_gpt import GPT_ENTRY, GPT_HEADER
+from core.partition.c_mbr import MBR_ENTRY, MBR_SECTOR
+from core.partition.detect import read_partition_table
 from core.errors import Error, FormatError, UsageError
 from core.io.reader import BytesReader
 

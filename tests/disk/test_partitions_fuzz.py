@@ -23,10 +23,10 @@ try:  # tests/disk may become a package; the helpers are a sibling module either
 except ImportError:
     from pt_testutil import MiB, make_disk, need
 
-from core.disk import gpt, mbr
-from core.disk.c_gpt import GPT_HEADER
-from core.disk.model import PartitionTable
-from core.disk.partitions import read_partition_table
+from core.partition import gpt, mbr
+from core.partition.c_gpt import GPT_HEADER
+from core.partition.model import PartitionTable
+from core.partition.detect import read_partition_table
 from core.errors import Error, FormatError, UsageError
 from core.io.reader import BytesReader
 

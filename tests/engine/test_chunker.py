@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.disk.model import Extent, merge_extents
+from core.extents import Extent, merge_extents
 from core.engine import pieces
 from core.engine.chunker import Chunk, Chunker, ParentIndex
 from core.engine.plan import Region, plan_backup

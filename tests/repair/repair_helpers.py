@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from core.disk import gpt, mbr
-from core.disk.model import Partition
+from core.partition import gpt, mbr
+from core.partition.model import Partition
 from tests.factory import DiskInfo, PartInfo, cached_disk_info, copy_disk
 from tests.ntfs3g import MTOOLS_ENV, mounted_ntfs, run
 from tests.regf.regf_helpers import hivex_dump, make_clean

@@ -10,51 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import FormatError
-from ..structs import Struct
-
-FIXUP_STRIDE = 512  # NTFS_BLOCK_SIZE: fixups protect every 512 bytes whatever the sector size
-
-AT_STANDARD_INFORMATION = 0x10
-AT_ATTRIBUTE_LIST = 0x20
-AT_FILE_NAME = 0x30
-AT_VOLUME_NAME = 0x60
-AT_VOLUME_INFORMATION = 0x70
-AT_DATA = 0x80
-AT_INDEX_ROOT = 0x90
-AT_INDEX_ALLOCATION = 0xA0
-AT_BITMAP = 0xB0
-AT_END = 0xFFFFFFFF
-
-MFT_RECORD_IN_USE = 0x0001
-MFT_RECORD_IS_DIRECTORY = 0x0002
-
-MFT_HEADER = Struct("MFT record header", [
-    ("magic", "4s"), ("usa_ofs", "H"), ("usa_count", "H"), ("lsn", "Q"), ("sequence", "H"),
-    ("link_count", "H"), ("attrs_offset", "H"), ("flags", "H"), ("bytes_in_use", "I"),
-    ("bytes_allocated", "I"), ("base_ref", "Q"), ("next_instance", "H"),
-])
-ATTR_HEADER = Struct("attribute header", [
-    ("type", "I"), ("length", "I"), ("non_resident", "B"), ("name_length", "B"), ("name_offset", "H"),
-    ("flags", "H"), ("instance", "H"),
-])
-RESIDENT = Struct("resident attribute", [("value_length", "I"), ("value_offset", "H"), ("rflags", "B"),
-                                         ("pad", "B")])
-NON_RESIDENT = Struct("non-resident attribute", [
-    ("lowest_vcn", "q"), ("highest_vcn", "q"), ("mapping_pairs_offset", "H"), ("compression_unit", "B"),
-    ("pad", "5s"), ("allocated_size", "q"), ("data_size", "q"), ("initialized_size", "q"),
-])
-FILE_NAME = Struct("$FILE_NAME", [
-    ("parent_ref", "Q"), ("ctime", "Q"), ("mtime", "Q"), ("mft_time", "Q"), ("atime", "Q"),
-    ("allocated_size", "q"), ("data_size", "q"), ("flags", "I"), ("reparse", "I"),
-    ("name_length", "B"), ("namespace", "B"),
-])
-ATTR_LIST_ENTRY = Struct("$ATTRIBUTE_LIST entry", [
-    ("type", "I"), ("length", "H"), ("name_length", "B"), ("name_offset", "B"), ("lowest_vcn", "q"),
-    ("mft_ref", "Q"), ("instance", "H"),
-])
-
-REF_MASK = (1 << 48) - 1  # a file reference = 48-bit record number + 16-bit sequence number
-
+from .c_ntfs import (ATTR_HEADER, ATTR_LIST_ENTRY, AT_END, FILE_NAME, FIXUP_STRIDE, MFT_HEADER,
+                     MFT_RECORD_IN_USE, MFT_RECORD_IS_DIRECTORY, NON_RESIDENT, REF_MASK, RESIDENT)
 
 @dataclass(frozen=True)
 class Run:

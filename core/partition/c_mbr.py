@@ -1,6 +1,6 @@
 """MBR/EBR on-disk declarations: sector and entry field tables, constants, entry encode/decode.
 
-Behaviour (parsing the chain, rewriting, building tables) is in `core.disk.mbr`; this module only says
+Behaviour (parsing the chain, rewriting, building tables) is in `core.partition.mbr`; this module only says
 where the bytes are (win7-boot.md §1.1), so the tables can be checked against the reference.
 """
 

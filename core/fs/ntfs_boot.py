@@ -10,39 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import FormatError
-from ..structs import Struct
-
-NTFS_OEM_ID = b"NTFS    "
-BOOT_SECTOR_SIZE = 512  # the BPB lives in the first 512 bytes whatever the sector size
-
-NTFS_BOOT = Struct("NTFS boot sector", [
-    ("jump", "3s"),
-    ("oem_id", "8s"),
-    ("bytes_per_sector", "H"),        # 0x0B
-    ("sectors_per_cluster", "B"),     # 0x0D
-    ("reserved_sectors", "H"),        # 0x0E, 0 on NTFS
-    ("fats", "B"),                    # 0x10, 0 on NTFS
-    ("root_entries", "H"),            # 0x11, 0
-    ("sectors16", "H"),               # 0x13, 0
-    ("media_type", "B"),              # 0x15
-    ("sectors_per_fat", "H"),         # 0x16, 0
-    ("sectors_per_track", "H"),       # 0x18
-    ("heads", "H"),                   # 0x1A
-    ("hidden_sectors", "I"),          # 0x1C, absolute start LBA
-    ("large_sectors", "I"),           # 0x20, 0
-    ("drive_flags", "4s"),            # 0x24
-    ("total_sectors", "q"),           # 0x28, volume sectors (the backup boot sector is the next one)
-    ("mft_lcn", "q"),                 # 0x30
-    ("mftmirr_lcn", "q"),             # 0x38
-    ("clusters_per_mft_record", "b"),  # 0x40, signed: negative n means 2**-n bytes
-    ("reserved0", "3s"),
-    ("clusters_per_index_block", "b"),  # 0x44, same encoding
-    ("reserved1", "3s"),
-    ("serial", "Q"),                  # 0x48
-    ("checksum", "I"),                # 0x50
-    ("bootstrap", "426s"),            # 0x54
-    ("end_marker", "H"),              # 0x1FE, 0xAA55
-])
+from .c_ntfs import NTFS_BOOT, NTFS_OEM_ID
 
 # Windows 10 allows clusters up to 2 MiB; anything larger is corruption, and the cap keeps every
 # per-cluster computation and buffer bounded.

@@ -13,19 +13,10 @@ from collections.abc import Iterator
 
 from ..errors import FormatError, UnsupportedError
 from ..io.reader import Reader, read_exact
-from .ntfs_boot import BOOT_SECTOR_SIZE, NtfsBoot, parse_ntfs_boot
-from .ntfs_mft import (
-    AT_ATTRIBUTE_LIST,
-    AT_DATA,
-    Attribute,
-    AttrListEntry,
-    MftRecord,
-    Run,
-    apply_fixups,
-    decode_runlist,
-    parse_attribute_list,
-    parse_record,
-)
+from .c_ntfs import AT_ATTRIBUTE_LIST, AT_DATA, BOOT_SECTOR_SIZE
+from .ntfs_boot import NtfsBoot, parse_ntfs_boot
+from .ntfs_mft import (AttrListEntry, Attribute, MftRecord, Run, apply_fixups, decode_runlist,
+                       parse_attribute_list, parse_record)
 
 # Windows caps an $ATTRIBUTE_LIST at 256 KiB (the reason very fragmented files hit "insufficient system
 # resources"); a larger one is corruption, and the cap bounds the buffer.

@@ -16,32 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import FormatError
+from ..extents import Extent, merge_extents
 from ..io.reader import Reader, read_exact
-from ..structs import Struct
-from .model import Extent, FsUsage, merge_extents
-
-FAT_BPB = Struct("FAT boot sector", [
-    ("jump", "3s"), ("oem_id", "8s"), ("bytes_per_sector", "H"), ("sectors_per_cluster", "B"),
-    ("reserved_sectors", "H"), ("fats", "B"), ("root_entries", "H"), ("total16", "H"), ("media", "B"),
-    ("fat_size16", "H"), ("sectors_per_track", "H"), ("heads", "H"), ("hidden_sectors", "I"),
-    ("total32", "I"),
-])
-FAT32_EXT = Struct("FAT32 extended BPB", [
-    ("fat_size32", "I"), ("ext_flags", "H"), ("version", "H"), ("root_cluster", "I"), ("fsinfo", "H"),
-    ("backup_boot", "H"), ("reserved", "12s"), ("drive", "B"), ("reserved1", "B"), ("boot_sig", "B"),
-    ("volume_id", "I"), ("label", "11s"), ("fs_type", "8s"),
-])
-FAT16_EXT = Struct("FAT12/16 extended BPB", [
-    ("drive", "B"), ("reserved1", "B"), ("boot_sig", "B"), ("volume_id", "I"), ("label", "11s"),
-    ("fs_type", "8s"),
-])
-DIR_ENTRY = Struct("FAT directory entry", [
-    ("name", "11s"), ("attr", "B"), ("nt_res", "B"), ("ctime_tenth", "B"), ("ctime", "H"), ("cdate", "H"),
-    ("adate", "H"), ("cluster_hi", "H"), ("wtime", "H"), ("wdate", "H"), ("cluster_lo", "H"), ("size", "I"),
-])
-ATTR_LFN = 0x0F
-ATTR_VOLUME_ID = 0x08
-ATTR_DIRECTORY = 0x10
+from ..windows.roles import BIOS_BCD, BOOTMGR, EFI_BCD
+from .c_fat import ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME_ID, DIR_ENTRY, FAT16_EXT, FAT32_EXT, FAT_BPB
+from .model import FsUsage
 
 PIECE = 1024 * 1024  # FAT read in 1 MiB pieces: memory bounded whatever the FAT size (up to 1 GiB)
 # The FAT spec limits a directory to 65536 entries of 32 bytes; a longer chain is a loop or corruption.
@@ -306,8 +285,8 @@ def fat_usage(reader: Reader) -> FsUsage:
     usage = FsUsage(fs=g.kind, cluster_size=g.cluster_size, used=merge_extents(used),
                     label=g.label, serial=f"{g.volume_id >> 16:04X}-{g.volume_id & 0xFFFF:04X}")
     try:
-        efi = vol.find_path("EFI/Microsoft/Boot/BCD")
-        bios = vol.find_path("bootmgr") is not None and vol.find_path("Boot/BCD") is not None
+        efi = vol.find_path(EFI_BCD)
+        bios = vol.find_path(BOOTMGR) is not None and vol.find_path(BIOS_BCD) is not None
         usage.has_bootmgr = (efi is not None and not efi[0] & ATTR_DIRECTORY) or bios
     except FormatError as e:
         usage.warnings.append(f"could not look up the boot manager files ({e.message})")

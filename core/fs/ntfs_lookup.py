@@ -13,23 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..errors import FormatError, UnsupportedError
-from ..structs import Struct
-from .ntfs_mft import AT_INDEX_ALLOCATION, AT_INDEX_ROOT, REF_MASK, FileName, apply_fixups, parse_file_name
+from .c_ntfs import (AT_INDEX_ALLOCATION, AT_INDEX_ROOT, ENTRY_END, ENTRY_NODE, INDEX_ENTRY, INDEX_HEADER,
+                     INDEX_NAME, INDEX_ROOT, INDX_HEADER, REF_MASK, ROOT_DIRECTORY)
+from .ntfs_mft import FileName, apply_fixups, parse_file_name
 from .ntfs_volume import NtfsVolume, Stream
 
-ROOT_DIRECTORY = 5
-INDEX_NAME = "$I30"
-
-INDEX_ROOT = Struct("$INDEX_ROOT", [("type", "I"), ("collation", "I"), ("index_block_size", "I"),
-                                    ("clusters_per_index_block", "B"), ("pad", "3s")])
-INDEX_HEADER = Struct("index header", [("entries_offset", "I"), ("index_length", "I"),
-                                       ("allocated_size", "I"), ("flags", "B"), ("pad", "3s")])
-INDEX_ENTRY = Struct("index entry", [("ref", "Q"), ("length", "H"), ("key_length", "H"), ("flags", "H"),
-                                     ("pad", "H")])
-INDX_HEADER = Struct("INDX block", [("magic", "4s"), ("usa_ofs", "H"), ("usa_count", "H"), ("lsn", "Q"),
-                                    ("vcn", "q")])
-ENTRY_NODE = 0x01  # the entry has a sub-node (its VCN is the entry's last 8 bytes)
-ENTRY_END = 0x02   # last entry of the node (carries no key)
 
 # A directory whose index needs more than 65536 blocks (256 MiB of 4 KiB blocks, millions of names) is
 # not something a lookup of a system file should walk; the cap bounds the time on corrupt trees.

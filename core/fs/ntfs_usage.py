@@ -16,10 +16,12 @@ from collections.abc import Iterable
 from itertools import accumulate
 
 from ..errors import Error, FormatError
+from ..extents import Extent, merge_extents, subtract_extents
 from ..io.reader import Reader
-from .model import Extent, FsUsage, merge_extents, subtract_extents
-from .ntfs_lookup import ROOT_DIRECTORY, find_child, path_exists
-from .ntfs_mft import AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME
+from ..windows.roles import BIOS_BCD, BOOTMGR, WINLOAD
+from .c_ntfs import AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME, ROOT_DIRECTORY
+from .model import FsUsage
+from .ntfs_lookup import find_child, path_exists
 from .ntfs_volume import PIECE, NtfsVolume, Stream
 
 FILE_MFTMIRR = 1
@@ -205,9 +207,9 @@ def ntfs_usage(reader: Reader, *, keep_volatile: bool = False) -> FsUsage:
         used = subtract_extents(used, drop)
     usage.used = used
     try:
-        usage.has_windows = path_exists(vol, "Windows/System32/winload.exe", directory=False)
-        usage.has_bootmgr = (path_exists(vol, "bootmgr", directory=False)
-                             and path_exists(vol, "Boot/BCD", directory=False))
+        usage.has_windows = path_exists(vol, WINLOAD, directory=False)
+        usage.has_bootmgr = (path_exists(vol, BOOTMGR, directory=False)
+                             and path_exists(vol, BIOS_BCD, directory=False))
     except Error as e:
         usage.warnings.append(f"could not look up Windows/boot manager files ({e.message})")
     return usage

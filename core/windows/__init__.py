@@ -1,0 +1,1 @@
+"""What the engine knows about Windows itself: partition roles, type ids and marker files."""
