@@ -11,7 +11,7 @@ N raw bytes.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import FormatError
 
@@ -22,8 +22,10 @@ class Struct:
     def __init__(self, name: str, fields: list[tuple[str, str]]) -> None:
         self.name = name
         self.fields = fields
-        self._st = struct.Struct("<" + "".join(fmt for _, fmt in fields))
-        self.size = self._st.size
+        # The compiled codec of the declared layout, public for hot loops over packed tables
+        # (``codec.unpack_from`` / ``codec.iter_unpack``), so no caller declares the layout again.
+        self.codec = struct.Struct("<" + "".join(fmt for _, fmt in fields))
+        self.size = self.codec.size
         self.offsets: dict[str, tuple[int, int]] = {}
         off = 0
         for fname, fmt in fields:
@@ -37,8 +39,25 @@ class Struct:
         if offset < 0 or len(data) - offset < self.size:
             raise FormatError(what=what or self.name,
                               detail=f"need {self.size} bytes at offset {offset}, have {max(0, len(data) - offset)}")
-        values = self._st.unpack_from(data, offset)
+        values = self.codec.unpack_from(data, offset)
         return dict(zip((n for n, _ in self.fields), values))
+
+    def unpack_from(self, data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Any, ...]:
+        """The field values at ``offset`` as a tuple, in declaration order: for hot loops over packed
+        tables whose length the caller has checked (a short buffer is still a `FormatError`)."""
+        if offset < 0 or len(data) - offset < self.size:
+            raise FormatError(what=self.name, detail=f"need {self.size} bytes at offset {offset}")
+        return self.codec.unpack_from(data, offset)
+
+    def iter_unpack(self, data: bytes | bytearray | memoryview) -> Iterator[tuple[Any, ...]]:
+        """Every record of a packed table, as tuples; the table must be whole records."""
+        if len(data) % self.size:
+            raise FormatError(what=self.name, detail=f"table of {len(data)} bytes is not whole records")
+        return self.codec.iter_unpack(data)
+
+    def pack(self, *values: Any) -> bytes:
+        """Encode from positional values in declaration order (hot loops; `build` names them)."""
+        return self.codec.pack(*values)
 
     def build(self, **values: Any) -> bytes:
         """Encode; missing fields are zero (or empty bytes)."""
@@ -48,4 +67,4 @@ class Struct:
             args.append(values.pop(fname, default))
         if values:
             raise TypeError(f"{self.name}: unknown fields {sorted(values)}")
-        return self._st.pack(*args)
+        return self.codec.pack(*args)

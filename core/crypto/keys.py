@@ -3,7 +3,8 @@
 Every image gets a fresh random 256-bit data key (so two backups of identical data never share a
 key, and nonces can be deterministic counters). From it we derive, with BLAKE3's key derivation
 mode, the AES-256-GCM key and the key of the keyed chunk digest, so that digests of plaintext stored
-in the index do not let anyone without the password confirm guesses about the content.
+in the index do not let anyone without the password confirm guesses about the content. How a data key
+is stored in an image (the key slot) is the image format's business: `core.format.keyslot`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import FormatError, IntegrityError, WrongPassword
-from ..format.c_image import KeySlot
+from ..errors import IntegrityError
 from .kdf import KdfParams, derive_kek
 
 _CTX_AEAD = "rescue image v1 2026-11 aes-256-gcm data key"
@@ -84,32 +84,3 @@ class KeyWrap:
     def derive(cls, password: bytes, params: KdfParams) -> KeyWrap:
         salt = os.urandom(32)
         return cls(params, salt, derive_kek(password, salt, params))
-
-
-def make_keyslot(keys: ImageKeys, wrap: KeyWrap, aad: bytes) -> bytes:
-    """Wrap the data key under the KEK; ``aad`` binds the manifest header to the slot."""
-    if keys.data_key is None:
-        raise ValueError("unencrypted image has no key slot")
-    wrap_nonce = os.urandom(12)
-    p = wrap.params
-    prefix = KeySlot.build(memory_kib=p.memory_kib, iterations=p.iterations, lanes=p.lanes, salt=wrap.salt,
-                           nonce=wrap_nonce)[:60]
-    wrapped = AESGCM(wrap.kek).encrypt(wrap_nonce, keys.data_key, aad + prefix)
-    return KeySlot.build(memory_kib=p.memory_kib, iterations=p.iterations, lanes=p.lanes, salt=wrap.salt,
-                         nonce=wrap_nonce, wrapped_key=wrapped)
-
-
-def open_keyslot(slot: bytes, password: bytes, aad: bytes, image: str) -> ImageKeys:
-    """Unwrap the data key; a failed tag means a wrong password (or a tampered slot)."""
-    fields = KeySlot.parse(slot, what=f"key slot of {image}")
-    params = KdfParams(fields["memory_kib"], fields["iterations"], fields["lanes"])
-    try:
-        params.check()
-    except FormatError as e:
-        raise IntegrityError(detail=f"{image}: {e.message}") from None
-    kek = derive_kek(password, fields["salt"], params)
-    try:
-        data_key = AESGCM(kek).decrypt(fields["nonce"], fields["wrapped_key"], aad + slot[:60])
-    except InvalidTag:
-        raise WrongPassword(image=image) from None
-    return ImageKeys(data_key)

@@ -37,9 +37,8 @@ from .plan import Region
 
 __all__ = ["Chunk", "Chunker", "ParentIndex", "unit_rows"]
 
-_EXT = struct.Struct("<QIIIHH")  # ExtentEntry layout, for speed
-_UNIT = struct.Struct("<Q16s")  # UnitEntry layout
-assert _EXT.size == ExtentEntry.size and _UNIT.size == UnitEntry.size
+_EXT = ExtentEntry.codec
+_UNIT = UnitEntry.codec
 _ROW = _UNIT.size
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import zstandard
 
 from ..errors import IntegrityError
-from ..format.c_image import CHUNK_SIZE, COMP_STORED, COMP_ZSTD
+from ..format.c_image import CHUNK_SIZE, COMP_STORED, COMP_ZSTD, RecordHeader, VolumeHeader
 from ..format.manifest import Manifest
 from ..format.volume import VolumeReader
 from .repo import Repository
@@ -46,7 +46,7 @@ class ImageReader:
 
     def _check_tiling(self) -> None:
         """Records must tile each volume's data area exactly: no gap, overlap or stray bytes."""
-        pos = [128] * len(self.volumes)
+        pos = [VolumeHeader.size] * len(self.volumes)
         counts = [0] * len(self.volumes)
         for n in range(self.manifest.chunk_count):
             c = self.manifest.chunk(n)
@@ -56,7 +56,7 @@ class ImageReader:
                                             f"which the image does not have")
             if c["record_offset"] != pos[v] or not 0 < c["raw_length"] <= CHUNK_SIZE:
                 raise IntegrityError(detail=f"{self.volumes[v].name}: chunk table entry {n} is out of place")
-            pos[v] += 40 + c["stored_length"]
+            pos[v] += RecordHeader.size + c["stored_length"]
             counts[v] += 1
         for v, vol in enumerate(self.volumes):
             if pos[v] != vol.data_end or counts[v] != vol.info.records:

@@ -18,12 +18,13 @@ from typing import Any, Callable
 import blake3
 import zstandard
 
-from ..crypto.keys import ImageKeys, KeyWrap, make_keyslot, open_keyslot
+from ..crypto.keys import ImageKeys, KeyWrap
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader,
                       UnitEntry)
 from . import meta_schema
+from .keyslot import make_keyslot, open_keyslot
 from .volume import VolumeInfo
 
 # Caps, checked before any allocation. The summary is a few hundred bytes; 1 MiB is generous. The
@@ -67,8 +68,7 @@ class Manifest:
         return ChunkEntry.parse(self.chunks, number * ChunkEntry.size)
 
     def iter_extents(self) -> Any:
-        st = ExtentEntry._st  # noqa: SLF001 - iter_unpack on the declared layout, for speed
-        return st.iter_unpack(self.extents)
+        return ExtentEntry.iter_unpack(self.extents)
 
     def volumes(self) -> list[VolumeInfo]:
         return [VolumeInfo(v["number"], v["name"], v["length"], v["records"], bytes.fromhex(v["trailer_digest"]))

@@ -25,7 +25,7 @@ from ..fs.probe import probe_usage
 from ..io.reader import Reader, WindowReader
 from ..partition.detect import read_partition_table
 from ..partition.model import Partition, PartitionTable
-from ..windows.roles import BIOS_BCD, EFI_BCD, WINLOAD, is_esp
+from ..windows.roles import BIOS_BCD, EFI_BCD, is_esp
 
 FAT_KINDS = ("fat12", "fat16", "fat32")
 

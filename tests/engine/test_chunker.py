@@ -44,7 +44,7 @@ def chunk_all(path: Path, parent: ParentIndex | None = None,
 
 
 def extents(chunker: Chunker) -> list[tuple[int, int, int, int, int]]:
-    return [(e[0], e[1], e[2], e[3], e[4]) for e in ExtentEntry._st.iter_unpack(bytes(chunker.extents))]
+    return [(e[0], e[1], e[2], e[3], e[4]) for e in ExtentEntry.iter_unpack(bytes(chunker.extents))]
 
 
 def check_against_disk(path: Path, chunker: Chunker, images: list[list[Chunk]],
