@@ -1,4 +1,11 @@
-"""Shared test fixtures: paths to ../shared/fixtures, root/loop/ntfs-3g availability."""
+"""Shared test fixtures: where the real Windows samples are, root/loop/ntfs-3g availability.
+
+The real samples (BCD stores, registry hives, an NTFS volume made by Windows) are not part of the
+repository: README "Real Windows samples" says where they come from. Tests that read them find them in
+``$RESCUE_SAMPLES`` (default ``../shared/fixtures`` beside the checkout). Outside CI a missing sample skips
+the test with one line naming the file; in CI (``CI=true``) it fails, so a run that silently tested less
+cannot pass. Every other test builds what it needs from the clone alone.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +16,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+SHARED_FIXTURES = Path(os.environ.get("RESCUE_SAMPLES") or ROOT.parent / "shared" / "fixtures")
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def shared_fixture(rel: str) -> Path:
-    """Path of a real Windows sample in ../shared/fixtures; skip (saying why) when it is absent."""
+    """Path of a real Windows sample; skip (outside CI) or fail (in CI) with one line when it is absent.
+
+    Callable from a test or at module level (a module whose parameters come from a sample is skipped whole).
+    """
     p = SHARED_FIXTURES / rel
     if not p.exists():
-        pytest.skip(f"shared fixture {p} is absent (tests read the real samples from ../shared/fixtures)")
+        msg = f"real Windows sample {p} is absent (README \"Real Windows samples\"; set RESCUE_SAMPLES)"
+        if IN_CI:
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg, allow_module_level=True)
     return p
 
 

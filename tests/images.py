@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import shared_fixture
@@ -59,6 +60,6 @@ def run_rescue(*args: str, env: dict[str, str] | None = None, input: bytes | Non
     # RESCUE_EXE runs the same tests against another build of the CLI (the PyInstaller-frozen binary
     # that goes on the rescue media: tests/media/test_frozen.py).
     exe = os.environ.get("RESCUE_EXE")
-    cmd = [exe] if exe else ["python3", "-m", "rescue"]
+    cmd = [exe] if exe else [sys.executable, "-m", "rescue"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=e,
                           input=input.decode() if input else None, cwd=root, timeout=600)

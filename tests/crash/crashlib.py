@@ -13,6 +13,7 @@ import os
 import random
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -70,7 +71,7 @@ def rescue_env() -> dict[str, str]:
 
 def start_rescue(*args: str) -> subprocess.Popen[str]:
     """The CLI as a background process (to be killed or interrupted by the test)."""
-    return subprocess.Popen(["python3", "-m", "rescue", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "rescue", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=rescue_env(), cwd=ROOT)
 
 

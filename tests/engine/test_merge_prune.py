@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,14 +130,14 @@ def test_kill_at_many_points(tmp_path: Path, command: str) -> None:
         snapshot = tmp_path / f"snap{attempt}"
         subprocess.run(["cp", "-a", str(folder), str(snapshot)], check=True)
         argv = _argv(args, snapshot, disk)
-        p = subprocess.Popen(["python3", "-m", "rescue", *argv], env=env, cwd=ROOT,
+        p = subprocess.Popen([sys.executable, "-m", "rescue", *argv], env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rnd.uniform(0.05, 1.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
         (snapshot / "rescue.lock").unlink(missing_ok=True)  # the killed process's lock (it is gone)
         _all_committed_restorable(snapshot)
-        rerun = subprocess.run(["python3", "-m", "rescue", *argv], env=env, cwd=ROOT, capture_output=True, text=True)
+        rerun = subprocess.run([sys.executable, "-m", "rescue", *argv], env=env, cwd=ROOT, capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
         _all_committed_restorable(snapshot)
 
