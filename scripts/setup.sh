@@ -4,11 +4,13 @@
 # extras. Idempotent: packages already installed and an up-to-date .venv are left alone, so CI can run
 # it every time. Works from any cwd.
 #
-#   bash scripts/setup.sh            # PYTHON=/path/to/python3 to pick the interpreter for the venv
+#   bash scripts/setup.sh            # PYTHON=/path/to/python3 to pick another interpreter for the venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
+# Debian's own interpreter, not the first python3 on PATH (pyenv, conda, ...): only Debian's reaches
+# python3-hivex (an apt package, not on PyPI) through --system-site-packages.
+PYTHON="${PYTHON:-/usr/bin/python3}"
 
 # Why each package is here:
 PACKAGES=(
@@ -53,9 +55,11 @@ fi
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || echo "setup.sh: warning: no loop device support" >&2
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || echo "setup.sh: warning: no /dev/fuse" >&2
 
-# --system-site-packages: with Debian's /usr/bin/python3 this makes python3-hivex (an apt package, not
-# on PyPI) importable in the venv; pip still installs everything else the project pins into .venv.
-if ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+# --system-site-packages: with Debian's /usr/bin/python3 this makes python3-hivex importable in the venv;
+# pip still installs everything else the project pins into .venv. A venv made from another interpreter
+# (an earlier PYTHON, a pyenv python3) is made anew.
+base="$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
+if [ "$(.venv/bin/python -c 'import os, sys; print(os.path.realpath(sys._base_executable))' 2>/dev/null)" != "$base" ]; then
     rm -rf .venv
     "$PYTHON" -m venv --system-site-packages .venv
 fi

@@ -112,16 +112,26 @@ def has_open_file_under(pid: int, folder: Path) -> bool:
     return False
 
 
-def written_bytes(pid: int) -> int:
-    """Bytes the process has passed to write()/pwrite() so far (/proc/PID/io wchar); -1 once it is gone."""
+def _io_counter(pid: int, name: str) -> int:
+    """One counter of /proc/PID/io; -1 once the process is gone."""
     try:
         with open(f"/proc/{pid}/io") as f:
             for line in f:
-                if line.startswith("wchar:"):
+                if line.startswith(name + ":"):
                     return int(line.split()[1])
     except OSError:
         return -1
     return -1
+
+
+def written_bytes(pid: int) -> int:
+    """Bytes the process has passed to write()/pwrite() so far (wchar); -1 once it is gone."""
+    return _io_counter(pid, "wchar")
+
+
+def read_bytes(pid: int) -> int:
+    """Bytes the process has got from read()/pread() so far (rchar); -1 once it is gone."""
+    return _io_counter(pid, "rchar")
 
 
 def list_json(folder: Path) -> dict[str, dict[str, object]]:

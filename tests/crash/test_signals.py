@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ import pytest
 from core.engine.backup import BackupOptions, backup
 from core.progress import Progress
 from tests.crash.crashlib import (LOCK, dense_disk, folder_state, has_open, has_open_file_under, ids_in,
-                                  one_error_line, snapshot, start_rescue, wait_until)
+                                  image_files, one_error_line, read_bytes, snapshot, start_rescue, wait_until,
+                                  written_bytes)
 
 SEED = int(os.environ.get("CRASH_SEED", "20261125"))
 
@@ -65,12 +65,15 @@ def test_sigint_backup(point: str, setup: tuple[Path, Path, str]) -> None:
         else:
             wait_until(lambda: _partial_in(folder), 30, "the first volume file", proc)
             if point.startswith("random"):
+                # Interrupt on an event, not after a delay (a fast machine would finish first): once the
+                # backup has written a random share of what the earlier image of the same disk holds, each
+                # draw in its own quarter, all well before the end of its data phase.
                 i = int(point[-1])
-                delay = rnd.uniform(0.2 * i, 0.2 * (i + 1))  # three draws spread over the first 0.6 s
-                print(f"R-17 seed {SEED}: SIGINT {delay:.3f} s into the data phase")
-                time.sleep(delay)
-                if proc.poll() is not None:
-                    pytest.fail(f"backup ended within {delay:.3f} s of its data phase; the source is too small")
+                total = sum((folder / n).stat().st_size for n in image_files(folder, earlier))
+                share = rnd.uniform(0.05 + 0.23 * i, 0.05 + 0.23 * (i + 1))
+                print(f"R-17 seed {SEED}: SIGINT once {share:.0%} of {total} bytes are written")
+                wait_until(lambda: written_bytes(proc.pid) >= share * total, 60,
+                           f"{share:.0%} of the image to be written", proc)
         interrupted(proc, f"backup SIGINT at {point}")
     finally:
         if proc.poll() is None:
@@ -81,18 +84,22 @@ def test_sigint_backup(point: str, setup: tuple[Path, Path, str]) -> None:
     assert snapshot(folder, [earlier]) == before
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.02])
-def test_sigint_verify_changes_nothing(delay: float, setup: tuple[Path, Path, str]) -> None:
+@pytest.mark.parametrize("share", [0.0, 0.3])
+def test_sigint_verify_changes_nothing(share: float, setup: tuple[Path, Path, str]) -> None:
     """# guards R-17 (verify)"""
     src, folder, earlier = setup
     state = folder_state(folder)
+    total = sum((folder / n).stat().st_size for n in image_files(folder, earlier))
     proc = start_rescue("verify", str(folder), "--image", earlier)
     try:
-        # Once it holds a file of the folder open it is past start-up, inside the verify.
+        # Once it holds a file of the folder open it is past start-up, inside the verify; then it is
+        # interrupted on an event (a share of the image read), not after a delay a fast machine outruns.
         wait_until(lambda: has_open_file_under(proc.pid, folder), 30, "verify to open the image", proc,
                    interval=0.0005)
-        time.sleep(delay)
-        interrupted(proc, f"verify SIGINT after {delay} s")
+        start = read_bytes(proc.pid)
+        wait_until(lambda: read_bytes(proc.pid) - start >= share * total, 30, f"{share:.0%} of the image read",
+                   proc, interval=0.0005)
+        interrupted(proc, f"verify SIGINT after {share:.0%} read")
     finally:
         if proc.poll() is None:
             proc.kill()
