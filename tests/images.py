@@ -1,29 +1,53 @@
-"""Small source disks for image-format tests, built without root from real data.
+"""Small source disks for image-format tests, built without root with the real NTFS tools.
 
-`small_disk()` makes an MBR disk file with sfdisk: partition 1 holds the real Windows-formatted NTFS
-volume from ../shared/fixtures (used clusters come from its $Bitmap), partition 2 an unknown type with
-scattered random and zero blocks (imaged raw), and a few non-zero bytes in the post-MBR gap.
+`small_disk()` makes an MBR disk file with sfdisk: partition 1 holds a 34 MiB NTFS volume made by mkntfs
+with a few files copied in by ntfscp (both work on a plain file, no mount: used clusters come from its
+$Bitmap), partition 2 an unknown type with scattered random and zero blocks (imaged raw), and a few
+non-zero bytes in the post-MBR gap.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import random
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from tests.conftest import shared_fixture
 
 MiB = 1 << 20
 
 
+VOLUME_SECTORS = 70144  # 34.25 MiB, the size of a small Windows-formatted data volume
+
+
+def ntfs_volume(seed: int) -> bytes:
+    """A fresh NTFS volume (Windows' geometry: 512-byte sectors, 4 KiB clusters, hidden sectors = the
+    partition start of ``small_disk``) holding text, random and zero-heavy files from ``seed``."""
+    for tool in ("sfdisk", "mkntfs", "ntfscp"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is missing: scripts/setup.sh installs it")
+    rnd = random.Random(f"ntfs-{seed}")
+    with tempfile.TemporaryDirectory(prefix="small-ntfs-") as tmp:
+        vol = Path(tmp) / "vol"
+        with open(vol, "wb") as f:
+            f.truncate(VOLUME_SECTORS * 512)
+        subprocess.run(["mkntfs", "-F", "-q", "-Q", "-s", "512", "-c", "4096", "-p", "2048", "-H", "255", "-S", "63",
+                        "-L", "Data", str(vol)], check=True, capture_output=True)
+        files = {"notes.txt": b"".join(b"line %d of the notes\r\n" % i for i in range(20000)),
+                 "photo.jpg": rnd.randbytes(3 * MiB),
+                 "disk.iso": bytes(MiB) + rnd.randbytes(256 * 1024) + bytes(MiB),
+                 "tiny.ini": b"[settings]\r\nvalue=1\r\n"}
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+            subprocess.run(["ntfscp", "-q", str(vol), str(Path(tmp) / name), name], check=True, capture_output=True)
+        return vol.read_bytes()
+
+
 def small_disk(path: Path, seed: int = 1) -> Path:
-    vol = gzip.decompress(shared_fixture("ntfs/dfvfs_windows_volume.raw.gz").read_bytes())
-    if shutil.which("sfdisk") is None:
-        raise RuntimeError("sfdisk is missing: scripts/setup.sh installs fdisk")
+    vol = ntfs_volume(seed)
     size = 96 * MiB
     with open(path, "wb") as f:
         f.truncate(size)
