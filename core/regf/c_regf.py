@@ -132,3 +132,40 @@ def base_block_checksum(block: bytes | bytearray | memoryview) -> int:
     if x == 0:
         return 1
     return x
+
+
+# --- security descriptors (the payload of sk cells): Windows' self-relative SECURITY_DESCRIPTOR -------
+
+SECURITY_DESCRIPTOR = Struct("self-relative security descriptor", [
+    ("revision", "B"),         # 1
+    ("sbz1", "B"),
+    ("control", "H"),          # SE_* flags below
+    ("owner", "I"),            # offsets from the descriptor start; 0 = absent
+    ("group", "I"),
+    ("sacl", "I"),
+    ("dacl", "I"),
+])
+
+ACL_HEADER = Struct("ACL header", [
+    ("revision", "B"),         # 2
+    ("sbz1", "B"),
+    ("size", "H"),             # header and every ACE
+    ("ace_count", "H"),
+    ("sbz2", "H"),
+])
+
+ACE_HEADER = Struct("access-allowed ACE", [
+    ("type", "B"),             # 0 = ACCESS_ALLOWED_ACE_TYPE
+    ("flags", "B"),            # 0x02 = CONTAINER_INHERIT_ACE
+    ("size", "H"),             # header, mask and SID
+    ("mask", "I"),             # access mask
+])
+
+SID_HEADER = Struct("SID header", [
+    ("revision", "B"),         # 1
+    ("sub_count", "B"),        # number of uint32 sub-authorities that follow
+    ("authority", "6s"),       # identifier authority, big-endian
+])
+
+SE_DACL_PRESENT = 0x0004
+SE_SELF_RELATIVE = 0x8000

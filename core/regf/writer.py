@@ -21,7 +21,7 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..io.atomic import write_fsync
 from ..errors import FormatError, TargetWriteError, UnsupportedError, UsageError
@@ -53,12 +53,14 @@ def filetime_now() -> int:
 class HiveWriter:
     """In-place editor of a clean `Hive` (keys and values of the hive stay valid across edits)."""
 
-    def __init__(self, hive: Hive) -> None:
+    def __init__(self, hive: Hive, *, clock: Callable[[], int] = filetime_now) -> None:
+        """``clock`` gives the FILETIME stamped on keys and the base block (fixed: reproducible bytes)."""
         if hive.read_only or hive.dirty:
             raise UnsupportedError(detail=(
                 f"refusing to write hive {hive.name}: it is dirty ({hive.dirty_reason}) and its transaction "
                 "logs are not replayed by this program; writing would silently discard them"))
         self.hive = hive
+        self.clock = clock
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class HiveWriter:
             self._put(nk_off, NK.offsets, name, value)
 
     def _touch(self, nk_off: int) -> None:
-        self._put_nk(nk_off, timestamp=filetime_now())
+        self._put_nk(nk_off, timestamp=self.clock())
 
     def _write_cell(self, off: int, data: bytes) -> None:
         start = BASE_BLOCK_SIZE + off + 4
@@ -221,7 +223,7 @@ class HiveWriter:
             refcount = h.sk(sk).refcount
             name_raw, compressed = encode_name(name)
             nk_off = allocate(h, NK.build(
-                signature=b"nk", flags=KEY_COMP_NAME if compressed else 0, timestamp=filetime_now(), parent=p.offset,
+                signature=b"nk", flags=KEY_COMP_NAME if compressed else 0, timestamp=self.clock(), parent=p.offset,
                 subkey_list=NO_CELL, volatile_subkey_list=NO_CELL, value_list=NO_CELL, security=sk,
                 class_offset=NO_CELL, name_length=len(name_raw)) + name_raw)
             self._put(sk, SK.offsets, "refcount", refcount + 1)
@@ -333,7 +335,7 @@ class HiveWriter:
     def commit(self) -> bytes:
         """Finish the hive image: both sequence numbers bumped to one new value, timestamp, checksum."""
         seq = (max(self.hive.header.seq1, self.hive.header.seq2) + 1) & 0xFFFFFFFF
-        self.hive.set_header_fields(seq1=seq, seq2=seq, timestamp=filetime_now())
+        self.hive.set_header_fields(seq1=seq, seq2=seq, timestamp=self.clock())
         return bytes(self.hive.data)
 
     def save(self, path: str | os.PathLike[str], *, backup: bool = True) -> Path | None:
