@@ -13,13 +13,7 @@ import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from .errors import Error
-
-
-class SelftestError(Error):
-    """Self-test failed: {detail} (this build is broken; do not use it)"""
-
-    exit_code = 23
+from .errors import SelftestError
 
 
 def _check(name: str, got: bytes | int, want: bytes | int) -> None:

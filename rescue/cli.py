@@ -11,13 +11,14 @@ import importlib
 import json
 import os
 import sys
+import textwrap
 from typing import Any
 
 import click
 
 from core import __version__
 from core import selftest
-from core.errors import Cancelled, Error
+from core.errors import Cancelled, Error, UsageError, exit_codes
 
 # Command name -> its module in rescue.commands, imported only when that command runs (or for
 # --help): importing all of them costs ~0.2 s, a tenth of a small incremental backup.
@@ -38,18 +39,19 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _exit_codes_help() -> str:
+    """The exit codes for `rescue --help`, from the one table in core.errors (as README's table is)."""
+    lines = ["\b", "Exit codes (see README.md):"]
+    for code, meaning in exit_codes():
+        lines += textwrap.wrap(meaning, 90, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
+    return "\n".join(lines)
+
+
+@click.group(cls=LazyGroup, epilog=_exit_codes_help(),
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rescue")
 def cli() -> None:
-    """Offline backup, restore and cloning of Windows disks from rescue media.
-
-    Exit codes: 0 ok, 1 warning, 2 internal error, 3 usage error, 4 source unreadable,
-    5 malformed disk structure, 6 unsupported, 7-10 backup folder problems (10: full),
-    20-22 integrity failure (21: incomplete image, 22: newer format),
-    23 self-test failed, 30 wrong password, 31 password required, 40 target refused, 41 target
-    write failed, 42 read-back mismatch, 100 unreadable source sectors, 101 filesystem
-    dirty/hibernated, 130 interrupted. See README.md.
-    """
+    """Offline backup, restore and cloning of Windows disks from rescue media."""
     selftest.run()  # known-answer tests of the crypto and compression before any work
 
 
@@ -64,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         _fail(Cancelled(detail="aborted"), json_mode)
     except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(3)
+        # click's own three lines (Usage / Try / Error) become our one line, exit 3
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _fail(UsageError(detail=e.format_message().rstrip(".") + hint), json_mode)
     except Error as e:
         _fail(e, json_mode)
     except KeyboardInterrupt:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import click
 
+from core.errors import warnings_exit_code
 from core.progress import Event
 
 
@@ -21,6 +22,16 @@ def human(n: int | float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def report_warnings(warnings: Iterable[str], *, show: bool = True) -> int:
+    """The one place where a finished job's warnings reach the user: one `rescue: warning: …` line each
+    on stderr (unless ``show`` is false: --json carries them), and the exit code they call for."""
+    warnings = list(warnings)
+    if show:
+        for w in warnings:
+            click.echo(f"rescue: warning: {w}", err=True)
+    return warnings_exit_code(warnings)
 
 
 def emit_json(value: Any) -> None:

@@ -24,7 +24,7 @@ from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..crypto.keys import ImageKeys, KeyWrap
 from ..disk.device import open_source
-from ..errors import IntegrityError, PasswordRequired, UsageError
+from ..errors import IntegrityError, PasswordRequired, UnreadableSectorsWarning, UsageError
 from ..extents import merge_extents
 from ..format import manifest as mf
 from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry,
@@ -193,8 +193,9 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[st
         stored_bytes = sum(v.length for v in volumes)
         warnings = list(plan.warnings)
         if chunker.unreadable:
-            warnings.append(f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
-                            f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable")
+            warnings.append(UnreadableSectorsWarning(
+                detail=f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
+                       f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable"))
         zero = merge_extents(plan.zeroed + chunker.zeroed)
         kind = options.mode
         parent_id = parent.image_id if parent else None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import blake3
 
-from ..errors import FormatError
+from ..errors import FormatError, SectorBySectorWarning, located
 from ..extents import Extent, merge_extents
 from ..fs import probe as fsmod
 from ..fs.model import FsUsage
@@ -119,7 +119,7 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
         regions.extend(_regions_for(p.start, u, p.size))
         if u is not None:
             zeroed.extend((p.start + o, n) for o, n in u.zeroed)
-            warnings.extend(f"partition {p.number}: {w}" for w in u.warnings)
+            warnings.extend(located(w, f"partition {p.number}") for w in u.warnings)
             fs_warn = fs_warn or u.dirty or u.hibernated
     # Gaps: everything outside all partitions (chosen or not), so tables, EBRs and boot code come along.
     occupied = merge_extents([(p.start, p.size) for p in table.partitions])
@@ -137,7 +137,7 @@ def _probe(reader: Reader, type_id: str, warnings: list[str], where: str) -> FsU
         return fsmod.probe_usage(reader, type_id=type_id)
     except FormatError as e:
         # Never lose data: a filesystem we cannot parse is imaged sector by sector instead.
-        warnings.append(f"{where}: {e.message}; imaging every sector")
+        warnings.append(SectorBySectorWarning(fs="filesystem", where=f" of {where}", detail=e.message))
         return None
 
 

@@ -32,7 +32,8 @@ from typing import Any, Callable
 
 from ..disk.device import Disk, open_target, recheck
 from ..disk.discover import describe
-from ..errors import TargetRefused, TargetWriteError, UsageError
+from ..errors import (BootRepairWarning, TargetRefused, TargetWriteError, UnreadableSectorsWarning,
+                      UsageError)
 from ..extents import Extent
 from ..progress import Event, Progress
 from ..repair import repair_disk
@@ -144,8 +145,9 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
                 raise TargetRefused(target=target, detail=e.message.split(": ", 1)[-1]) from None
         warnings: list[str] = []
         if meta.get("unreadable"):
-            warnings.append(f"the source had {len(meta['unreadable'])} unreadable ranges at backup time; "
-                            "those sectors are not restored")
+            warnings.append(UnreadableSectorsWarning(
+                detail=f"the source had {len(meta['unreadable'])} unreadable ranges at backup time; "
+                       "those sectors are not restored"))
         if layout is not None and not layout.identical and any(m.action != "copy" for m in layout.moves):
             warnings.append("partitions are resized; the boot configuration is repaired after the data is written")
         parts = [m.as_json() | {"label": m.source.get("label", ""), "type_id": m.source.get("type_id")}
@@ -244,5 +246,5 @@ def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progre
     report = repair_disk(disk.path, dry_run=False)
     actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
     actions.extend(f"kept a copy: {b}" for b in report.backups)
-    problems.extend(report.problems)
+    problems.extend(BootRepairWarning(detail=p) for p in report.problems)
     return actions

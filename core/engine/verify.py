@@ -50,7 +50,8 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
             try:
                 return len(chain.read_chunk(*key)), ""
             except IntegrityError as e:
-                return 0, e.message
+                # the error raised below says "Integrity check failed" once, not once per chunk
+                return 0, str(e.kwargs.get("detail", e.message)) if type(e) is IntegrityError else e.message
 
         for i, (length, err) in enumerate(Ordered(check, keys)):
             progress.check()

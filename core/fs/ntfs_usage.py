@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from itertools import accumulate
 
-from ..errors import Error, FormatError
+from ..errors import Error, FilesystemStateWarning, FormatError
 from ..extents import Extent, merge_extents, subtract_extents
 from ..io.reader import Reader
 from ..windows.roles import BIOS_BCD, BOOTMGR, WINLOAD
@@ -122,8 +122,9 @@ def _volume_state(vol: NtfsVolume, usage: FsUsage) -> None:
     flags = int.from_bytes(info[10:12], "little")
     if flags & VOLUME_IS_DIRTY:
         usage.dirty = True
-        usage.warnings.append("NTFS volume is marked dirty (not cleanly shut down or chkdsk pending); "
-                              "it is imaged as is, and Windows will run chkdsk on it")
+        usage.warnings.append(FilesystemStateWarning(
+            detail="NTFS volume is marked dirty (not cleanly shut down or chkdsk pending); "
+                   "it is imaged as is, and Windows will run chkdsk on it"))
     name = vol.read_value(rec, AT_VOLUME_NAME, "", vol.record_size)
     if name:
         usage.label = name.decode("utf-16-le", errors="replace")
@@ -169,8 +170,9 @@ def _volatile(vol: NtfsVolume, usage: FsUsage, keep_volatile: bool) -> list[Exte
                 vol.read_stream(s, 0, 4) if s is not None and s.initialized_size >= 4 else b"")
             if head.lower() == b"hibr":
                 usage.hibernated = True
-                usage.warnings.append("Windows is hibernated on this volume: hiberfil.sys holds the session "
-                                      "and is imaged in full; resume only on the same, unchanged volume")
+                usage.warnings.append(FilesystemStateWarning(
+                    detail="Windows is hibernated on this volume: hiberfil.sys holds the session "
+                           "and is imaged in full; resume only on the same, unchanged volume"))
                 continue
         if not keep_volatile and isinstance(s, Stream):
             drop.extend(_data_extents(vol, s))

@@ -8,7 +8,7 @@ raw with a warning rather than failing the backup: imaging everything is always 
 
 from __future__ import annotations
 
-from ..errors import FormatError, UnsupportedError
+from ..errors import FormatError, SectorBySectorWarning, UnsupportedError
 from ..io.reader import Reader
 from .fat import fat_usage, looks_like_fat
 from .model import FsUsage
@@ -52,10 +52,10 @@ def probe_usage(reader: Reader, *, type_id: str = "", keep_volatile: bool = Fals
         try:
             return ntfs_usage(reader, keep_volatile=keep_volatile)
         except (FormatError, UnsupportedError) as e:
-            return raw_usage(reader, f"NTFS metadata unusable{where} ({e.message}): imaged sector by sector")
+            return raw_usage(reader, SectorBySectorWarning(fs="NTFS", where=where, detail=e.message))
     if looks_like_fat(sector, reader.size):
         try:
             return fat_usage(reader)
         except (FormatError, UnsupportedError) as e:
-            return raw_usage(reader, f"FAT metadata unusable{where} ({e.message}): imaged sector by sector")
+            return raw_usage(reader, SectorBySectorWarning(fs="FAT", where=where, detail=e.message))
     return raw_usage(reader)

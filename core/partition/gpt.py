@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..errors import FormatError, UsageError
+from ..errors import BackupGptWarning, FormatError, UsageError
 from ..io.reader import Reader, read_exact
 from .c_gpt import (CRC_FIELD, DEFAULT_ENTRIES, ENTRY_SIZE, GPT_ENTRY, GPT_HEADER, HEADER_SIZE,
                     MAX_ENTRY_ARRAY, NAME_UNITS, REVISION, SIGNATURE, guid_bytes, guid_str, valid_entry_size)
@@ -179,7 +179,7 @@ def parse(reader: Reader, sector_size: int, sector0: bytes) -> PartitionTable:
         raise FormatError(what="GPT", detail="primary and backup both invalid: " + "; ".join(errors)
                           + _sector_size_hint(reader, ss))
     if primary is None:
-        warnings.append(f"primary GPT damaged ({errors[0]}); using the backup at LBA {backup_lba}")
+        warnings.append(BackupGptWarning(detail=errors[0], lba=backup_lba))
     elif backup is None:
         warnings.append(f"backup GPT damaged ({errors[0]}); it is rewritten on restore")
     else:

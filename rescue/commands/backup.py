@@ -8,7 +8,7 @@ from core.engine.backup import BackupOptions, backup
 from core.errors import UsageError
 
 from ..context import read_password, running
-from ..output import emit_json, human
+from ..output import emit_json, human, report_warnings
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -38,21 +38,23 @@ def parse_size(text: str) -> int:
 @click.option("--split", "split", default=None, help="Cap each volume file, e.g. 4G for FAT32, 650M, 4.7G.")
 @click.option("--sector-by-sector", is_flag=True, help="Store every sector, including free space, "
               "pagefile.sys and hiberfil.sys.")
-@click.option("--incremental", "mode", flag_value="incremental",
-              help="Store only what changed since the latest image in FOLDER.")
-@click.option("--differential", "mode", flag_value="differential",
+@click.option("--incremental", is_flag=True, help="Store only what changed since the latest image in FOLDER.")
+@click.option("--differential", is_flag=True,
               help="Store only what changed since the latest full image in FOLDER.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
-            sector_by_sector: bool, mode: str | None, as_json: bool) -> int:
+            sector_by_sector: bool, incremental: bool, differential: bool, as_json: bool) -> int:
     """Make an image of SOURCE (a disk, or a file holding a disk image) in FOLDER.
 
     Full by default; --incremental and --differential store only the blocks that changed and refer
     to the earlier images for the rest (a restore needs those images too).
     """
+    if incremental and differential:
+        raise UsageError(detail="--incremental and --differential contradict each other: give one of them")
+    mode = "incremental" if incremental else "differential" if differential else "full"
     options = BackupOptions(partitions=partitions, level=level, password=read_password(password_file),
                             split=parse_size(split) if split else None, sector_by_sector=sector_by_sector,
-                            mode=mode or "full")
+                            mode=mode)
     with running(not as_json) as (progress, _):
         result = backup(source, folder, options, progress)
     if as_json:
@@ -63,10 +65,4 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
                    f"stored {human(result.data_bytes)} "
                    f"of data in {human(result.stored_bytes)} ({len(result.volumes)} volume"
                    f"{'s' if len(result.volumes) != 1 else ''}) in {result.seconds:.1f} s")
-        for w in result.warnings:
-            click.echo(f"warning: {w}", err=True)
-    if result.unreadable:
-        return 100
-    if result.fs_state_warning:
-        return 101
-    return 0
+    return report_warnings(result.warnings, show=not as_json)

@@ -11,7 +11,7 @@ from core.errors import BootRepairWarning
 from core.repair import RepairReport, ShowReport
 
 from ..context import confirm_target
-from ..output import emit_json
+from ..output import emit_json, report_warnings
 
 AREA_TITLES = {"boot-record": "boot records", "bcd": "BCD store", "letters": "drive letters (MountedDevices)"}
 
@@ -26,7 +26,7 @@ def print_repair(report: RepairReport, as_json: bool) -> int:
     """Print what changed (old → new per element), the backups and the problems; return the exit code."""
     if as_json:
         emit_json(report.as_json())
-        return 0 if report.ok else BootRepairWarning.exit_code
+        return _exit_code(report)
     wins = ", ".join(str(n) for n in report.windows_partitions) or "none"
     click.echo(f"disk {report.disk}: {report.scheme.upper()}, {report.firmware.upper()} boot; boot partition "
                f"{report.boot_partition or 'none'}, Windows on partition {wins}")
@@ -52,7 +52,12 @@ def print_repair(report: RepairReport, as_json: bool) -> int:
         click.echo(f"problem: {p}", err=True)
     if report.dry_run:
         click.echo("dry run: nothing was written")
-    return 0 if report.ok else BootRepairWarning.exit_code
+    return _exit_code(report)
+
+
+def _exit_code(report: RepairReport) -> int:
+    # the problems were printed above, with the report they belong to
+    return report_warnings((BootRepairWarning(detail=p) for p in report.problems), show=False)
 
 
 def print_show(report: ShowReport, as_json: bool) -> int:

@@ -7,7 +7,7 @@ import click
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
 from ..context import plan_then_write, running
-from ..output import human, show_layout
+from ..output import human, report_warnings, show_layout
 
 
 def show_plan(plan: ClonePlan) -> None:
@@ -45,6 +45,4 @@ def command(source: str, target: str, partitions: str, grow: int | None, keep_la
     if not as_json:
         click.echo(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
                    f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
-    for w in result.boot_problems:
-        click.echo(f"warning: boot repair: {w}", err=True)
-    return 102 if result.boot_problems else 0
+    return report_warnings(plan.warnings + result.boot_problems, show=not as_json)

@@ -7,7 +7,7 @@ import click
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import plan_then_write, password_source, running
-from ..output import human, show_layout
+from ..output import human, report_warnings, show_layout
 
 
 def show_plan(plan: RestorePlan) -> None:
@@ -54,8 +54,4 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     if not as_json:
         click.echo(f"restored image {result.image_id} onto {result.target}: {human(result.written_bytes)} "
                    f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
-        for w in result.warnings:
-            click.echo(f"warning: {w}", err=True)
-    if result.unreadable:
-        return 100
-    return 102 if result.boot_problems else 0
+    return report_warnings(result.warnings, show=not as_json)

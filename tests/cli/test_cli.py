@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import all_error_classes
+from core.errors import all_error_classes, all_warning_classes, exit_codes
 from tests.images import run_rescue, small_disk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +136,19 @@ def test_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
 
 
+def test_click_usage_errors_are_one_line(setup: dict[str, Path], tmp_path: Path) -> None:
+    """click's own errors (unknown option, missing argument, bad value) are one `rescue: error:` line, exit 3,
+    and so are contradictory options."""
+    for args in (["backup", str(setup["src"])], ["backup", "a", "b", "--level", "x"], ["verify", "f", "--frob"],
+                 ["frobnicate"], ["backup", str(setup["src"]), str(tmp_path / "x"), "--incremental",
+                                  "--differential"]):
+        r = run_rescue(*args)
+        assert r.returncode == 3, (args, r.returncode, r.stderr)
+        one_line_error(r.stderr)
+        assert r.stderr.count("\n") == 1 and "Usage:" not in r.stderr, r.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_help_lists_commands() -> None:
     r = run_rescue("--help")
     assert r.returncode == 0
@@ -144,12 +157,19 @@ def test_help_lists_commands() -> None:
 
 
 def test_exit_codes_documented_and_unique() -> None:
-    """Exit codes are an API: unique per class and all listed in the README table."""
-    codes = {}
-    for cls in all_error_classes():
+    """Exit codes are an API: unique per class, each documented by the class that declares it, and README's
+    table and `rescue --help` list exactly what core/errors.py declares."""
+    codes: dict[int, str] = {}
+    for cls in [*all_error_classes(), *all_warning_classes()]:
         if cls.__dict__.get("exit_code") is not None:
             assert cls.exit_code not in codes, f"{cls.__name__} reuses {cls.exit_code} of {codes.get(cls.exit_code)}"
+            assert "meaning" in cls.__dict__, f"{cls.__name__} declares exit code {cls.exit_code} without a meaning"
             codes[cls.exit_code] = cls.__name__
-    readme = (ROOT / "README.md").read_text()
-    for code in codes:
-        assert f"| {code} |" in readme, f"exit code {code} ({codes[code]}) missing from README.md"
+    for cls in all_warning_classes()[1:]:
+        assert 100 <= cls.exit_code <= 127, f"{cls.__name__}: specific warnings use 100-127"
+    table = "| code | meaning |\n|---|---|\n" + "\n".join(f"| {c} | {m} |" for c, m in exit_codes())
+    assert table + "\n\n" in (ROOT / "README.md").read_text(), "README.md's exit-code table should be:\n" + table
+    r = run_rescue("--help")
+    listed = [int(line.split()[0]) for line in r.stdout.split("Exit codes")[1].splitlines()[1:]
+              if line.strip()[:1].isdigit()]
+    assert listed == [c for c, _ in exit_codes()] and set(codes) <= set(listed), r.stdout
