@@ -2,5 +2,5 @@
 
 `elements` names element and object types, `device` encodes/decodes device elements byte-exactly,
 `store` exposes objects/elements over a hive and rewrites partition identities after a restore,
-`mounteddevices` does the same for drive letters (win7-boot.md §5 and §7.2).
+`mounteddevices` does the same for drive letters (BOOT.md §8 and §10.2).
 """

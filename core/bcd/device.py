@@ -1,4 +1,4 @@
-"""Codec of BCD device elements (REG_BINARY values of format 1), win7-boot.md §5.4.
+"""Codec of BCD device elements (REG_BINARY values of format 1), BOOT.md §8.4.
 
 An element is a 16-byte options-object GUID followed by a *device descriptor*: type, flags, size
 (counted from the descriptor start), reserved, then a type-specific payload. Descriptors nest: a
@@ -9,8 +9,8 @@ GPT partition+disk GUID), locate (8), block I/O (0) with ramdisk (3), file (5), 
 Byte-exactness: every decoded node is re-encoded at decode time and compared with its source bytes;
 a node that would not reproduce them (an unknown kind, a variant we do not understand, inconsistent
 sizes) is kept as a `RawDescriptor`, so ``encode(decode(x)) == x`` for every input. Raw descriptors are
-still searched for embedded partition descriptors by `rewrite_raw_partitions` (§5.4: "a patcher must
-scan every device element for nested type-6 descriptors").
+still searched for embedded partition descriptors by `rewrite_raw_partitions` (BOOT.md §8.4),
+so no partition reference escapes a rewrite.
 """
 
 from __future__ import annotations

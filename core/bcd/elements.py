@@ -1,6 +1,6 @@
 """BCD element and object types: bit fields, bcdedit names, well-known object GUIDs.
 
-Element type (win7-boot.md §5.3): bits 28-31 class (1 library, 2 application, 3 device, 5 OEM), bits
+Element type (BOOT.md §8.3): bits 28-31 class (1 library, 2 application, 3 device, 5 OEM), bits
 24-27 format (1 device, 2 string, 3 object, 4 object list, 5 integer, 6 boolean, 7 integer list),
 bits 0-23 subtype. Application-class (0x2...) names depend on the object's application type (0x23000003
 is `default` in {bootmgr} but `resumeobject` in an OS loader), so `element_name` takes the object type.
@@ -38,7 +38,7 @@ def element_format(code: int) -> int:
     return (code >> 24) & 0xF
 
 
-# Object types (Description\Type), win7-boot.md §5.2.
+# Object types (Description\Type), BOOT.md §8.2.
 OBJECT_TYPES: dict[int, str] = {
     0x10100001: "firmware boot manager",
     0x10100002: "Windows boot manager",

@@ -1,6 +1,6 @@
 """Codec of ``HKLM\\SYSTEM\\MountedDevices`` values and the rewrite of drive letters after restore.
 
-Value data (win7-boot.md §7.2): 12 bytes = MBR disk signature (uint32) + partition byte offset
+Value data (BOOT.md §10.2): 12 bytes = MBR disk signature (uint32) + partition byte offset
 (uint64); ``DMIO:ID:`` + 16-byte partition GUID (mixed-endian) = GPT partition; anything else (UTF-16
 device paths of CD-ROMs, USB sticks ...) is kept as is. Names are ``\\DosDevices\\X:`` for letters,
 ``\\??\\Volume{guid}`` for volume GUID paths (and ``#{guid}`` on Windows 10).

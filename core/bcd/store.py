@@ -1,6 +1,6 @@
 """A BCD store as objects and elements over a regf hive, and the device rewrite used after restore.
 
-Layout (win7-boot.md §5.1): ``Objects\\{guid}\\Description`` value ``Type`` (object type) and
+Layout (BOOT.md §8.1): ``Objects\\{guid}\\Description`` value ``Type`` (object type) and
 ``Objects\\{guid}\\Elements\\XXXXXXXX`` value ``Element`` (element type = key name in hex). Element
 values are decoded by the format bits of their type (device, string, object, object list, integer,
 boolean, integer list); anything that does not match the expected registry type is kept as bytes.

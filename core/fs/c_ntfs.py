@@ -2,7 +2,7 @@
 
 Behaviour lives in `ntfs_boot` (geometry), `ntfs_mft` (records, runlists), `ntfs_volume` (streams) and
 `ntfs_lookup` (directory indexes); this module only says where the bytes are. Layouts as ntfs-3g's
-``include/ntfs-3g/layout.h`` declares them (BOOT.md "NTFS").
+``include/ntfs-3g/layout.h`` declares them (BOOT.md §5).
 """
 
 from __future__ import annotations

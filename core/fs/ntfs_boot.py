@@ -1,6 +1,6 @@
 """NTFS volume boot sector (BIOS parameter block): parse and validate the geometry everything else uses.
 
-Layout after ntfs-3g ``include/ntfs-3g/layout.h`` (NTFS_BOOT_SECTOR) and win7-boot.md §3.1. Every size
+Layout after ntfs-3g ``include/ntfs-3g/layout.h`` (NTFS_BOOT_SECTOR) and BOOT.md §5.1. Every size
 derived here (sector, cluster, MFT record, index block) is checked against the ranges NTFS allows before
 any other parser uses it to compute an offset or a buffer size.
 """

@@ -1,7 +1,7 @@
 """NTFS MFT file records: header, update-sequence fixups, attributes, runlists, $FILE_NAME.
 
 Pure decoding of one record buffer (no I/O); `ntfs_volume` reads the buffers. Layouts after ntfs-3g
-``layout.h`` and win7-boot.md §3.5. Every offset and length read from the record is checked against the
+``layout.h`` and BOOT.md §5.5. Every offset and length read from the record is checked against the
 record's bounds before use, so a corrupt record raises `FormatError` naming it, never IndexError.
 """
 

@@ -1,7 +1,7 @@
 """GPT on-disk declarations: header and partition entry field tables, constants, GUID encoding.
 
 Behaviour (validation, choosing primary or backup, rewriting, building) is in `core.partition.gpt`; this
-module only says where the bytes are (win7-boot.md §2.2, §2.3; UEFI spec ch. 5).
+module only says where the bytes are (BOOT.md §3.2, §3.3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """MBR/EBR on-disk declarations: sector and entry field tables, constants, entry encode/decode.
 
 Behaviour (parsing the chain, rewriting, building tables) is in `core.partition.mbr`; this module only says
-where the bytes are (win7-boot.md §1.1), so the tables can be checked against the reference.
+where the bytes are (BOOT.md §2.1), so the tables can be checked against BOOT.md.
 """
 
 from __future__ import annotations

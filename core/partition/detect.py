@@ -16,7 +16,7 @@ from .c_mbr import BOOT_SIGNATURE, BOOT_SIGNATURE_OFFSET, GPT_PROTECTIVE_TYPE, d
 from .model import PartitionTable
 
 # Logical sector sizes a partition table can be laid out for; 512 and 4096 are the real ones (512n/512e
-# and 4Kn, win7-boot.md §10). Anything else is a caller bug, not disk data.
+# and 4Kn, BOOT.md §11). Anything else is a caller bug, not disk data.
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 
 # Volume boot sector markers: a filesystem written to the whole disk ("superfloppy") also ends its

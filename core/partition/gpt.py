@@ -1,7 +1,7 @@
 """GPT partition tables: validate and parse (primary, falling back to the backup), rewrite, build.
 
 A GPT disk has a protective MBR in LBA 0, the primary header in LBA 1 followed by the entry array, and
-a backup entry array and header at the end of the disk (win7-boot.md §2). Reading checks, in order:
+a backup entry array and header at the end of the disk (BOOT.md §3). Reading checks, in order:
 signature, revision, header size, header CRC, self LBA, entry-array geometry and caps, LBA ranges,
 then the entry-array CRC; only then are entries used. A bad primary with a good backup is a warning,
 both bad is a `FormatError`. Writers are pure and return ``(disk_offset, bytes)`` writes.
@@ -227,7 +227,7 @@ def rewrite_for_disk(primary_header: bytes, entries: bytes, sector_size: int, ne
     both CRCs are recomputed. With ``keep`` (partition numbers) every other entry is zeroed. The
     protective MBR is separate (`build_protective_mbr`). Partitions never move; one that would end past
     the new last usable LBA is refused. The target must have the source's logical sector size (every
-    LBA would change otherwise, win7-boot.md §10).
+    LBA would change otherwise, BOOT.md §11).
     """
     ss = sector_size
     h = GPT_HEADER.parse(primary_header, what="source GPT header")

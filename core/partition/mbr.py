@@ -1,6 +1,6 @@
 """MBR (DOS) partition tables: parse sector 0 and the EBR chain, rewrite a table for restore, build one.
 
-Layout (reference win7-boot.md §1): 440 bytes of boot code, the 4-byte disk signature, 2 reserved bytes,
+Layout (BOOT.md §2): 440 bytes of boot code, the 4-byte disk signature, 2 reserved bytes,
 four 16-byte entries at 0x1BE and 0x55AA at 0x1FE. An extended partition (type 0x05/0x0F/0x85) holds a
 chain of EBR sectors; in each EBR entry 1 is the logical partition, its start *relative to that EBR*,
 and entry 2 links to the next EBR, its start *relative to the extended partition's start*. Linux
@@ -61,7 +61,7 @@ def parse_layout(sector0: bytes, read_sector: Callable[[int], bytes], total_sect
     layout = Layout(hdr["disk_signature"], [])
     ranges: list[tuple[str, int, int]] = []
     for e in entries:
-        # The Windows MBR code rejects a bad status in any slot, used or not (win7-boot.md §1.2).
+        # The Windows MBR code rejects a bad status in any slot, used or not (BOOT.md §2.2).
         _check_status(e, "MBR")
         if not e.used:
             continue

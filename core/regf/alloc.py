@@ -1,6 +1,6 @@
 """Cell allocation in a hive held in memory: allocate, free (with coalescing), grow by new hbins.
 
-Rules (win7-boot.md §6.2/§6.3): a cell's size is a multiple of 8 including its 4-byte size field,
+Rules (BOOT.md §9.2/§9.3): a cell's size is a multiple of 8 including its 4-byte size field,
 negative while allocated; free cells are positive; cells tile their hbin and never cross one. We take
 the smallest free cell that fits (splitting off a remainder of at least 8 bytes), else append an hbin
 sized to a multiple of 4096 and grow the base block's hive-bins size. A freed cell merges with free

@@ -1,6 +1,6 @@
 """Registry hive (regf) on-disk declarations: field tables, constants, the base-block checksum.
 
-Only *where the bytes are* (win7-boot.md §6.1/§6.2, after msuhanov's and libyal's format
+Only *where the bytes are* (BOOT.md §9.1/§9.2, after msuhanov's and libyal's format
 specifications); behaviour lives in `hive` (reading), `cells` (record decoding), `alloc` and `writer`.
 All cell offsets are relative to the start of the hive bins data, i.e. file offset `BASE_BLOCK_SIZE`.
 """

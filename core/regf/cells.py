@@ -114,7 +114,7 @@ def utf16_units(name: str) -> list[int]:
 
 
 def sort_key(name: str) -> str:
-    """Order of subkey lists: upper-cased names compared by UTF-16 unit (win7-boot.md §6.2).
+    """Order of subkey lists: upper-cased names compared by UTF-16 unit (BOOT.md §9.2).
 
     Returned as a str whose code points are the UTF-16 units, so Python's string order is Windows' order.
     """

@@ -1,6 +1,6 @@
 """Edit a hive in place: set/delete values, add/delete keys, then save atomically.
 
-Editing rules follow win7-boot.md §6.3: data that grows gets a new cell (the old one is freed), data
+Editing rules follow BOOT.md §9.3: data that grows gets a new cell (the old one is freed), data
 over 16344 bytes goes to db big-data records on hives 1.4+, value lists and subkey lists are rewritten
 as needed (subkey lists sorted by upper-cased name, lh hashes / lf hints recomputed), new keys share
 their parent's security cell (reference count +1), and the nk bookkeeping fields (counts, max name

@@ -1,7 +1,7 @@
 """Which partition each BCD device points to, and the rewrite of those that point nowhere.
 
 A partition descriptor that does not name a partition of this disk as it is now (old MBR signature or
-offset, old GPT GUIDs) is pointed at the partition that now holds *its content* (win7-boot.md §5.5):
+offset, old GPT GUIDs) is pointed at the partition that now holds *its content* (BOOT.md §8.5):
 
 1. the *evidence* is the file the element names: the object's path element for ``device``-class
    elements (element type + 0x01000001: ``11000001`` -> ``12000002`` path, ``21000001`` ->

@@ -1,5 +1,5 @@
 """Boot records a moved or cloned Windows needs: MBR boot code, active flag, disk signature, and the
-hidden-sectors field of the NTFS / FAT boot sectors (win7-boot.md §1, §3, §4, §9).
+hidden-sectors field of the NTFS / FAT boot sectors (BOOT.md §2, §5, §6, §7).
 
 - MBR boot code (bytes 0-439) is written only where it is missing (all zero) or not a code we know:
   Windows' (SHA-256 of the English Windows 7 code, or the NT 6 fingerprints below) and syslinux's
@@ -31,10 +31,10 @@ from ..partition.c_mbr import BOOT_CODE_SIZE, ENTRIES_OFFSET, MBR_SECTOR, decode
 from .layout import FAT_KINDS, DiskLayout, PartState
 
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
-# win7-boot.md §1.2: SHA-256 of the 440 code bytes of the English Windows 7 MBR (ms-sys mbr_win7.h).
+# BOOT.md §2.3: SHA-256 of the 440 code bytes of the English Windows 7 MBR (ms-sys mbr_win7.h).
 WIN7_MBR_SHA256 = "59019b8b59cffb325855cdc7716d38f8ce2112b9b027f2f8516992e2e686525b"
 # Every Windows MBR since NT starts "xor ax,ax; mov ss,ax; mov sp,7C00h"; the NT 6 (Vista/7/8/10)
-# code also compares EBX with 'TCPA' for the TPM measurement (§1.2 step 5), NT 5 carries its English
+# code also compares EBX with 'TCPA' for the TPM measurement (BOOT.md §2.2 step 5), NT 5 carries its English
 # "Invalid partition table" message. Localised Windows 7 codes differ only in the messages, so these
 # fingerprints recognise them where the hash does not.
 WINDOWS_PREFIX = bytes.fromhex("33c08ed0bc007c")

@@ -1,6 +1,6 @@
 """What a disk holds for booting Windows: its partitions' identities, filesystems and roles.
 
-Roles (win7-boot.md §0): the *boot partition* holds the boot manager and its store (``\\bootmgr`` +
+Roles (BOOT.md §1, §4): the *boot partition* holds the boot manager and its store (``\\bootmgr`` +
 ``\\Boot\\BCD`` on NTFS/FAT for BIOS, ``\\EFI\\Microsoft\\Boot\\BCD`` on the ESP for UEFI); a *Windows
 partition* holds ``\\Windows\\System32\\winload.exe``. Identities are what BCD and MountedDevices record:
 MBR disk signature + byte offset, or GPT disk GUID + partition GUID.

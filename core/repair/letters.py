@@ -1,4 +1,4 @@
-"""Which MountedDevices values of a Windows' SYSTEM hive must follow its partitions (win7-boot.md §7.2).
+"""Which MountedDevices values of a Windows' SYSTEM hive must follow its partitions (BOOT.md §10.2).
 
 The Windows letter is the ``\\DosDevices\\X:`` whose value is the Windows partition's *old* identity
 (as the BCD repair found it), or ``C:`` when none is. It is pointed at the Windows partition. Every

@@ -1,4 +1,4 @@
-"""A fresh BCD store from ``\\Windows\\System32\\config\\BCD-Template``, as bcdboot makes one (win7-boot.md §5.8).
+"""A fresh BCD store from ``\\Windows\\System32\\config\\BCD-Template``, as bcdboot makes one (BOOT.md §8.7).
 
 Starting from a copy of the template: OS loader and resume objects the template may carry are
 dropped (a real template has none); {bootmgr} gets the boot partition as device, the new loader as

@@ -1,6 +1,6 @@
 """What Windows puts on a disk: partition roles, their type ids, and the files that mark them.
 
-The one table of this knowledge (BOOT.md "Partition roles"). BIOS/MBR: "System Reserved" (a small
+The one table of this knowledge (BOOT.md §4). BIOS/MBR: "System Reserved" (a small
 active NTFS with bootmgr and \\Boot\\BCD) + the Windows partition. UEFI/GPT: ESP (FAT32 with
 \\EFI\\Microsoft\\Boot\\BCD) + MSR + the Windows partition. A partition can be both (Windows
 installed without System Reserved: bootmgr sits on C:).

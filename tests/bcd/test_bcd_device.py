@@ -1,5 +1,5 @@
 """Device element codec: byte-exact round trip of every device element of every sample store, decoded
-fields checked against the samples' known identities (win7-boot.md §5.4, fixtures/SOURCES.md), fuzz."""
+fields checked against the samples' known identities (BOOT.md §8.4; README "Real Windows samples"), fuzz."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def hivex_bcd_strings(store: bytes) -> dict[tuple[str, str], str]:
 
 def scan_partition_descriptors(data: bytes) -> list[tuple[str, Any, Any]]:
     """Every type-6 partition descriptor in an element (nested ones too), decoded here from the bytes
-    (win7-boot.md §5.4), independently of core.bcd: ("mbr", signature, offset) / ("gpt", disk, part)."""
+    (BOOT.md §8.4), independently of core.bcd: ("mbr", signature, offset) / ("gpt", disk, part)."""
     out = []
     pos = data.find(PARTITION_MAGIC)
     while pos >= 0:
