@@ -21,24 +21,22 @@ import json
 import os
 import sys
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
+from core.bcd.device import GptPartitionId, MbrPartitionId, PartitionId
 from tests import factory_content as fc
+from tests import win7_hives
 from tests.factory_content import FactoryError
 from tests.factory_tree import boot_image, populate_windows
 from tests.ntfs3g import MTOOLS_ENV, attached, mounted_ntfs, run
 
 # Bump whenever the layout or content changes: it is part of the cache key.
-FACTORY_VERSION = 2
+FACTORY_VERSION = 3
 
 SECTOR = 512
 MiB = 1 << 20
-FIXTURES = fc.FIXTURES
-BCD_BIOS = FIXTURES / "bcd" / "windeploy-linux_BCD"
-BCD_EFI = FIXTURES / "bcd" / "windeploy-linux_BCD-efi"
 MBR_CODE = Path("/usr/lib/syslinux/mbr/mbr.bin")  # GPL boot code (syslinux-common); Windows' is not shipped
 
 Role = Literal["system-reserved", "esp", "msr", "windows"]
@@ -99,7 +97,7 @@ class DiskInfo:
 
 
 def _guid(seed: int, what: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}:{what}".encode()).digest()[:16], version=4))
+    return fc.seeded_guid(seed, what)
 
 
 def _new_file(path: Path, size: int) -> None:
@@ -116,8 +114,14 @@ def _mkntfs(path: Path, p: PartInfo) -> None:
              "-H", "255", "-S", "63", "-L", p.label, dev])
 
 
+def _config_files(boot: PartitionId, windows: PartitionId, seed: int, dirty_system: bool) -> dict[str, bytes]:
+    """The hives of Windows\\System32\\config made by our writer: SYSTEM naming this disk, BCD-Template."""
+    return {"SYSTEM": win7_hives.system_hive(boot, windows, seed=seed, dirty=dirty_system),
+            "BCD-Template": win7_hives.bcd_template()}
+
+
 def _c_tree_size(data_mb: int, pagefile_mb: int, hiberfil_mb: int, garbage_mb: int) -> int:
-    # the SYSTEM hive (7.5 MiB) and NTFS metadata come on top of data_mb; the garbage is deleted again
+    # the hives and NTFS metadata come on top of data_mb (8 MiB is room to spare); the garbage is deleted again
     # but needs room while it is written; keep ~1/3 free like a real C:
     need = data_mb + 8 + pagefile_mb + hiberfil_mb + garbage_mb
     return max(64, (need * 3 // 2 + 15) // 16 * 16) * MiB
@@ -126,11 +130,13 @@ def _c_tree_size(data_mb: int, pagefile_mb: int, hiberfil_mb: int, garbage_mb: i
 def build_win7_mbr(path: str | os.PathLike[str], size: int | None = None, c_size: int | None = None,
                    data_mb: int = 40, seed: int = 1, pagefile_mb: int = 8, hiberfil_mb: int = 4,
                    garbage_mb: int | None = None, hiberfil_magic: bytes = b"hibr",
-                   c_label: str = "Windows 7") -> DiskInfo:
+                   c_label: str = "Windows 7", dirty_system: bool = False) -> DiskInfo:
     """BIOS/MBR Windows 7 disk: 1 "System Reserved" 100 MiB NTFS at 1 MiB, active; 2 C: NTFS.
 
     ``size``/``c_size`` in bytes (``None``: just big enough for the data; ``c_size=None``: C: fills
-    the disk, otherwise the rest stays unpartitioned). Both partitions are type 0x07.
+    the disk, otherwise the rest stays unpartitioned). Both partitions are type 0x07. The BCD store and
+    the SYSTEM hive name this disk's partitions (``tests.win7_hives``); ``dirty_system``: the SYSTEM
+    hive is left dirty, as after a crash in the middle of a registry write.
     """
     garbage = data_mb // 4 if garbage_mb is None else garbage_mb
     c_bytes = c_size or _c_tree_size(data_mb, pagefile_mb, hiberfil_mb, garbage)
@@ -153,23 +159,25 @@ def build_win7_mbr(path: str | os.PathLike[str], size: int | None = None, c_size
         with p.open("r+b") as f:  # boot code only: bytes 440.. (signature, table) are sfdisk's
             f.write(MBR_CODE.read_bytes()[:440])
     info = DiskInfo(p, size, "mbr", f"0x{sig:08x}", parts, seed)
+    boot, win = (MbrPartitionId(sig, q.start) for q in parts)
     for q in parts:
         _mkntfs(p, q)
     with mounted_ntfs(p, parts[0].start, parts[0].size, readonly=False) as mnt:
-        info.manifest[1] = populate_system_reserved(fc.Tree(mnt, ntfs=True), seed)
+        info.manifest[1] = populate_system_reserved(fc.Tree(mnt, ntfs=True), seed,
+                                                    win7_hives.bcd_store(boot, win, seed=seed))
     with mounted_ntfs(p, parts[1].start, parts[1].size, readonly=False) as mnt:
         info.manifest[2] = populate_windows(fc.Tree(mnt, ntfs=True), seed, data_mb, pagefile_mb, hiberfil_mb,
-                                            garbage, hiberfil_magic)
+                                            garbage, _config_files(boot, win, seed, dirty_system), hiberfil_magic)
     return info
 
 
 def build_win7_gpt(path: str | os.PathLike[str], size: int | None = None, c_size: int | None = None,
                    data_mb: int = 40, seed: int = 2, pagefile_mb: int = 8, hiberfil_mb: int = 4,
                    garbage_mb: int | None = None, hiberfil_magic: bytes = b"hibr",
-                   c_label: str = "Windows 7") -> DiskInfo:
+                   c_label: str = "Windows 7", dirty_system: bool = False) -> DiskInfo:
     """UEFI/GPT Windows 7 disk: 1 ESP 100 MiB FAT32, 2 MSR 128 MiB (zeros), 3 C: NTFS basic data.
 
-    Sizes as for ``build_win7_mbr``; the last MiB stays free for the backup GPT.
+    Sizes, hives and ``dirty_system`` as for ``build_win7_mbr``; the last MiB stays free for the backup GPT.
     """
     garbage = data_mb // 4 if garbage_mb is None else garbage_mb
     c_bytes = c_size or _c_tree_size(data_mb, pagefile_mb, hiberfil_mb, garbage)
@@ -199,32 +207,27 @@ def build_win7_gpt(path: str | os.PathLike[str], size: int | None = None, c_size
     run([*cmd, str(p)])
     info = DiskInfo(p, size, "gpt", g("disk"), parts, seed)
     esp = parts[0]
+    boot, win = GptPartitionId(g("disk"), g("esp")), GptPartitionId(g("disk"), g("windows"))
     # 512-byte clusters like Windows' format of a 100 MB FAT32 volume; 255/63 geometry rounds the
     # filesystem down to whole tracks (204750 of 204800 sectors), leaving a tail outside the FS.
     run(["mkfs.vfat", "-F", "32", "-s", "1", "-S", str(SECTOR), "-g", "255/63", "-h", str(esp.start_sector),
          "-i", g("esp-serial")[:8], f"--offset={esp.start_sector}", str(p), str(esp.size // 1024)])
     with tempfile.TemporaryDirectory(prefix="esp-") as tmp:
         tree = fc.Tree(Path(tmp), ntfs=False)
-        info.manifest[1] = populate_esp(tree, seed)
+        info.manifest[1] = populate_esp(tree, seed, win7_hives.bcd_store(boot, win, seed=seed))
         run(["mcopy", "-s", "-i", f"{p}@@{esp.start}", *[str(x) for x in sorted(Path(tmp).iterdir())], "::/"],
             env=MTOOLS_ENV)
     _mkntfs(p, parts[2])
     with mounted_ntfs(p, parts[2].start, parts[2].size, readonly=False) as mnt:
         info.manifest[3] = populate_windows(fc.Tree(mnt, ntfs=True), seed, data_mb, pagefile_mb, hiberfil_mb,
-                                            garbage, hiberfil_magic)
+                                            garbage, _config_files(boot, win, seed, dirty_system), hiberfil_magic)
     return info
 
 
-def _fixture(path: Path) -> Path:
-    if not path.exists():
-        raise FactoryError(f"shared fixture {path} is absent (the factory copies real samples from it)")
-    return path
-
-
-def populate_system_reserved(t: fc.Tree, seed: int) -> dict[str, str]:
+def populate_system_reserved(t: fc.Tree, seed: int, bcd: bytes) -> dict[str, str]:
     """bootmgr and \\Boot as Windows 7 setup leaves them on the System Reserved partition."""
     t.write("bootmgr", boot_image(seed, "bootmgr", 375 * 1024))
-    t.write("Boot/BCD", _fixture(BCD_BIOS).read_bytes())
+    t.write("Boot/BCD", bcd)
     t.write("Boot/BCD.LOG", b"")
     t.write("Boot/bootstat.dat", bytes(64 * 1024))
     t.write("Boot/memtest.exe", boot_image(seed, "memtest", 470 * 1024))
@@ -237,11 +240,11 @@ def populate_system_reserved(t: fc.Tree, seed: int) -> dict[str, str]:
     return t.manifest
 
 
-def populate_esp(t: fc.Tree, seed: int) -> dict[str, str]:
+def populate_esp(t: fc.Tree, seed: int, bcd: bytes) -> dict[str, str]:
     """\\EFI\\Microsoft\\Boot and the fallback \\EFI\\Boot\\bootx64.efi (a copy of bootmgfw.efi)."""
     bootmgfw = boot_image(seed, "bootmgfw.efi", 650 * 1024)
     t.write("EFI/Microsoft/Boot/bootmgfw.efi", bootmgfw)
-    t.write("EFI/Microsoft/Boot/BCD", _fixture(BCD_EFI).read_bytes())
+    t.write("EFI/Microsoft/Boot/BCD", bcd)
     t.write("EFI/Microsoft/Boot/en-US/bootmgfw.efi.mui", fc.text(fc.rng_for(seed, "efimui"), 80 * 1024))
     t.write("EFI/Microsoft/Boot/Fonts/wgl4_boot.ttf", fc.random_bytes(fc.rng_for(seed, "font"), 45 * 1024))
     t.write("EFI/Microsoft/Boot/memtest.efi", boot_image(seed, "memtest.efi", 600 * 1024))

@@ -17,13 +17,13 @@ import io
 import os
 import random
 import struct
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Iterable
 
 from tests.ntfs3g import DIR
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 MiB = 1 << 20
 KiB = 1 << 10
 
@@ -50,6 +50,11 @@ FOREIGN = ["Größe", "Überweisung", "café", "naïve", "Ελληνικά", "�
 def rng_for(seed: int, name: str) -> random.Random:
     """A generator private to one file: its bytes depend only on the seed and its name."""
     return random.Random(f"{seed}:{name}")
+
+
+def seeded_guid(seed: int, what: str) -> str:
+    """A GUID (lowercase, dashed) that depends only on the seed and what it names."""
+    return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}:{what}".encode()).digest()[:16], version=4))
 
 
 def text(rng: random.Random, size: int, foreign: bool = False) -> bytes:

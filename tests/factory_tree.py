@@ -1,7 +1,7 @@
 """The C: tree of a factory-made Windows 7 disk (see ``tests.factory``).
 
 ``populate_windows`` fills a mounted NTFS volume with a Windows 7-shaped tree whose total size follows
-``data_mb``: the real SYSTEM hive from the shared fixtures, boot loaders and storage drivers under
+``data_mb``: the hives it is given (SYSTEM, BCD-Template: ``tests.win7_hives``), boot loaders and storage drivers under
 System32 (the files a boot repair looks at), DLLs, a user profile with documents, pictures, videos, a
 zero-heavy ISO, many small files, deep nesting, unicode names, a fragmented file, a sparse file,
 an NTFS-compressed log directory, hard links (WinSxS), junctions/symlinks, named streams,
@@ -11,13 +11,11 @@ pagefile.sys/hiberfil.sys, and deleted files whose clusters are left holding gar
 from __future__ import annotations
 
 import hashlib
-import lzma
 import random
 
 from tests import factory_content as fc
 
 MiB, KiB = fc.MiB, fc.KiB
-SYSTEM_HIVE = fc.FIXTURES / "hives" / "regipy_SYSTEM_2.xz"
 
 DRIVERS = ("disk", "partmgr", "volmgr", "volmgrx", "ntfs", "storport", "ataport", "atapi", "msahci", "pciide",
            "pciidex", "intelide", "iaStorV", "amdsata", "LSI_SAS", "vmbus", "storvsc", "mountmgr", "fvevol")
@@ -36,21 +34,21 @@ def boot_image(seed: int, name: str, size: int) -> bytes:
 
 
 def populate_windows(t: fc.Tree, seed: int, data_mb: int, pagefile_mb: int, hiberfil_mb: int,
-                     garbage_mb: int, hiberfil_magic: bytes = b"hibr") -> dict[str, str]:
+                     garbage_mb: int, config: dict[str, bytes], hiberfil_magic: bytes = b"hibr") -> dict[str, str]:
     """Fill ``t`` (a mounted NTFS C:) and return its manifest.
 
-    ``garbage_mb``: how much garbage the deleted files leave in free space.
+    ``garbage_mb``: how much garbage the deleted files leave in free space; ``config``: name -> bytes of
+    the real hives to put in Windows\\System32\\config (the other hives are hive-shaped dummies).
     """
 
     def R(name: str) -> random.Random:
         return fc.rng_for(seed, name)
 
     budget = data_mb * MiB
-    if not SYSTEM_HIVE.exists():
-        raise fc.FactoryError(f"shared fixture {SYSTEM_HIVE} is absent")
-    t.write("Windows/System32/config/SYSTEM", lzma.decompress(SYSTEM_HIVE.read_bytes()))
-    start = t.written  # the real hive is on top of data_mb
     cfg = "Windows/System32/config"
+    for name, data in config.items():
+        t.write(f"{cfg}/{name}", data)
+    start = t.written  # the hives are on top of data_mb
     for hive, size in (("SOFTWARE", max(256 * KiB, min(budget // 16, 4 * MiB))), ("SAM", 256 * KiB),
                        ("SECURITY", 64 * KiB), ("DEFAULT", 256 * KiB)):
         t.write(f"{cfg}/{hive}", fc.regf_like(R(hive), size))

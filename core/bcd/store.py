@@ -21,7 +21,7 @@ from typing import Union
 
 from ..errors import FormatError, UsageError
 from ..regf.hive import Hive, Key
-from ..regf.values import RegType, decode_value
+from ..regf.values import RegType, decode_value, encode_value
 from ..regf.writer import HiveWriter
 from .device import (Descriptor, DeviceElement, GptPartitionId, MbrPartitionId, PartitionDevice, PartitionId, RawDescriptor,
                      decode_element, encode_element, map_descriptors, rewrite_raw_partitions)
@@ -80,6 +80,28 @@ def decode_element_value(code: int, reg_type: int, raw: bytes) -> ElementValue:
     except FormatError:
         pass
     return bytes(raw)
+
+
+def encode_element_value(code: int, value: ElementValue) -> tuple[int, bytes]:
+    """The registry type and bytes Windows stores for ``value`` in element ``code`` (by its format bits):
+    the inverse of `decode_element_value`. Integers are 8 bytes and booleans 1, as bcdedit writes them;
+    raw bytes are stored as REG_BINARY unchanged."""
+    fmt = element_format(code)
+    if fmt == ElementFormat.DEVICE and isinstance(value, DeviceElement):
+        return RegType.BINARY, encode_element(value)
+    if fmt in (ElementFormat.STRING, ElementFormat.OBJECT) and isinstance(value, str):
+        return RegType.SZ, encode_value(RegType.SZ, value)
+    if fmt == ElementFormat.OBJECT_LIST and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return RegType.MULTI_SZ, encode_value(RegType.MULTI_SZ, [str(v) for v in value])
+    if fmt == ElementFormat.BOOLEAN and isinstance(value, bool):
+        return RegType.BINARY, bytes([int(value)])
+    if fmt == ElementFormat.INTEGER and isinstance(value, int) and not isinstance(value, bool):
+        return RegType.BINARY, struct.pack("<Q", value)
+    if fmt == ElementFormat.INTEGER_LIST and isinstance(value, list) and all(isinstance(v, int) for v in value):
+        return RegType.BINARY, struct.pack(f"<{len(value)}Q", *value)
+    if isinstance(value, bytes):
+        return RegType.BINARY, value
+    raise UsageError(detail=f"element {code:08x} cannot hold {type(value).__name__} {value!r}")
 
 
 class BcdObject:

@@ -1,0 +1,214 @@
+"""Windows 7 sample hives for the test disks, written by our own regf/BCD writer (no real sample needed).
+
+- `bcd_store`: the store Windows 7 setup writes. BIOS: {bootmgr} and {memdiag} on System Reserved, the
+  Windows 7 loader and its resume object on C:. UEFI: the same on the ESP and C: with the .efi loaders
+  and a {fwbootmgr}. Both with the usual settings objects; every partition device names the disk the store
+  is written to (MBR: signature + byte offset; GPT: partition GUID + disk GUID).
+- `bcd_template`: ``Windows\\System32\\config\\BCD-Template``, what `rescue bcd rebuild` starts from.
+- `system_hive`: SYSTEM with Select, ControlSet001/002 (ComputerName, Session Manager, a
+  CriticalDeviceDatabase entry per storage controller, the storage driver services) and MountedDevices
+  (C:, the volume GUID names of both partitions, a CD-ROM as D:). Clean by default; ``dirty=True``
+  leaves it as Windows does when it did not finish a write (sequence numbers N+1/N).
+
+Everything is deterministic from the seed (GUIDs, fixed timestamps), so the factory's manifests are.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from core.bcd.device import GptPartitionId, MbrPartitionId, PartitionId
+from core.bcd.elements import WELL_KNOWN_OBJECTS
+from core.bcd.mounteddevices import GptVolume, MbrVolume, MountedVolume, OtherVolume, encode_mounted
+from core.bcd.store import ElementValue, encode_element_value
+from core.regf.hive import Hive
+from core.regf.new import new_hive
+from core.regf.values import DecodedValue, RegType
+from core.regf.writer import HiveWriter
+from core.repair.rebuild import device_value
+from tests.factory_content import seeded_guid
+
+STAMP = 129434976000000000  # 2011-02-22, Windows 7 SP1's release: every key and base block carries it
+LOCALE = "en-US"
+CDROM = "\\??\\IDE#CdRomQEMU_QEMU_DVD-ROM_____________________1.0.____#5&1d0b7ad0&0&1.0.0#{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}"
+
+_ALIAS = {alias: "{" + guid + "}" for guid, alias in WELL_KNOWN_OBJECTS.items()}
+BOOTMGR, FWBOOTMGR, MEMDIAG = _ALIAS["{bootmgr}"], _ALIAS["{fwbootmgr}"], _ALIAS["{memdiag}"]
+GLOBAL, DBG, EMS, BADMEM = (_ALIAS[a] for a in ("{globalsettings}", "{dbgsettings}", "{emssettings}", "{badmemory}"))
+LOADERSET, RESUMESET, HVSET = _ALIAS["{bootloadersettings}"], _ALIAS["{resumeloadersettings}"], _ALIAS["{hypervisorsettings}"]
+
+ObjectTable = dict[str, tuple[int, dict[int, ElementValue]]]  # "{guid}" -> (object type, code -> value)
+
+# The settings objects every Windows 7 store and template holds, with bcdedit's defaults.
+SETTINGS: ObjectTable = {
+    GLOBAL: (0x20100000, {0x14000006: [DBG, EMS, BADMEM]}),
+    DBG: (0x20100000, {0x15000011: 0, 0x15000013: 1, 0x15000014: 115200}),  # serial, COM1, 115200 baud
+    EMS: (0x20100000, {0x16000020: False}),
+    BADMEM: (0x20100000, {}),
+    LOADERSET: (0x20200003, {0x14000006: [GLOBAL, HVSET]}),
+    HVSET: (0x20200003, {0x250000F3: 0, 0x250000F4: 1, 0x250000F5: 115200}),
+    RESUMESET: (0x20200004, {0x14000006: [GLOBAL]}),
+}
+
+
+def _text(code: int, what: str) -> dict[int, ElementValue]:
+    return {code: what, 0x12000005: LOCALE}
+
+
+def store_objects(boot: PartitionId | None, windows: PartitionId | None, *, seed: int) -> ObjectTable:
+    """The objects of the store (``boot``/``windows`` None: the template, which names no partition)."""
+    uefi = isinstance(boot, GptPartitionId)
+    ext = "efi" if uefi else "exe"
+    mgr: dict[int, ElementValue] = {**_text(0x12000004, "Windows Boot Manager"), 0x14000006: [GLOBAL],
+                                    0x24000010: [MEMDIAG], 0x25000004: 30}
+    memdiag: dict[int, ElementValue] = {
+        0x12000002: "\\EFI\\Microsoft\\Boot\\memtest.efi" if uefi else "\\boot\\memtest.exe",
+        **_text(0x12000004, "Windows Memory Diagnostic"), 0x14000006: [GLOBAL], 0x1600000B: True}
+    objects: ObjectTable = {**SETTINGS, BOOTMGR: (0x10100002, mgr), MEMDIAG: (0x10200005, memdiag)}
+    if boot is None or windows is None:
+        return objects
+    loader, resume = "{" + seeded_guid(seed, "bcd-loader") + "}", "{" + seeded_guid(seed, "bcd-resume") + "}"
+    boot_dev, win_dev = device_value(boot), device_value(windows)
+    mgr.update({0x11000001: boot_dev, 0x23000003: loader, 0x23000006: resume, 0x24000001: [loader]})
+    if uefi:
+        mgr[0x12000002] = "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
+        objects[FWBOOTMGR] = (0x10100001, {0x24000001: [BOOTMGR], 0x25000004: 2})
+    memdiag[0x11000001] = boot_dev
+    objects[loader] = (0x10200003, {
+        0x11000001: win_dev, 0x12000002: f"\\Windows\\system32\\winload.{ext}", **_text(0x12000004, "Windows 7"),
+        0x14000006: [LOADERSET], 0x21000001: win_dev, 0x22000002: "\\Windows", 0x23000003: resume,
+        0x25000020: 0})  # nx OptIn
+    objects[resume] = (0x10200004, {
+        0x11000001: win_dev, 0x12000002: f"\\Windows\\system32\\winresume.{ext}",
+        **_text(0x12000004, "Windows Resume Application"), 0x14000006: [RESUMESET], 0x21000001: win_dev,
+        0x22000002: "\\hiberfil.sys", 0x26000006: False})  # debugoptionenabled
+    return objects
+
+
+def _store_bytes(objects: ObjectTable, file_name: str) -> bytes:
+    hive = new_hive("NewStoreRoot", minor=3, file_name=file_name, timestamp=STAMP)
+    w = HiveWriter(hive, clock=lambda: STAMP)
+    w.set_value(w.ensure_key("Description"), "KeyName", RegType.SZ, "BCD00000000")
+    w.ensure_key("Objects")
+    for guid, (otype, elements) in objects.items():
+        w.set_value(w.ensure_key(f"Objects\\{guid}\\Description"), "Type", RegType.DWORD, otype)
+        w.ensure_key(f"Objects\\{guid}\\Elements")
+        for code, value in elements.items():
+            w.set_value(w.ensure_key(f"Objects\\{guid}\\Elements\\{code:08x}"), "Element",
+                        *encode_element_value(code, value))
+    return w.commit()
+
+
+def bcd_store(boot: PartitionId, windows: PartitionId, *, seed: int) -> bytes:
+    """\\Boot\\BCD (MBR ids) or \\EFI\\Microsoft\\Boot\\BCD (GPT ids) as Windows 7 setup writes it."""
+    where = "EFI\\Microsoft\\Boot\\BCD" if isinstance(boot, GptPartitionId) else "Boot\\BCD"
+    return _store_bytes(store_objects(boot, windows, seed=seed), f"\\Device\\HarddiskVolume1\\{where}")
+
+
+def bcd_template() -> bytes:
+    return _store_bytes(store_objects(None, None, seed=0), "\\SystemRoot\\System32\\config\\BCD-Template")
+
+
+# --- SYSTEM -------------------------------------------------------------------------------------------
+
+# Storage drivers as a fresh Windows 7 SP1 x64 has them: (Start on IDE, Start on AHCI, Type, ErrorControl,
+# Group, ImagePath). Start 0 = boot driver; 3 = on demand (the controller is absent). Type 1 = kernel
+# driver, 2 = file system driver.
+SERVICES: dict[str, tuple[int, int, int, int, str, str]] = {
+    "atapi": (0, 0, 1, 1, "SCSI miniport", "system32\\DRIVERS\\atapi.sys"),
+    "intelide": (0, 3, 1, 3, "System Bus Extender", "system32\\DRIVERS\\intelide.sys"),
+    "pciide": (3, 3, 1, 3, "System Bus Extender", "system32\\DRIVERS\\pciide.sys"),
+    "msahci": (3, 0, 1, 3, "SCSI miniport", "system32\\DRIVERS\\msahci.sys"),
+    "iaStorV": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\iaStorV.sys"),
+    "amdsata": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\amdsata.sys"),
+    "LSI_SAS": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\lsi_sas.sys"),
+    "storvsc": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\storvsc.sys"),
+    "disk": (0, 0, 1, 1, "SCSI Class", "system32\\DRIVERS\\disk.sys"),
+    "partmgr": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\partmgr.sys"),
+    "volmgr": (0, 0, 1, 3, "System Bus Extender", "system32\\DRIVERS\\volmgr.sys"),
+    "volmgrx": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\volmgrx.sys"),
+    "mountmgr": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\mountmgr.sys"),
+    "fvevol": (0, 0, 1, 3, "Filter", "System32\\DRIVERS\\fvevol.sys"),
+    "Ntfs": (3, 3, 2, 1, "Boot File System", "system32\\DRIVERS\\Ntfs.sys"),
+}
+# CriticalDeviceDatabase: the PnP ids whose driver must load at boot, for each controller kind.
+CRITICAL_DEVICES: dict[str, list[tuple[str, str, str]]] = {  # kind -> (device id, service, class GUID)
+    "ide": [("pci#ven_8086&dev_7010", "intelide", "{4D36E96A-E325-11CE-BFC1-08002BE10318}"),
+            ("primary_ide_channel", "atapi", "{4D36E96A-E325-11CE-BFC1-08002BE10318}")],
+    "ahci": [("pci#cc_0106", "msahci", "{4D36E96A-E325-11CE-BFC1-08002BE10318}")],
+}
+SESSION_MANAGER: dict[str, tuple[int, DecodedValue]] = {
+    "BootExecute": (RegType.MULTI_SZ, ["autocheck autochk *"]),
+    "CriticalSectionTimeout": (RegType.DWORD, 2592000),
+    "GlobalFlag": (RegType.DWORD, 0),
+    "ObjectDirectories": (RegType.MULTI_SZ, ["\\Windows", "\\RPC Control"]),
+    "ProtectionMode": (RegType.DWORD, 1),
+    "SETUPEXECUTE": (RegType.MULTI_SZ, []),
+}
+
+
+def volume_of(ident: PartitionId) -> MountedVolume:
+    if isinstance(ident, MbrPartitionId):
+        return MbrVolume(ident.signature, ident.offset)
+    return GptVolume(ident.part_guid)
+
+
+def volume_guid(seed: int, what: str) -> str:
+    """A volume GUID as mountmgr makes them (time-based, with its fixed node bytes)."""
+    g = uuid.UUID(seeded_guid(seed, what))
+    return str(uuid.UUID(fields=(g.time_low, g.time_mid, 0x11E0, 0x82, 0x4F, 0x806E6F6E6963)))
+
+
+def mounted_devices(boot: PartitionId, windows: PartitionId, *, seed: int) -> dict[str, MountedVolume]:
+    """The MountedDevices values of this install: C:, the volume names of both partitions and a CD-ROM."""
+    cdrom = OtherVolume(CDROM.encode("utf-16-le"))
+    return {
+        "\\DosDevices\\C:": volume_of(windows),
+        f"\\??\\Volume{{{volume_guid(seed, 'vol-boot')}}}": volume_of(boot),
+        f"\\??\\Volume{{{volume_guid(seed, 'vol-windows')}}}": volume_of(windows),
+        f"\\??\\Volume{{{volume_guid(seed, 'vol-cdrom')}}}": cdrom,
+        "\\DosDevices\\D:": cdrom,
+    }
+
+
+def system_hive(boot: PartitionId, windows: PartitionId, *, seed: int, computer: str = "WIN7-PC",
+                controller: str = "ide", dirty: bool = False) -> bytes:
+    """Windows\\System32\\config\\SYSTEM of this install (``controller``: "ide" or "ahci")."""
+    hive = new_hive("CMI-CreateHive{2A7FB991-7BBE-4F9D-B91E-7CB51D4737F5}", minor=5,
+                    file_name="\\SystemRoot\\System32\\Config\\SYSTEM", timestamp=STAMP)
+    w = HiveWriter(hive, clock=lambda: STAMP)
+    for name, value in (("Current", 1), ("Default", 1), ("Failed", 0), ("LastKnownGood", 2)):
+        w.set_value(w.ensure_key("Select"), name, RegType.DWORD, value)
+    setup = w.ensure_key("Setup")
+    w.set_value(setup, "SystemPartition", RegType.SZ, "\\Device\\HarddiskVolume1")
+    w.set_value(setup, "OsLoaderPath", RegType.SZ, "\\")
+    w.set_value(setup, "SystemSetupInProgress", RegType.DWORD, 0)
+    for cs in ("ControlSet001", "ControlSet002"):
+        name_key = w.ensure_key(f"{cs}\\Control\\ComputerName\\ComputerName")
+        w.set_value(name_key, "", RegType.SZ, "mnmsrvc")
+        w.set_value(name_key, "ComputerName", RegType.SZ, computer)
+        sm = w.ensure_key(f"{cs}\\Control\\Session Manager")
+        for vname, (vtype, sm_value) in SESSION_MANAGER.items():
+            w.set_value(sm, vname, vtype, sm_value)
+        w.set_value(w.ensure_key(f"{cs}\\Control\\Session Manager\\Memory Management"), "PagingFiles",
+                    RegType.MULTI_SZ, ["?:\\pagefile.sys"])
+        for dev, service, cls in CRITICAL_DEVICES[controller]:
+            k = w.ensure_key(f"{cs}\\Control\\CriticalDeviceDatabase\\{dev}")
+            w.set_value(k, "Service", RegType.SZ, service)
+            w.set_value(k, "ClassGUID", RegType.SZ, cls)
+        for svc, (ide, ahci, stype, error, group, image) in SERVICES.items():
+            k = w.ensure_key(f"{cs}\\Services\\{svc}")
+            w.set_value(k, "Start", RegType.DWORD, ide if controller == "ide" else ahci)
+            w.set_value(k, "Type", RegType.DWORD, stype)
+            w.set_value(k, "ErrorControl", RegType.DWORD, error)
+            w.set_value(k, "Group", RegType.SZ, group)
+            w.set_value(k, "ImagePath", RegType.EXPAND_SZ, image)
+    md = w.ensure_key("MountedDevices")
+    for vname, vol in mounted_devices(boot, windows, seed=seed).items():
+        w.set_value(md, vname, RegType.BINARY, encode_mounted(vol))
+    data = w.commit()
+    if not dirty:
+        return data
+    dirty_hive = Hive.from_bytes(data, name="SYSTEM")
+    dirty_hive.set_header_fields(seq1=dirty_hive.header.seq2 + 1)  # a write started and never finished
+    return bytes(dirty_hive.data)
