@@ -11,15 +11,11 @@ import subprocess
 import time
 
 from core import platform
-from core.errors import FormatError, UnsupportedError, UsageError
+from core.errors import BusyError, FormatError, UnsupportedError
 
 # How long a freshly started FUSE driver may take to appear in the mount table: ntfs-3g mounts in well
 # under a second; the margin covers a loaded machine.
 MOUNT_WAIT = 20.0
-
-
-class BusyError(UsageError):
-    """{detail}"""
 
 
 def mounts_under(path: str) -> list[platform.Mount]:
