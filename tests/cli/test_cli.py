@@ -173,3 +173,33 @@ def test_exit_codes_documented_and_unique() -> None:
     listed = [int(line.split()[0]) for line in r.stdout.split("Exit codes")[1].splitlines()[1:]
               if line.strip()[:1].isdigit()]
     assert listed == [c for c, _ in exit_codes()] and set(codes) <= set(listed), r.stdout
+
+
+def test_backup_warnings_have_their_own_codes(setup: dict[str, Path], tmp_path: Path) -> None:
+    """A backup that had to store a filesystem sector by sector (unusable NTFS metadata) exits 103, one that
+    read the backup GPT exits 104, each with one `rescue: warning:` line: scripts can tell them from 0."""
+    import shutil
+    import subprocess
+    bad = tmp_path / "badntfs.img"
+    shutil.copyfile(setup["src"], bad)
+    with open(bad, "r+b") as f:
+        part = 2048 * 512
+        f.seek(part + 0x30)
+        mft = part + int.from_bytes(f.read(8), "little") * 4096
+        f.seek(mft + 6 * 1024 + 510)  # record 6 ($Bitmap): break its first sector's update sequence
+        f.write(b"\x00\x00")
+    r = run_rescue("backup", str(bad), str(tmp_path / "bk1"))
+    assert r.returncode == 103, r.stderr
+    assert [line for line in r.stderr.splitlines() if "imaged sector by sector" in line][0].startswith(
+        "rescue: warning: partition 1: NTFS metadata unusable"), r.stderr
+
+    gpt = tmp_path / "gpt.img"
+    with open(gpt, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["sgdisk", "-n", "1:2048:+8M", "-t", "1:0700", str(gpt)], check=True, capture_output=True)
+    with open(gpt, "r+b") as f:
+        f.seek(512)
+        f.write(bytes(512))  # the primary GPT header
+    r = run_rescue("backup", str(gpt), str(tmp_path / "bk2"), "--json")
+    assert r.returncode == 104, r.stderr
+    assert any("primary GPT damaged" in w for w in json.loads(r.stdout)["warnings"])
