@@ -325,7 +325,7 @@ def open_target(path: str, *, sources: list[str], required_size: int, sector_siz
     st = os.stat(path) if os.path.exists(path) else None
     if st is not None and not (stat.S_ISBLK(st.st_mode) or stat.S_ISREG(st.st_mode)):
         raise TargetRefused(target=path, detail="is not a block device or regular file")
-    # Checks first, on paths only: nothing is opened for writing yet.
+    # Checks first, on paths only: an alias of the source is refused before anything opens it for writing.
     fp = safety.check_target(path, sources, list(image_paths or []))
     if st is not None and stat.S_ISBLK(st.st_mode):
         disk = _open_block_target(path, st, required_size, sector_size)

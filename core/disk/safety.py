@@ -237,7 +237,8 @@ def busy_reasons(target: Footprint, mount_table: list[Mount] | None = None) -> l
 def check_target(target_path: str, sources: list[str], image_paths: list[str]) -> Footprint:
     """Raise `TargetRefused` when the target aliases a source, is in use, or holds the images.
 
-    Called before the target is opened for writing (R-40/R-41). Returns the target's footprint.
+    Called before the target is opened for writing, so a refused target never sees a write. Returns the
+    target's footprint.
     """
     table = mounts()
     target = footprint(target_path, 0, table)

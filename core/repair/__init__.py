@@ -1,4 +1,4 @@
-"""Offline boot repair of Windows disks (issue 3): boot records, BCD devices, drive letters, rebuild.
+"""Offline boot repair of Windows disks: boot records, BCD devices, drive letters, rebuild.
 
 `repair_disk` is the API restore/clone call after laying out partitions; `rebuild_disk_bcd` writes a
 fresh store like bcdboot; `show_disk` decodes and resolves every boot entry. Modules: `layout` (roles

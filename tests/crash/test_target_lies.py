@@ -1,4 +1,4 @@
-"""A restore target that lies must fail the restore (exit 42), never pass it (issue 5's read-back proof).
+"""A restore target that lies must fail the restore (exit 42), never pass it: reading back is the proof.
 
 Two lies, each served by tests/crash/liar_fuse.py over a real file:
 

@@ -1,4 +1,4 @@
-"""Issue 4: incremental and differential chains on a factory disk changed by "days of use".
+"""Incremental and differential chains on a factory disk changed by "days of use".
 
 Every restore point restores to exactly its state (file hashes through ntfs-3g); incrementals stay
 small (fine-grained change tracking); a missing or replaced parent is a hard error naming it.

@@ -1,4 +1,4 @@
-"""Issue 4: merge (synthetic full) and prune; a kill at any moment leaves every committed point restorable."""
+"""Merge (synthetic full) and prune; a kill at any moment leaves every committed point restorable."""
 
 from __future__ import annotations
 

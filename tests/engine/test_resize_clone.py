@@ -1,4 +1,4 @@
-"""Issue 5: restore onto 1.5x and ~0.6x disks, and clone --partitions system onto a smaller blank disk.
+"""Restore onto 1.5x and ~0.6x disks, and clone --partitions system onto a smaller blank disk.
 
 Checked with the real tools: files identical through ntfs-3g, `ntfsfix -n` clean and `ntfsresize
 --info` accepting the volume (ntfsresize leaves a resized volume flagged for one chkdsk at Windows'

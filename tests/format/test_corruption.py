@@ -1,4 +1,4 @@
-"""R-01..R-07, R-20..R-22, R-61: damaged, truncated, missing, swapped or tampered images are detected.
+"""R-01..R-06, R-21, R-22, R-61 (tests/REQUIREMENTS.md): damaged, truncated, missing, swapped or tampered images are detected.
 
 Every byte flip uses ``b ^= r`` with r in 1..255 so the byte always changes; random cases log their
 seed (pytest prints it on failure through the parametrize id).
@@ -189,7 +189,7 @@ def test_record_type_tag_changed_with_valid_crc(images: dict[str, Path], tmp_pat
 
 
 def test_manifest_removed_means_incomplete_and_never_restored(images: dict[str, Path], tmp_path: Path) -> None:
-    """R-06."""
+    """R-06: an image whose manifest is gone is incomplete and never restored; the target is untouched."""
     folder = copy(images["plain"], tmp_path)
     _, man = files(folder)
     man.unlink()

@@ -1,4 +1,8 @@
-"""FORMAT.md's byte tables must list exactly the fields of core/format/c_image.py (style rule 1)."""
+"""FORMAT.md's byte tables must list exactly the fields of core/format/c_image.py.
+
+FORMAT.md is normative, so its tables are checked against the declarations: a spec that drifts from
+the code misleads every reader.
+"""
 
 from __future__ import annotations
 
