@@ -305,7 +305,7 @@ class Bench:
             self.runs = [x for x in self.runs if x.name != name or x is best]
 
     def more(self, disk: str, ours: str, ours_lvl: list[str]) -> None:
-        """Incremental, resize and clone figures: an incremental after ~1 % of the files changed, a restore onto a
+        """More figures: an incremental after ~1 % of the files changed, a restore onto a
         disk of 0.6x the size (NTFS shrunk), and a clone beside partclone.ntfs -b."""
         # Incremental: a copy of the disk, changed like a day of use, backed up on top of the full image.
         day = os.path.join(self.work, "day.img")

@@ -1,4 +1,4 @@
-"""R-01..R-06, R-21, R-22, R-61 (tests/REQUIREMENTS.md): damaged, truncated, missing, swapped or tampered images are detected.
+"""R-01..R-06, R-21, R-22, R-61: damaged, truncated, missing, swapped or tampered images are detected.
 
 Every byte flip uses ``b ^= r`` with r in 1..255 so the byte always changes; random cases log their
 seed (pytest prints it on failure through the parametrize id).
