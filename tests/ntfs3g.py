@@ -17,11 +17,11 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
-import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
+
+from core import platform
 
 SECTOR = 512
 # Value stored in the hash dicts for a directory (files map to their sha256 hex digest).
@@ -34,44 +34,13 @@ class ToolError(RuntimeError):
 
 def run(cmd: list[str], *, env: dict[str, str] | None = None, input: bytes | None = None) -> str:
     """Run ``cmd``, return stdout (text); raise ToolError with stderr on a non-zero exit."""
-    full_env = {**os.environ, **env} if env else None
-    proc = subprocess.run(cmd, input=input, capture_output=True, env=full_env, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().replace("\n", " | ")
-        raise ToolError(f"{' '.join(cmd)} exited {proc.returncode}: {err}")
-    return proc.stdout.decode(errors="replace")
+    return platform.run(cmd, " ".join(cmd), error=ToolError, env=env, input=input)
 
 
-@contextlib.contextmanager
-def attached(path: str | os.PathLike[str], offset: int, size: int, readonly: bool = True) -> Iterator[str]:
+def attached(path: str | os.PathLike[str], offset: int, size: int,
+             readonly: bool = True) -> contextlib.AbstractContextManager[str]:
     """Attach ``size`` bytes at ``offset`` of an image file as a loop device; yield its path."""
-    cmd = ["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size)]
-    if readonly:
-        cmd.append("-r")
-    # Parallel test processes may race for the same free loop device; losetup then fails with
-    # EBUSY for the loser, and a retry picks the next free one.
-    for attempt in range(5):
-        try:
-            dev = run([*cmd, os.fspath(path)]).strip()
-            break
-        except ToolError:
-            if attempt == 4:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    try:
-        yield dev
-    finally:
-        _detach(dev)
-
-
-def _detach(dev: str) -> None:
-    # A device still briefly held (udev probing it after a write) refuses LOOP_CLR_FD on old kernels;
-    # newer ones set autoclear instead. Retry a few times so no loop device is leaked.
-    for attempt in range(10):
-        if subprocess.run(["losetup", "-d", dev], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.1 * (attempt + 1))
-    raise ToolError(f"losetup -d {dev} kept failing")
+    return platform.loop_device(os.fspath(path), offset=offset, size=size, readonly=readonly, error=ToolError)
 
 
 @contextlib.contextmanager
@@ -81,8 +50,8 @@ def mounted_ntfs(
 ) -> Iterator[Path]:
     """Mount the NTFS volume at ``partition_offset`` of an image through ntfs-3g; yield the mountpoint.
 
-    ntfs-3g runs in the foreground (``no_detach``) as our child, so after unmounting we can wait for it
-    to exit: only then has it flushed everything to the loop device and let go of it.
+    ntfs-3g runs in the foreground as our child (`core.platform.driver_mounted`), so once the block
+    ends it has flushed everything to the loop device and let go of it.
 
     A read-write mount of a hibernated volume (hiberfil.sys starting with "hibr", as the factory's
     disks have by default) is refused with ToolError, because ntfs-3g would silently fall back to
@@ -91,59 +60,15 @@ def mounted_ntfs(
     with attached(path, partition_offset, size, readonly=readonly) as dev:
         mnt = Path(tempfile.mkdtemp(prefix="ntfs3g-"))
         opts = "no_detach," + ("ro" if readonly else "remove_hiberfile" if remove_hiberfile else "rw")
-        log = tempfile.TemporaryFile()
-        proc = subprocess.Popen(["ntfs-3g", "-o", opts, dev, str(mnt)], stdout=log, stderr=log)
         try:
-            _wait_mounted(mnt, proc, log)
-            if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
-                raise ToolError(f"ntfs-3g mounted {path}@{partition_offset} read-only: the volume is "
-                                "hibernated or unclean (pass remove_hiberfile=True to drop hiberfil.sys)")
-            yield mnt
+            with platform.driver_mounted(["ntfs-3g", "-o", opts, dev, str(mnt)], str(mnt), error=ToolError):
+                if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
+                    raise ToolError(f"ntfs-3g mounted {path}@{partition_offset} read-only: the volume is "
+                                    "hibernated or unclean (pass remove_hiberfile=True to drop hiberfil.sys)")
+                yield mnt
         finally:
-            try:
-                _unmount(mnt, proc)
-            finally:
-                log.close()
-                with contextlib.suppress(OSError):
-                    mnt.rmdir()
-
-
-def _wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    deadline = time.monotonic() + 20  # ntfs-3g mounts in well under a second; 20 s covers a loaded CI box
-    while not os.path.ismount(mnt):
-        if proc.poll() is not None:
-            log.seek(0)
-            out = log.read().decode(errors="replace").strip().replace("\n", " | ")
-            raise ToolError(f"ntfs-3g exited {proc.returncode} before mounting {mnt}: {out}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise ToolError(f"ntfs-3g did not mount {mnt} within 20 s")
-        time.sleep(0.02)
-
-
-def _unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        # A file still open (a failed test's leftovers) makes the first attempt EBUSY; retry, then fall
-        # back to a lazy unmount so the mount never outlives the test.
-        for attempt in range(10):
-            if os.path.ismount(mnt):
-                ok = subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True, check=False)
-                if ok.returncode != 0:
-                    ok = subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
-                if ok.returncode == 0:
-                    break
-            else:
-                break
-            time.sleep(0.1 * (attempt + 1))
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
-    try:
-        proc.wait(timeout=60)  # it flushes its caches on the way out
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise ToolError(f"ntfs-3g for {mnt} did not exit after unmount") from None
+            with contextlib.suppress(OSError):
+                mnt.rmdir()
 
 
 def _sha256_file(p: str | os.PathLike[str]) -> str:
@@ -258,8 +183,7 @@ def partition_hashes(disk_path: str | os.PathLike[str]) -> dict[int, dict[str, s
 def ntfsfix_clean(path: str | os.PathLike[str], offset: int, size: int) -> bool:
     """True when ``ntfsfix -n`` and ``ntfsresize --info`` both accept the NTFS volume at ``offset``."""
     with attached(path, offset, size, readonly=True) as dev:
-        fix = subprocess.run(["ntfsfix", "-n", dev], capture_output=True, check=False)
+        fix = platform.attempt(["ntfsfix", "-n", dev])
         # --info refuses a volume marked dirty or with inconsistent $Bitmap/$MFT accounting.
-        info = subprocess.run(["ntfsresize", "--info", "--no-progress-bar", dev],
-                              capture_output=True, check=False)
-    return fix.returncode == 0 and info.returncode == 0
+        info = platform.attempt(["ntfsresize", "--info", "--no-progress-bar", dev])
+    return fix.ok and info.ok

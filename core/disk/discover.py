@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import Error
 from ..io.reader import WindowReader
+from ..platform.mounts import mounts
 from . import safety, sysblock
 
 # Partition tables are recognised by the 0x55AA signature at the end of sector 0 (MBR and the GPT
@@ -184,7 +185,7 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
     import pyudev
 
     out: list[DiskSummary] = []
-    table = safety.mounts()
+    table = mounts()
     for device in pyudev.Context().list_devices(subsystem="block", DEVTYPE="disk"):
         sys_name = str(device.sys_name)
         if sys_name.startswith(("ram", "zram")):

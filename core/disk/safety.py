@@ -25,6 +25,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ..errors import SourceError, TargetRefused
+from ..platform.mounts import Mount, mounts, swaps
 from . import sysblock
 
 # Loop devices over files on filesystems on loop devices ... are followed this deep. Real setups
@@ -49,61 +50,6 @@ class Footprint:
         """Everything ``other`` is or is stored on becomes storage this object lives on."""
         self.host_blk |= other.exact_blk | other.host_blk
         self.host_ino |= other.exact_ino | other.host_ino
-
-
-@dataclass(frozen=True)
-class Mount:
-    """One line of /proc/self/mountinfo."""
-
-    dev: int
-    mount_point: str
-    fs_type: str
-    source: str
-
-
-def _unescape(text: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 4 <= len(text) and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts(path: str = "/proc/self/mountinfo") -> list[Mount]:
-    """Parse mountinfo; unreadable -> empty list (the O_EXCL open still guards)."""
-    out: list[Mount] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        left, sep, right = line.partition(" - ")
-        fields, rfields = left.split(), right.split()
-        if not sep or len(fields) < 5 or len(rfields) < 2 or ":" not in fields[2]:
-            continue
-        major, _, minor = fields[2].partition(":")
-        try:
-            dev = os.makedev(int(major), int(minor))
-        except ValueError:
-            continue
-        out.append(Mount(dev, _unescape(fields[4]), rfields[0], _unescape(rfields[1])))
-    return out
-
-
-def swaps(path: str = "/proc/swaps") -> list[str]:
-    """Paths of active swap areas (partitions or files)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:
-        return []
-    return [_unescape(line.split()[0]) for line in lines if line.split()]
 
 
 def _host_of(st_dev: int, depth: int, mount_table: list[Mount]) -> Footprint:

@@ -24,6 +24,7 @@ from ..format import manifest as mf
 from ..format.manifest import Manifest
 from ..io.atomic import fsync_dir
 from ..io.atomic import os_error
+from ..platform.process import pid_alive
 
 LOCK_NAME = "rescue.lock"
 # How long an empty or unreadable lock may belong to a writer still filling it; older, its writer died.
@@ -141,7 +142,7 @@ class Repository:
             holder = self._read_lock(path)
             if holder is None:
                 return True
-        return holder is not None and holder.get("host") == host and not _alive(holder.get("pid"))
+        return holder is not None and holder.get("host") == host and not pid_alive(holder.get("pid"))
 
     @staticmethod
     def _read_lock(path: str) -> dict[str, Any] | None:
@@ -239,18 +240,6 @@ class Repository:
         """Read, authenticate and decode an image's manifest."""
         f = mf.read_file(self.manifest_path(image_id), image_id)
         return mf.open_manifest(f, password)
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _id_time(image_id: str) -> str:

@@ -17,20 +17,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterator, Protocol
+from typing import Iterator, Protocol
 
 from ..errors import SourceError, TargetWriteError, UnsupportedError
+from ..platform import ErrorFor, attempt, driver_mounted, loop_device, run
 from ..regf.writer import atomic_replace
 
 # Files we read through these helpers are hives (BCD: tens of KiB; SYSTEM: up to ~100 MiB on old,
 # busy machines). 512 MiB bounds memory use on rescue media against a wrong path (a pagefile).
 MAX_FILE = 512 << 20
-# ntfs-3g mounts in well under a second; 30 s covers a loaded machine without hanging forever.
-MOUNT_TIMEOUT = 30.0
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"}
 
 
@@ -55,47 +53,11 @@ def _win(parts: list[str]) -> str:
     return "\\" + "\\".join(parts)
 
 
-def _run(cmd: list[str], what: str, *, env: dict[str, str] | None = None, write: bool = True) -> str:
-    """Run a tool; a failure is a `TargetWriteError` (``write``) or a `SourceError` naming it."""
-    if shutil.which(cmd[0]) is None:
-        raise UnsupportedError(detail=f"{cmd[0]} is not installed; it is needed to {what}")
-    proc = subprocess.run(cmd, capture_output=True, env={**os.environ, **env} if env else None, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().replace("\n", " | ")
-        detail = f"{' '.join(cmd[:2])}… ({what}) exited {proc.returncode}: {err}"
-        if write:
-            raise TargetWriteError(target=cmd[-1], detail=detail)
-        raise SourceError(path=cmd[-1], detail=detail)
-    return proc.stdout.decode(errors="replace")
-
-
-@contextlib.contextmanager
-def loop_attached(disk: str, offset: int, size: int, *, readonly: bool) -> Iterator[str]:
-    """Attach ``size`` bytes at ``offset`` of a disk or image as a loop device; always detached after."""
-    cmd = ["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size)] + (["-r"] if readonly else [])
-    dev = ""
-    # Parallel users may race for the same free loop device (EBUSY for the loser): retry a few times.
-    for attempt in range(5):
-        try:
-            dev = _run([*cmd, disk], "attach a partition as a loop device", write=not readonly).strip()
-            break
-        except (TargetWriteError, SourceError):
-            if attempt == 4:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    try:
-        yield dev
-    finally:
-        _detach(dev)
-
-
-def _detach(dev: str) -> None:
-    # udev may still probe the device right after a write; LOOP_CLR_FD then fails briefly.
-    for attempt in range(10):
-        if subprocess.run(["losetup", "-d", dev], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.1 * (attempt + 1))
-    raise TargetWriteError(target=dev, detail="losetup -d kept failing; detach it by hand")
+def _error(disk: str, write: bool) -> ErrorFor:
+    """A tool failure on ``disk``: `TargetWriteError` when we were writing, `SourceError` when reading."""
+    if write:
+        return lambda detail: TargetWriteError(target=disk, detail=detail)
+    return lambda detail: SourceError(path=disk, detail=detail)
 
 
 class NtfsFiles:
@@ -170,14 +132,14 @@ class FatFiles:
         self.image = f"{disk}@@{offset}"
         self.partition = partition
         self.readonly = readonly
+        self.error = _error(self.image, write=True)
 
     def _listing(self, folder: list[str]) -> list[str] | None:
-        proc = subprocess.run(["mdir", "-b", "-i", self.image, "::" + "/".join(["", *folder]) + "/"],
-                              capture_output=True, env={**os.environ, **MTOOLS_ENV}, check=False)
-        if proc.returncode != 0:
+        o = attempt(["mdir", "-b", "-i", self.image, "::" + "/".join(["", *folder]) + "/"], env=MTOOLS_ENV)
+        if not o.ok:
             return None
         names = []
-        for line in proc.stdout.decode(errors="replace").splitlines():
+        for line in o.stdout.splitlines():
             line = line.strip().rstrip("/")
             if line.startswith("::"):
                 names.append(line.rsplit("/", 1)[-1])
@@ -191,11 +153,11 @@ class FatFiles:
     def read(self, path: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="rescue-fat-") as tmp:
             local = Path(tmp) / "f"
-            proc = subprocess.run(["mcopy", "-n", "-i", self.image, "::" + "/".join(["", *_parts(path)]), str(local)],
-                                  capture_output=True, env={**os.environ, **MTOOLS_ENV}, check=False)
-            if proc.returncode != 0 or not local.is_file():
+            o = attempt(["mcopy", "-n", "-i", self.image, "::" + "/".join(["", *_parts(path)]), str(local)],
+                        env=MTOOLS_ENV)
+            if not o.ok or not local.is_file():
                 raise SourceError(path=f"partition {self.partition}:{path}",
-                                  detail=proc.stderr.decode(errors="replace").strip() or "no such file")
+                                  detail=o.detail or "no such file")
             if local.stat().st_size > MAX_FILE:
                 raise UnsupportedError(detail=f"partition {self.partition}:{path} is over {MAX_FILE} bytes")
             return local.read_bytes()
@@ -206,7 +168,8 @@ class FatFiles:
         parts = _parts(path)
         for i in range(1, len(parts)):
             if self._listing(parts[:i]) is None:
-                _run(["mmd", "-i", self.image, "::/" + "/".join(parts[:i])], "create a folder on FAT", env=MTOOLS_ENV)
+                run(["mmd", "-i", self.image, "::/" + "/".join(parts[:i])], "creating a folder on FAT",
+                    error=self.error, env=MTOOLS_ENV)
         folder = "::/" + "/".join(parts[:-1]) + ("/" if len(parts) > 1 else "")
         names = {n.casefold() for n in self._listing(parts[:-1]) or []}
         name = parts[-1]
@@ -215,15 +178,19 @@ class FatFiles:
             new = Path(tmp) / "new"
             new.write_bytes(data)
             tmp_name = f"{name}.rescue-tmp"
-            _run(["mcopy", "-o", "-i", self.image, str(new), folder + tmp_name], "write a file on FAT", env=MTOOLS_ENV)
+            run(["mcopy", "-o", "-i", self.image, str(new), folder + tmp_name], "writing a file on FAT",
+                error=self.error, env=MTOOLS_ENV)
             if name.casefold() in names:
                 old = Path(tmp) / "old"
                 old.write_bytes(self.read(path))
                 bak_name = _backup_name(name, names)
-                _run(["mcopy", "-i", self.image, str(old), folder + bak_name], "keep a backup on FAT", env=MTOOLS_ENV)
+                run(["mcopy", "-i", self.image, str(old), folder + bak_name], "keeping a backup on FAT",
+                    error=self.error, env=MTOOLS_ENV)
                 bak = _win([*parts[:-1], bak_name])
-                _run(["mdel", "-i", self.image, folder + name], "replace a file on FAT", env=MTOOLS_ENV)
-            _run(["mren", "-i", self.image, folder + tmp_name, folder + name], "replace a file on FAT", env=MTOOLS_ENV)
+                run(["mdel", "-i", self.image, folder + name], "replacing a file on FAT", error=self.error,
+                    env=MTOOLS_ENV)
+            run(["mren", "-i", self.image, folder + tmp_name, folder + name], "replacing a file on FAT",
+                error=self.error, env=MTOOLS_ENV)
         return bak
 
 
@@ -246,61 +213,23 @@ def ntfs_mounted(disk: str, offset: int, size: int, partition: int, *, readonly:
     """
     if shutil.which("ntfs-3g") is None:
         raise UnsupportedError(detail="ntfs-3g is not installed; it is needed to read and write files on NTFS")
-    with loop_attached(disk, offset, size, readonly=readonly) as dev:
+
+    def refused(detail: str) -> Exception:
+        return UnsupportedError(detail=f"partition {partition}: {detail}")
+
+    error = _error(disk, write=not readonly)
+    with loop_device(disk, offset=offset, size=size, readonly=readonly, error=error) as dev:
         mnt = Path(tempfile.mkdtemp(prefix="rescue-ntfs-"))
-        log = tempfile.TemporaryFile()
-        opts = "no_detach," + ("ro" if readonly else "rw")
-        proc = subprocess.Popen(["ntfs-3g", "-o", opts, dev, str(mnt)], stdout=log, stderr=log)
         try:
-            _wait_mounted(mnt, proc, log, partition)
-            if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
-                raise UnsupportedError(detail=(
-                    f"partition {partition}: ntfs-3g will only mount it read-only (Windows is hibernated or "
-                    "was shut down with Fast Startup); boot Windows and shut it down fully first"))
-            yield NtfsFiles(mnt, partition, readonly)
+            opts = "no_detach," + ("ro" if readonly else "rw")
+            with driver_mounted(["ntfs-3g", "-o", opts, dev, str(mnt)], str(mnt), error=refused):
+                if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
+                    raise refused("ntfs-3g will only mount it read-only (Windows is hibernated or was shut "
+                                  "down with Fast Startup); boot Windows and shut it down fully first")
+                yield NtfsFiles(mnt, partition, readonly)
         finally:
-            try:
-                _unmount(mnt, proc)
-            finally:
-                log.close()
-                with contextlib.suppress(OSError):
-                    mnt.rmdir()
-
-
-def _wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], log: IO[bytes], partition: int) -> None:
-    deadline = time.monotonic() + MOUNT_TIMEOUT
-    while not os.path.ismount(mnt):
-        if proc.poll() is not None:
-            log.seek(0)
-            out = log.read().decode(errors="replace").strip().replace("\n", " | ")
-            raise UnsupportedError(detail=f"partition {partition}: ntfs-3g refused to mount it: {out}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise UnsupportedError(detail=f"partition {partition}: ntfs-3g did not mount within {MOUNT_TIMEOUT:.0f} s")
-        time.sleep(0.02)
-
-
-def _unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        # A file still open elsewhere makes the first attempt EBUSY: retry, then unmount lazily so the
-        # mount never outlives us.
-        for attempt in range(10):
-            if not os.path.ismount(mnt):
-                break
-            ok = subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True, check=False)
-            if ok.returncode != 0:
-                ok = subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
-            if ok.returncode == 0:
-                break
-            time.sleep(0.1 * (attempt + 1))
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
-    try:
-        proc.wait(timeout=60)  # ntfs-3g flushes to the loop device on its way out
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+            with contextlib.suppress(OSError):
+                mnt.rmdir()
 
 
 @contextlib.contextmanager

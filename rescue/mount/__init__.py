@@ -9,7 +9,8 @@ Layout of a mount at MOUNTPOINT (the FUSE filesystem itself is mounted there):
     MOUNTPOINT/.raw/disk   the whole disk
     MOUNTPOINT/.raw/mount.json  who serves the mount (pid, image, log file)
 
-Modules: `layout` (what to expose), `fusefs` (the pyfuse3 filesystem), `system` (losetup, mounts,
-/proc/self/mountinfo), `stack` (setting up and tearing down the whole stack), `server` (the serving
-process, foreground or daemon), `extract` (copying out without ever writing outside the target).
+Modules: `layout` (what to expose), `fusefs` (the pyfuse3 filesystem), `system` (loop devices,
+waiting for drivers, unmounting, over `core.platform`), `stack` (setting up and tearing down the whole
+stack), `server` (the serving process, foreground or daemon), `extract` (copying out without ever
+writing outside the target).
 """

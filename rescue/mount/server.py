@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from core import platform
 from core.engine.view import DiskView, open_view
 from core.errors import Error, UnsupportedError, UsageError, all_error_classes
 
-from . import stack, system
+from . import stack
 from .layout import Entry, entries, point_manifest
 
 log = logging.getLogger("rescue.mount")
@@ -54,7 +55,7 @@ def default_log(mountpoint: str) -> str:
 
 def check_mountpoint(mountpoint: str) -> str:
     mp = stack.canonical(mountpoint)
-    if system.is_mounted(mp):
+    if platform.is_mounted(mp):
         raise UsageError(detail=f"{mp} is already a mountpoint (run `rescue umount {mp}` first)")
     if not os.path.isdir(mp):
         raise UsageError(detail=f"mountpoint {mp} is not a directory")
@@ -234,7 +235,7 @@ def _run(view: DiskView, mp: str, items: list[Entry], browse: set[str], result: 
         _quiet_teardown(mp)
         raise
     finally:
-        pyfuse3.close(unmount=system.is_mounted(mp))
+        pyfuse3.close(unmount=platform.is_mounted(mp))
         if fs.failed_reads:
             log.info("%d read(s) failed with EIO", fs.failed_reads)
         log.info("stopped serving %s", mp)

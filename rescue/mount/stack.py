@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 
+from core import platform
 from core.errors import FormatError, UsageError
 
 from . import system
@@ -101,25 +102,25 @@ def teardown(mountpoint: str, lazy: bool = False) -> bool:
     instead of failing with BusyError; used by Ctrl-C/SIGTERM and for stale mounts.
     """
     mp = canonical(mountpoint)
-    table = system.mounts()
-    root = [m for m in table if m.mountpoint == mp]
-    if root and root[-1].fstype != FSTYPE:
-        raise UsageError(detail=f"{mp} is not a rescue mount ({root[-1].fstype} {root[-1].source} is "
+    table = platform.mounts()
+    root = [m for m in table if m.mount_point == mp]
+    if root and root[-1].fs_type != FSTYPE:
+        raise UsageError(detail=f"{mp} is not a rescue mount ({root[-1].fs_type} {root[-1].source} is "
                                 "mounted there); not touching it")
-    loops = system.loops_backed_by(os.path.join(mp, ".raw"))
+    loops = platform.loops_backed_by(os.path.join(mp, ".raw"))
     if not root and not loops:
         return False
     pid = server_pid(mp) if root else None
     stale = bool(root) and not _alive(mp)
     for m in system.mounts_under(mp):
-        if m.mountpoint != mp:
-            system.unmount(m.mountpoint, lazy=lazy or stale)
+        if m.mount_point != mp:
+            system.unmount(m.mount_point, lazy=lazy or stale)
     system.loop_detach(loops, wait=not (lazy or stale))
     if root:
         system.unmount(mp, lazy=lazy or stale)
     if pid is not None and pid != os.getpid():
         deadline = time.monotonic() + SERVER_EXIT_WAIT
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while platform.pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
     log.info("%s unmounted", mp)
     return True
@@ -131,18 +132,3 @@ def _alive(mp: str) -> bool:
     except OSError:
         return False  # ENOTCONN: the server is gone
     return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own forked child not yet reaped) counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except OSError:
-        return False

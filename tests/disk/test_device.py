@@ -104,7 +104,7 @@ def test_source_4k_loop_reports_4096(tmp_path: Path) -> None:
     need_root_tools("losetup")
     img = make_file(tmp_path / "a.img", 4 * MiB)
     try:
-        ctx = loop(img, "--sector-size", "4096")
+        ctx = loop(img, sector_size=4096)
         dev = ctx.__enter__()
     except RuntimeError as e:
         pytest.skip(f"kernel/losetup lacks --sector-size: {e}")

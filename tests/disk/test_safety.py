@@ -104,7 +104,7 @@ def test_offset_loop_over_source_file_is_refused(tmp_path: Path) -> None:
     """A partition-like window (losetup -o) of the source image is still the source."""
     need_root_tools("losetup")
     src = make_file(tmp_path / "src.img", 16 * MiB)
-    with loop(src) as whole, loop(src, "-o", str(8 * MiB), "--sizelimit", str(8 * MiB)) as part:
+    with loop(src) as whole, loop(src, offset=8 * MiB, size=8 * MiB) as part:
         refused(part, sources=[whole])
         refused(whole, sources=[part])
 
@@ -189,7 +189,7 @@ def test_read_only_loop_is_refused(tmp_path: Path) -> None:
     need_root_tools("losetup")
     src = make_file(tmp_path / "src.img", 8 * MiB)
     tgt = make_file(tmp_path / "tgt.img", 8 * MiB)
-    with loop(tgt, "-r") as dev:
+    with loop(tgt, readonly=True) as dev:
         assert "read-only" in refused(dev, sources=[str(src)])
 
 
@@ -237,7 +237,7 @@ def test_sector_size_mismatch_is_refused(tmp_path: Path) -> None:
     src = make_file(tmp_path / "src.img", 8 * MiB)
     tgt = make_file(tmp_path / "tgt.img", 8 * MiB)
     try:
-        ctx = loop(tgt, "--sector-size", "4096")
+        ctx = loop(tgt, sector_size=4096)
         dev = ctx.__enter__()
     except RuntimeError as e:
         pytest.skip(f"kernel/losetup lacks --sector-size: {e}")

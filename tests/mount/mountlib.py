@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from core import platform
 from core.engine.backup import BackupOptions, BackupResult, backup
 from core.engine.view import open_view
 from core.progress import Progress
@@ -69,13 +70,12 @@ def without_streams(hashes: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in hashes.items() if ":" not in k.rsplit("/", 1)[-1] or v == "dir"}
 
 
-def our_mounts(under: str) -> list[system.MountInfo]:
-    under = under.rstrip("/")
-    return [m for m in system.mounts() if m.mountpoint == under or m.mountpoint.startswith(under + "/")]
+def our_mounts(under: str) -> list[platform.Mount]:
+    return system.mounts_under(under)
 
 
 def our_loops(under: str) -> list[str]:
-    return system.loops_backed_by(under)
+    return platform.loops_backed_by(under)
 
 
 def losetup_a() -> str:
@@ -86,9 +86,9 @@ def sweep(base: str) -> None:
     """Tear down every rescue mount below ``base`` (and the extract mounts in /run/rescue) that a
     crashed test left behind, stale or live."""
     for root in (base, "/run/rescue"):
-        for m in system.mounts():
-            if m.fstype == stack.FSTYPE and (m.mountpoint.startswith(root.rstrip("/") + "/")):
-                stack.teardown(m.mountpoint, lazy=True)
+        for m in platform.mounts():
+            if m.fs_type == stack.FSTYPE and (m.mount_point.startswith(root.rstrip("/") + "/")):
+                stack.teardown(m.mount_point, lazy=True)
 
 
 def chunk_of_user_files(folder: Path, disk: Any, part: Any) -> tuple[int, set[str]]:

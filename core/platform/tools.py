@@ -1,0 +1,71 @@
+"""The one runner for external tools (ntfs-3g's helpers, losetup, mount, mtools, sfdisk, ...).
+
+Every tool runs with a timeout, stdin closed (a prompt must never hang a rescue) and its output
+captured. A failure becomes an exception the caller chooses (`ErrorFor`: restore maps it to
+`TargetWriteError`, reading a volume to `SourceError`, ...), with a one-line detail naming the tool and
+its last stderr line; a tool that is not installed is `UnsupportedError` whoever asked. Nothing here
+lets a `subprocess` exception through: callers never see a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from ..errors import UnsupportedError
+
+# Builds the caller's error from a one-line detail ("attaching x: losetup exited 1: ...").
+ErrorFor = Callable[[str], Exception]
+
+# The tools we run (losetup, mtools on a hive, umount, sfdisk) finish in seconds; ten minutes means it
+# hangs (a dead FUSE server, a dying disk). Long jobs (ntfsresize) pass their own bound.
+TOOL_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a tool run went, for callers that retry or accept a failure."""
+
+    ok: bool
+    stdout: str
+    detail: str  # why it failed, one line: "losetup exited 1: <its last stderr line>"; "" when ok
+
+
+def _last_line(*texts: bytes) -> str:
+    for text in texts:
+        lines = [ln.strip() for ln in text.decode(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return lines[-1]
+    return "no message"
+
+
+def attempt(cmd: Sequence[str], *, input: bytes | str | None = None, env: Mapping[str, str] | None = None,
+            timeout: float | None = TOOL_TIMEOUT) -> Outcome:
+    """Run ``cmd`` once; never raises except `UnsupportedError` when the tool is not installed."""
+    if shutil.which(cmd[0]) is None:
+        raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        p = subprocess.run(list(cmd), input=data, stdin=subprocess.DEVNULL if data is None else None,
+                           capture_output=True, env={**os.environ, **env} if env else None, timeout=timeout,
+                           check=False)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
+        return Outcome(False, "", f"{cmd[0]} did not finish within {timeout:g} s")
+    except OSError as e:  # found by which() but not runnable (permissions, a broken interpreter line)
+        return Outcome(False, "", f"{cmd[0]} cannot be started: {e.strerror or e}")
+    out = p.stdout.decode(errors="replace")
+    if p.returncode != 0:
+        return Outcome(False, out, f"{cmd[0]} exited {p.returncode}: {_last_line(p.stderr, p.stdout)}")
+    return Outcome(True, out, "")
+
+
+def run(cmd: Sequence[str], what: str, *, error: ErrorFor, input: bytes | str | None = None,
+        env: Mapping[str, str] | None = None, timeout: float | None = TOOL_TIMEOUT) -> str:
+    """Run ``cmd`` for ``what`` (a phrase: "attaching a loop device"); its stdout, or ``error(detail)``."""
+    o = attempt(cmd, input=input, env=env, timeout=timeout)
+    if not o.ok:
+        raise error(f"{what}: {o.detail}")
+    return o.stdout
