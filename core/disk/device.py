@@ -327,6 +327,9 @@ def open_target(path: str, *, sources: list[str], required_size: int, sector_siz
         raise TargetRefused(target=path, detail="is not a block device or regular file")
     # Checks first, on paths only: an alias of the source is refused before anything opens it for writing.
     fp = safety.check_target(path, sources, list(image_paths or []))
+    if st is not None and stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
+        # Root could write it anyway (file modes do not bind root), but nobody may: its owner made it read-only.
+        raise TargetRefused(target=path, detail=f"is read-only (mode {stat.S_IMODE(st.st_mode):03o})")
     if st is not None and stat.S_ISBLK(st.st_mode):
         disk = _open_block_target(path, st, required_size, sector_size)
     else:

@@ -120,6 +120,21 @@ def test_target_is_source_refused(setup: dict[str, Path], tmp_path: Path) -> Non
     one_line_error(r.stderr)
 
 
+def test_read_only_target_file_refused(setup: dict[str, Path], tmp_path: Path) -> None:
+    """A mode-444 target file is refused by restore and clone (exit 40, one line), also as root."""
+    target = tmp_path / "t.img"
+    target.write_bytes(b"\x77" * setup["src"].stat().st_size)
+    target.chmod(0o444)
+    before = digest(target)
+    for args in (["restore", str(setup["bk"]), str(target), "--yes", "--password-file", str(setup["pw"])],
+                 ["clone", str(setup["src"]), str(target), "--yes"]):
+        r = run_rescue(*args)
+        assert r.returncode == 40, (args, r.stderr)
+        one_line_error(r.stderr)
+        assert "read-only" in r.stderr
+    assert digest(target) == before
+
+
 def test_usage_errors(setup: dict[str, Path], tmp_path: Path) -> None:
     cases = [
         (["backup", str(setup["src"]), str(tmp_path / "x"), "--level", "40"], 3),

@@ -214,6 +214,14 @@ def test_read_only_file_on_read_only_mount_is_refused(tmp_path: Path) -> None:
         subprocess.run(["umount", str(ro)], check=False)
 
 
+def test_read_only_mode_file_is_refused_even_for_root(tmp_path: Path) -> None:
+    """Mode 444 says nobody may write the file: refused, as root too (root's writes ignore the mode)."""
+    src = make_file(tmp_path / "src.img", 8 * MiB)
+    tgt = make_file(tmp_path / "tgt.img", 8 * MiB)
+    tgt.chmod(0o444)
+    assert "read-only (mode 444)" in refused(str(tgt), sources=[str(src)])
+
+
 @pytest.mark.root
 def test_too_small_loop_is_refused_with_numbers(tmp_path: Path) -> None:
     need_root_tools("losetup")
