@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import multiprocessing
 import struct
 import subprocess
@@ -13,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests import factory
+from core.bcd.device import GptPartitionId, MbrPartitionId
+from core.regf.hive import Hive
+from core.repair import show_disk
+from tests import factory, win7_hives
 from tests.conftest import need_root_tools
 from tests.factory import DiskInfo, PartInfo
 from tests.ntfs3g import (
@@ -114,10 +116,12 @@ def test_mbr_files_round_trip(mbr_disk: DiskInfo) -> None:
     hashes = partition_hashes(mbr_disk.path)
     assert hashes == mbr_disk.manifest  # everything the factory wrote reads back identically
     sr, c = hashes[1], hashes[2]
-    assert sr["Boot/BCD"] == sha(factory.BCD_BIOS.read_bytes())
+    sig = int(mbr_disk.disk_id, 16)
+    boot, win = (MbrPartitionId(sig, mbr_disk.part(r).start) for r in ("system-reserved", "windows"))
+    assert sr["Boot/BCD"] == sha(win7_hives.bcd_store(boot, win, seed=5))  # names this disk's partitions
     assert "bootmgr" in sr and "Boot/en-US/bootmgr.exe.mui" in sr
-    system = lzma.decompress((factory.FIXTURES / "hives" / "regipy_SYSTEM_2.xz").read_bytes())
-    assert c["Windows/System32/config/SYSTEM"] == sha(system)
+    assert c["Windows/System32/config/SYSTEM"] == sha(win7_hives.system_hive(boot, win, seed=5))
+    assert c["Windows/System32/config/BCD-Template"] == sha(win7_hives.bcd_template())
     for rel in ("Windows/System32/winload.exe", "Windows/System32/config/SOFTWARE", "pagefile.sys",
                 "hiberfil.sys", "Users/Anna/Documents/Überweisung €.txt",
                 "Users/Anna/Documents/emoji 😀 notes.txt",
@@ -193,7 +197,8 @@ def test_gpt_esp(gpt_disk: DiskInfo) -> None:
     assert boot[0x52:0x5A] == b"FAT32   " and struct.unpack_from("<I", boot, 0x1C)[0] == 2048
     files = fat_file_hashes(gpt_disk.path, esp.start)
     assert files == gpt_disk.manifest[1]
-    assert files["EFI/Microsoft/Boot/BCD"] == sha(factory.BCD_EFI.read_bytes())
+    esp_id, win_id = (GptPartitionId(gpt_disk.disk_id, gpt_disk.part(r).guid or "") for r in ("esp", "windows"))
+    assert files["EFI/Microsoft/Boot/BCD"] == sha(win7_hives.bcd_store(esp_id, win_id, seed=6))
     assert files["EFI/Boot/bootx64.efi"] == files["EFI/Microsoft/Boot/bootmgfw.efi"]
     with attached(gpt_disk.path, esp.start, esp.size) as dev:  # fsck.fat has no offset option
         fsck = subprocess.run(["fsck.vfat", "-n", dev], capture_output=True, check=False)
@@ -207,6 +212,28 @@ def test_gpt_windows_volume(gpt_disk: DiskInfo) -> None:
     assert sorted(hashes) == [1, 3]  # the MSR holds no filesystem
     assert hashes == gpt_disk.manifest
     assert "Windows/System32/winload.efi" in hashes[3] and "Windows/Boot/EFI/bootmgfw.efi" in hashes[3]
+
+
+@pytest.mark.parametrize("which", ["mbr", "gpt"])
+def test_boot_configuration_names_this_disk(which: str, mbr_disk: DiskInfo, gpt_disk: DiskInfo) -> None:
+    """The store and the drive letters resolve on the disk as built, the hive is clean (nothing to repair)."""
+    disk = mbr_disk if which == "mbr" else gpt_disk
+    shown = show_disk(str(disk.path))
+    assert shown.all_resolve, shown.as_json()
+    assert not [p for p in shown.problems if "dirty" in p], shown.problems
+    letters = {x["name"]: x for x in shown.letters}
+    assert letters["\\DosDevices\\C:"]["partition"] == disk.part("windows").number
+
+
+def test_dirty_system_hive(tmp_path: Path) -> None:
+    need_root_tools(*TOOLS)
+    info = factory.build_win7_mbr(tmp_path / "d.img", data_mb=6, pagefile_mb=1, hiberfil_mb=1, seed=9,
+                                  dirty_system=True)
+    c = info.part("windows")
+    with mounted_ntfs(info.path, c.start, c.size) as mnt:
+        hive = Hive.open(mnt / "Windows/System32/config/SYSTEM", allow_dirty=True)
+    assert hive.dirty and hive.header.seq1 == hive.header.seq2 + 1  # as Windows leaves an unfinished write
+    assert [x for x in show_disk(str(info.path)).problems if "dirty" in x]
 
 
 def test_content_is_deterministic(tmp_path: Path) -> None:

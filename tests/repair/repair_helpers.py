@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.partition import gpt, mbr
+from core.partition.c_mbr import MBR_SECTOR
 from core.partition.model import Partition
 from tests.factory import DiskInfo, PartInfo, cached_disk_info, copy_disk
 from tests.ntfs3g import MTOOLS_ENV, mounted_ntfs, run
@@ -36,10 +37,24 @@ def disk_copy(kind: str, dst: Path, **overrides: object) -> DiskInfo:
 
 
 def clean_system_hive(img: Path, part: PartInfo, *, remove_hiberfile: bool = False) -> None:
-    """Test-only: the factory's SYSTEM hive is regipy's sample, which is DIRTY (205/204). Mark it clean
-    (seq2 = seq1, checksum fixed: tests.regf.regf_helpers.make_clean), writing through ntfs-3g."""
+    """Test-only: mark a dirty SYSTEM hive (a factory disk built with ``dirty_system=True``) clean (seq2 =
+    seq1, checksum fixed: tests.regf.regf_helpers.make_clean), writing through ntfs-3g. A clean hive is
+    left as it is."""
     with mounted_ntfs(img, part.start, part.size, readonly=False, remove_hiberfile=remove_hiberfile) as mnt:
         make_clean(mnt / SYSTEM)
+
+
+def wake_up(img: Path, part: PartInfo) -> None:
+    """Let ntfs-3g drop a hibernated Windows' hiberfil.sys (as if Windows had been shut down instead)."""
+    with mounted_ntfs(img, part.start, part.size, readonly=False, remove_hiberfile=True):
+        pass
+
+
+def set_mbr_signature(img: Path, signature: int) -> None:
+    """Give the disk a new MBR disk signature and nothing else: every stored MBR identity points nowhere."""
+    with img.open("r+b") as f:
+        f.seek(MBR_SECTOR.offsets["disk_signature"][0])
+        f.write(struct.pack("<I", signature))
 
 
 def put_ntfs_file(img: Path, part: PartInfo, rel: str, data: bytes, *, remove_hiberfile: bool = False) -> None:

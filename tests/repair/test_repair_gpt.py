@@ -2,9 +2,9 @@
 new GUIDs, then `rescue bcd repair` + `rescue fix-boot` make every descriptor and the Windows drive
 letter resolve again (the store on the FAT32 ESP is rewritten through mtools).
 
-The factory's C: is hibernated (hiberfil.sys starts with "hibr") and its SYSTEM hive is regipy's
-dirty sample: the tests that need letters rewritten let ntfs-3g drop hiberfil.sys and mark the hive
-clean (repair_helpers.clean_system_hive); one test keeps the hibernated C: and checks the refusal.
+The factory's BCD store and SYSTEM hive name the disk as built (tests.win7_hives), and its C: is
+hibernated (hiberfil.sys starts with "hibr"): the tests that need letters rewritten let ntfs-3g drop
+hiberfil.sys first (repair_helpers.wake_up); one test keeps the hibernated C: and checks the refusal.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_root_tools, shared_fixture
+from tests.conftest import need_root_tools
 from tests.ntfs3g import attached, mounted_ntfs, ntfsfix_clean
-from tests.repair.repair_helpers import (MiB, SYSTEM, clean_system_hive, disk_copy, fat_listing, hidden_sectors,
-                                         hive_key_values, hivex_bcd_devices, hivex_bcd_strings, move_partition,
-                                         ntfs_backup_offset, put_ntfs_file, read_fat_file, rescue_json, resolves,
-                                         scan_partition_descriptors, sfdisk_table, sha256_file)
+from tests.repair.repair_helpers import (MiB, SYSTEM, disk_copy, fat_listing, hidden_sectors, hive_key_values,
+                                         hivex_bcd_devices, hivex_bcd_strings, move_partition, ntfs_backup_offset,
+                                         read_fat_file, rescue_json, resolves, scan_partition_descriptors,
+                                         sfdisk_table, sha256_file, wake_up)
+from tests.win7_hives import BOOTMGR
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 SHIFT = 8 * MiB
 EFI_BCD = "EFI/Microsoft/Boot/BCD"
-BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def _tools() -> None:
 def test_move_c_new_guids_then_repair(tmp_path: Path) -> None:
     info = disk_copy("gpt-small", tmp_path / "disk.img")
     esp, c = info.part("esp"), info.part("windows")
-    clean_system_hive(info.path, c, remove_hiberfile=True)
+    wake_up(info.path, c)
     moved = move_partition(info, c.number, SHIFT, None)
     img = moved.path
     c2, esp2 = moved.part("windows"), moved.part("esp")
@@ -91,7 +91,7 @@ def test_move_c_new_guids_then_repair(tmp_path: Path) -> None:
 
 
 def test_hibernated_windows_is_reported(tmp_path: Path) -> None:
-    info = disk_copy("gpt-small", tmp_path / "disk.img")
+    info = move_partition(disk_copy("gpt-small", tmp_path / "disk.img"), 3, SHIFT, None)  # new GUIDs: work to do
     c = info.part("windows")
     rc, rep = rescue_json("bcd", "repair", str(info.path), "--yes")
     assert rc == 102, rep
@@ -105,9 +105,7 @@ def test_hibernated_windows_is_reported(tmp_path: Path) -> None:
 def test_rebuild_uefi_store_on_esp(tmp_path: Path) -> None:
     info = disk_copy("gpt-small", tmp_path / "disk.img")
     esp, c = info.part("esp"), info.part("windows")
-    template = shared_fixture("bcd/windeploy-linux_BCD-efi").read_bytes()
-    put_ntfs_file(info.path, c, "Windows/System32/config/BCD-Template", template, remove_hiberfile=True)
-    rc, rep = rescue_json("bcd", "rebuild", str(info.path), "--yes")
+    rc, rep = rescue_json("bcd", "rebuild", str(info.path), "--yes")  # from C:'s BCD-Template
     assert rc == 0, rep
     assert rep["firmware"] == "uefi" and rep["store"] == "partition 1:\\EFI\\Microsoft\\Boot\\BCD"
     store = read_fat_file(info.path, esp.start, EFI_BCD)
@@ -120,6 +118,4 @@ def test_rebuild_uefi_store_on_esp(tmp_path: Path) -> None:
     assert strings[(BOOTMGR, "12000002")] == "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
     rc, shown = rescue_json("bcd", "show", str(info.path))
     devs = [d for o in shown["objects"] for e in o["elements"] for d in e["devices"]]
-    # ntfs-3g dropped hiberfil.sys above, so the resume object's file device rightly notes its absence.
-    assert rc == 0 and devs and all(d["resolves"] and d["note"] in ("", "\\hiberfil.sys is not on partition 3")
-                                    for d in devs), devs
+    assert rc == 0 and devs and all(d["resolves"] and not d["note"] for d in devs), devs

@@ -2,9 +2,9 @@
 `rescue bcd repair` + `rescue fix-boot` make every descriptor and drive letter resolve again.
 
 Checked with independent readers: sfdisk (where partitions are), hivex (BCD and SYSTEM hives), raw
-boot-sector bytes (hidden sectors), ntfsfix -n (volumes clean). The factory SYSTEM hive is regipy's
-sample, which is dirty: the tests that need letters rewritten mark it clean first (see
-repair_helpers.clean_system_hive); one test keeps it dirty and checks the refusal.
+boot-sector bytes (hidden sectors), ntfsfix -n (volumes clean). The factory's BCD store and SYSTEM hive
+name the disk as built (tests.win7_hives), so the tests first break that (C: moved, a new signature); one
+test asks the factory for a dirty SYSTEM hive and checks the refusal.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pytest
 from core.repair import repair_disk
 from tests.conftest import need_root_tools
 from tests.ntfs3g import mounted_ntfs, ntfsfix_clean
-from tests.repair.repair_helpers import (MiB, SYSTEM, clean_system_hive, disk_copy, hidden_sectors,
-                                         hive_key_values, hivex_bcd_devices, move_partition, ntfs_backup_offset,
-                                         read_ntfs_files, rescue, rescue_json, resolves, scan_partition_descriptors,
-                                         sfdisk_table, sha256_file)
+from tests.repair.repair_helpers import (MiB, SYSTEM, disk_copy, hidden_sectors, hive_key_values, hivex_bcd_devices,
+                                         hivex_bcd_strings, move_partition, ntfs_backup_offset, read_ntfs_files,
+                                         rescue, rescue_json, resolves, scan_partition_descriptors,
+                                         set_mbr_signature, sfdisk_table, sha256_file)
+from tests.win7_hives import BOOTMGR, CDROM, MEMDIAG
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 NEW_SIG = 0x1234ABCD
@@ -41,10 +42,9 @@ def test_move_c_new_signature_then_repair(tmp_path: Path) -> None:
     info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake")
     img = info.path
     sr, c = info.part("system-reserved"), info.part("windows")
-    clean_system_hive(img, c)
-    # First bring the factory disk to a consistent state, then break it by moving C:.
+    # The disk as built is consistent: nothing to repair. Then break it by moving C:.
     rc, first = rescue_json("fix-boot", str(img), "--yes")
-    assert rc == 0, first
+    assert rc == 0 and first["changes"] == [] and first["backups"] == [], first
     rc, shown = rescue_json("bcd", "show", str(img))
     assert rc == 0 and shown["all_resolve"], shown
 
@@ -102,18 +102,19 @@ def test_move_c_new_signature_then_repair(tmp_path: Path) -> None:
     devices = hivex_bcd_devices(boot["BCD"])
     descs = [d for data in devices.values() for d in scan_partition_descriptors(data)]
     assert descs and all(resolves(d, table) for d in descs), descs
-    memdiag = scan_partition_descriptors(devices[("{b2721d73-1db4-4c62-bf78-c548a880142d}", "11000001")])
-    resume = scan_partition_descriptors(devices[("{1b67bffc-e290-11eb-8ffa-f459a0d9b879}", "11000001")])
+    resume_guid = hivex_bcd_strings(boot["BCD"])[(BOOTMGR, "23000006")]
+    memdiag = scan_partition_descriptors(devices[(MEMDIAG, "11000001")])
+    resume = scan_partition_descriptors(devices[(resume_guid, "11000001")])
     assert memdiag == [("mbr", NEW_SIG, sr.start)] and resume == [("mbr", NEW_SIG, c2.start)]
     backups = [n for n in boot if n.startswith("BCD.rescue-bak-")]
-    assert len(backups) == 2  # one per repair run that changed the store (first fix-boot, bcd repair)
+    assert len(backups) == 1  # one per repair run that changed the store (bcd repair)
 
     with mounted_ntfs(img, c2.start, c2.size, readonly=True) as mnt:
         system = (mnt / SYSTEM).read_bytes()
     letters = hive_key_values(system, "MountedDevices")
     assert letters is not None
     assert letters["\\DosDevices\\C:"][1] == struct.pack("<IQ", NEW_SIG, c2.start)
-    assert letters["\\DosDevices\\D:"][1].decode("utf-16-le").startswith("\\??\\SCSI#CdRom")  # not ours: kept
+    assert letters["\\DosDevices\\D:"][1] == CDROM.encode("utf-16-le")  # not ours: kept
     mbr_values = [d for _t, d in letters.values() if len(d) == 12]
     assert sorted(struct.unpack("<IQ", d) for d in mbr_values) == sorted(
         [(NEW_SIG, sr.start), (NEW_SIG, c2.start), (NEW_SIG, c2.start)])  # SR volume, C: and its twin
@@ -130,8 +131,9 @@ def test_move_c_new_signature_then_repair(tmp_path: Path) -> None:
 
 
 def test_dirty_system_hive_is_refused_and_reported(tmp_path: Path) -> None:
-    info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake")
+    info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake", dirty_system=True)
     c = info.part("windows")
+    set_mbr_signature(info.path, NEW_SIG)  # the store and the letters now name a disk that is gone
     with mounted_ntfs(info.path, c.start, c.size, readonly=True) as mnt:
         before = (mnt / SYSTEM).read_bytes()
     rc, rep = rescue_json("fix-boot", str(info.path), "--yes")
@@ -162,16 +164,9 @@ def test_bitlocker_boot_sector_is_not_touched(tmp_path: Path) -> None:
 
 
 def test_rebuild_from_template(tmp_path: Path) -> None:
-    from tests.conftest import shared_fixture
-    from tests.repair.repair_helpers import hivex_bcd_strings, put_ntfs_file
-
     info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake")
     sr, c = info.part("system-reserved"), info.part("windows")
-    # The factory C: has no BCD-Template: a real store serves as the template (it even carries loader
-    # objects, which the rebuild must drop).
-    template = shared_fixture("bcd/windeploy-linux_BCD").read_bytes()
-    put_ntfs_file(info.path, c, "Windows/System32/config/BCD-Template", template)
-    old = _bcd(info.path, sr.start, sr.size)["BCD"]
+    old = _bcd(info.path, sr.start, sr.size)["BCD"]  # the rebuild starts from C:'s BCD-Template, not this
     rc, rep = rescue_json("bcd", "rebuild", str(info.path), "--yes")
     assert rc == 0, rep
     boot = _bcd(info.path, sr.start, sr.size)
@@ -180,14 +175,13 @@ def test_rebuild_from_template(tmp_path: Path) -> None:
     sig = int(info.disk_id, 16)
     devices = hivex_bcd_devices(boot["BCD"])
     strings = hivex_bcd_strings(boot["BCD"])
-    bootmgr = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
-    loader = strings[(bootmgr, "23000003")]
-    assert scan_partition_descriptors(devices[(bootmgr, "11000001")]) == [("mbr", sig, sr.start)]
+    loader = strings[(BOOTMGR, "23000003")]
+    assert loader != hivex_bcd_strings(old)[(BOOTMGR, "23000003")]  # a new loader object
+    assert scan_partition_descriptors(devices[(BOOTMGR, "11000001")]) == [("mbr", sig, sr.start)]
     assert scan_partition_descriptors(devices[(loader, "11000001")]) == [("mbr", sig, c.start)]
     assert scan_partition_descriptors(devices[(loader, "21000001")]) == [("mbr", sig, c.start)]
     assert strings[(loader, "12000002")] == "\\Windows\\system32\\winload.exe"
     assert strings[(loader, "12000004")] == "Windows 7" and strings[(loader, "22000002")] == "\\Windows"
-    assert "{1b67bffd-e290-11eb-8ffa-f459a0d9b879}" not in {k[0] for k in strings}  # template's loader dropped
     rc, shown = rescue_json("bcd", "show", str(info.path))
     assert rc == 0
     devs = [d for o in shown["objects"] for e in o["elements"] for d in e["devices"]]
@@ -203,7 +197,6 @@ def test_api_new_signature_on_block_device(tmp_path: Path) -> None:
 
     info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake")
     sr, c = info.part("system-reserved"), info.part("windows")
-    clean_system_hive(info.path, c)
     with attached(info.path, 0, info.size, readonly=False) as dev:
         dry = repair_disk(dev, dry_run=True, new_signature=0xCAFEF00D)
         assert sfdisk_table(info.path)["id"] == info.disk_id  # the dry run wrote nothing

@@ -1,5 +1,5 @@
 """Pieces of the boot repair without a disk: MBR code recognition, the rebuilt store (every real store
-as a template, read back by hivex), and `rescue bcd show` in words on a factory disk (read-only)."""
+as a template, read back by hivex), and `rescue bcd show` in words on factory disks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from core.repair.rebuild import BOOTMGR, device_value, rebuild_store
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info
 from tests.regf.regf_helpers import BCD_NAMES, bcd_fixture
-from tests.repair.repair_helpers import hivex_bcd_devices, hivex_bcd_strings, rescue, scan_partition_descriptors
+from tests.repair.repair_helpers import (disk_copy, hivex_bcd_devices, hivex_bcd_strings, rescue,
+                                         scan_partition_descriptors, set_mbr_signature)
 
 BOOT = MbrPartitionId(0x0BADCAFE, 0x100000)
 WIN = MbrPartitionId(0x0BADCAFE, 0x6500000)
@@ -65,13 +66,21 @@ def test_rebuild_from_every_real_store(name: str, uefi: bool, tmp_path: Path) ->
 
 
 @pytest.mark.root
-def test_show_in_words_on_factory_disk() -> None:
+def test_show_in_words_on_factory_disk(tmp_path: Path) -> None:
     need_root_tools("losetup", "ntfs-3g")
     info = cached_disk_info("mbr-small", hiberfil_magic=b"wake")  # shared: show only reads (ro mounts)
     before = info.path.stat().st_mtime_ns
     r = rescue("bcd", "show", str(info.path))
     assert r.returncode == 0, r.stderr
-    assert "{memdiag}" in r.stdout and "points nowhere" in r.stdout and "→ partition 1" in r.stdout
-    assert "\\windows\\system32\\winload.exe is not on partition 1" in r.stdout  # the factory store's loader
-    assert "dirty" in r.stderr  # regipy's SYSTEM sample
+    assert "{memdiag}" in r.stdout and "'Windows 7'" in r.stdout
+    assert "→ partition 1" in r.stdout and "→ partition 2" in r.stdout  # the disk as built: all resolves
+    assert "every device and drive letter resolves" in r.stdout and "points nowhere" not in r.stdout
+    assert "dirty" not in r.stderr
     assert info.path.stat().st_mtime_ns == before
+    # A new disk signature and a dirty SYSTEM hive: every device points nowhere, the hive is said dirty.
+    moved = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake", dirty_system=True)
+    set_mbr_signature(moved.path, 0x0BADCAFE)
+    r = rescue("bcd", "show", str(moved.path))
+    assert r.returncode == 0, r.stderr
+    assert "points nowhere" in r.stdout and "→ partition" not in r.stdout.split("store:")[1].split("[Windows")[0]
+    assert "dirty" in r.stderr
