@@ -70,6 +70,8 @@ def extract(folder: str, image_id: str | None, password: Callable[[], bytes | No
     """Copy PATH of a partition of an image into the folder ``to`` (created if missing)."""
     progress = progress or Progress()
     parts = split_path(path)
+    if os.path.lexists(to) and not os.path.isdir(to):
+        raise UsageError(detail=f"--to {to} exists and is not a folder: name a folder to copy into")
     with open_view(folder, image_id, password) as view:
         manifest = point_manifest(view)
         items = entries(manifest.meta, view.size)
@@ -85,16 +87,18 @@ def extract(folder: str, image_id: str | None, password: Callable[[], bytes | No
         mp = tempfile.mkdtemp(prefix="extract-", dir=base)
         try:
             mounted = server.start(view, mp, only={entry.number})
+            result = ExtractResult(manifest.image_id, entry.number, "/".join(parts), os.path.abspath(to),
+                                   mounted.log)
             try:
-                result = ExtractResult(manifest.image_id, entry.number, "/".join(parts), os.path.abspath(to),
-                                       mounted.log)
                 Copier(os.path.join(mp, entry.name), result, progress).run(parts)
             finally:
                 stack.teardown(mp, lazy=True)
                 server.reap(mounted.pid)
-            if not result.failed and result.log:
-                _remove(result.log)  # nothing went wrong: the log has nothing to explain
-                result.log = None
+                if not result.failed and result.log:
+                    # No read failed (or PATH was refused): the log has nothing to explain. When one
+                    # did, the error names the log.
+                    _remove(result.log)
+                    result.log = None
             return result
         finally:
             try:
@@ -152,11 +156,12 @@ class Copier:
     def run(self, parts: list[str]) -> None:
         src = self._resolve(parts)
         self.top = self._ppath(src)
-        os.makedirs(self.result.target, exist_ok=True)
         try:
+            os.makedirs(self.result.target, exist_ok=True)
             dfd = os.open(self.result.target, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
-            raise TargetWriteError(target=self.result.target, detail=e.strerror) from None
+            raise UsageError(detail=f"cannot create or open the folder --to {self.result.target}: "
+                                    f"{e.strerror}") from None
         try:
             if src == self.root:
                 self._copy_children(src, dfd)

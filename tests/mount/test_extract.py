@@ -143,6 +143,9 @@ def test_unreadable_files_reported_exit_20(env: dict[str, Any], tmp_path: Path) 
     out = tmp_path / "out"
     r = run_rescue("extract", str(folder), "/", "--to", str(out))
     assert r.returncode == 20, r.stderr
+    log = r.stderr.split("reasons in ", 1)[1].split(")", 1)[0]
+    assert Path(log).is_file(), r.stderr  # kept: it says why the reads failed
+    os.unlink(log)
     reported = {line.split("could not read ", 1)[1].rsplit(": unreadable", 1)[0]
                 for line in r.stderr.splitlines() if "could not read " in line}
     assert reported == broken
@@ -153,6 +156,26 @@ def test_unreadable_files_reported_exit_20(env: dict[str, Any], tmp_path: Path) 
     for k, v in got.items():
         if k not in SKIP:
             assert src[k] == v if not v.startswith("link:") else True, k
+    no_leftovers()
+
+
+@pytest.mark.root
+def test_to_an_existing_file_and_no_log_left(env: dict[str, Any], tmp_path: Path) -> None:
+    """--to naming a file is one usage line (the file untouched); an extract leaves a log only when a file
+    could not be read (the error then names it), not after a clean copy nor after a refused PATH."""
+    logs = set(Path("/run/rescue").glob("*.log")) if Path("/run/rescue").is_dir() else set()
+    file = tmp_path / "file"
+    file.write_text("keep me")
+    doc = "Users/Anna/Documents/letter-01.txt"
+    r = run_rescue("extract", str(env["base"] / "split"), doc, "--to", str(file))
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.startswith("rescue: error: ") and r.stderr.count("\n") == 1 and "not a folder" in r.stderr
+    assert file.read_text() == "keep me"
+    r = run_rescue("extract", str(env["base"] / "split"), doc, "--to", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    r = run_rescue("extract", str(env["base"] / "split"), "Users/Nobody", "--to", str(tmp_path / "out"))
+    assert r.returncode == 3, r.stderr
+    assert set(Path("/run/rescue").glob("*.log")) <= logs
     no_leftovers()
 
 
