@@ -4,37 +4,30 @@ An incremental stores what changed since the latest image, a differential what c
 latest full image; both compare per-unit hashes with their parent's (see `chunker`) and pin the
 images they depend on by manifest digest.
 
-Order of work (FORMAT.md "Write ordering"): lock the folder; plan (read-only); stream chunks through
-the two-core pipeline (digest, compress, check the compressed copy, then seal and append in order);
-commit volumes one by one; write the manifest last. Any failure or cancel removes this image's
+Order of work (FORMAT.md "Write ordering"): lock the folder; plan (read-only); hand the chunks to the
+`ImageWriter` (which packs them on two cores and commits volumes one by one); write the manifest last. Any failure or cancel removes this image's
 ``.partial`` files and leaves every earlier image untouched.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import zstandard
-
 from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
-from ..crypto.keys import ImageKeys, KeyWrap
 from ..disk.device import open_source
-from ..errors import IntegrityError, PasswordRequired, UnreadableSectorsWarning, UsageError
+from ..errors import PasswordRequired, UnreadableSectorsWarning, UsageError
 from ..extents import merge_extents
 from ..format import manifest as mf
-from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, HASH_UNIT, ChunkEntry,
-                              ExtentEntry, UnitEntry)
-from ..format.volume import MIN_SPLIT, VolumeWriter
-from ..io.atomic import write_durable
+from ..format.image_meta import MAX_CHAIN, ChainPin, ImageMeta, Settings, SourceDisk, Stats
+from ..format.volume import MIN_SPLIT
 from ..io.reader import FdReader
 from ..progress import Event, Progress
-from .chunker import Chunk, Chunker, ParentIndex
-from .pipeline import Ordered
+from .chunker import Chunker, ParentIndex
+from .imagewriter import ImageWriter
 from .plan import BackupPlan, plan_backup, table_fingerprint
 from .repo import Repository, new_image_id
 
@@ -82,58 +75,6 @@ class BackupResult:
                 "unreadable": [list(u) for u in self.unreadable]}
 
 
-class _Packer:
-    """Per-thread compressors (zstd contexts are not thread-safe; each thread gets its own)."""
-
-    def __init__(self, level: int, keys: ImageKeys, check: bool) -> None:
-        self.level = level
-        self.keys = keys
-        self.check = check
-        self.local = threading.local()
-
-    def __call__(self, chunk: Chunk) -> tuple[Chunk, bytes, int, bytes]:
-        loc = self.local
-        if not hasattr(loc, "c"):
-            loc.c = zstandard.ZstdCompressor(level=self.level)
-            loc.d = zstandard.ZstdDecompressor()
-            loc.probe = zstandard.ZstdCompressor(level=1)
-        raw = chunk.raw()
-        # Drop the views now: a chunk waiting in the ordered queue must not keep its read buffers
-        # (up to four 4 MiB ones) alive; only its number is used from here on.
-        chunk.pieces.clear()
-        digest = self.keys.digest(raw)
-        if _incompressible(raw, loc):
-            return chunk, digest, COMP_STORED, raw
-        comp = loc.c.compress(raw)
-        if len(comp) >= len(raw):
-            return chunk, digest, COMP_STORED, raw
-        if self.check and loc.d.decompress(comp, max_output_size=len(raw)) != raw:
-            raise IntegrityError(detail=f"chunk {chunk.number}: compressed data does not decompress to the "
-                                        "original (corruption before write; nothing was committed)")
-        return chunk, digest, COMP_ZSTD, comp
-
-
-# Already-compressed data (media, archives, encrypted files) is common on disks and costs a full zstd
-# pass for nothing. Eight 16 KiB samples at level 1 (~0.1 ms) tell it apart: if none shrinks by 3 %,
-# the chunk is stored as it is. (A chunk mixing such data with compressible data is caught unless all
-# eight samples miss the compressible part.)
-_PROBES = 8
-_PROBE_SIZE = 16 << 10
-_PROBE_GAIN = 0.97
-
-
-def _incompressible(raw: bytes, loc: threading.local) -> bool:
-    if len(raw) < _PROBES * _PROBE_SIZE * 2:
-        return False
-    step = len(raw) // _PROBES
-    view = memoryview(raw)
-    for i in range(_PROBES):
-        sample = view[i * step:i * step + _PROBE_SIZE]
-        if len(loc.probe.compress(sample)) < _PROBE_GAIN * len(sample):
-            return False
-    return True
-
-
 def backup(source_path: str, folder: str, options: BackupOptions, progress: Progress) -> BackupResult:
     """Make a full image of ``source_path`` in ``folder``."""
     if not MIN_LEVEL <= options.level <= MAX_LEVEL:
@@ -146,99 +87,47 @@ def backup(source_path: str, folder: str, options: BackupOptions, progress: Prog
         reader = FdReader(disk.fd, disk.size, source_path)
         progress.report(Event("plan", message=f"reading partition table and filesystems of {source_path}"))
         plan = plan_backup(reader, disk.logical_sector_size, options.partitions, options.sector_by_sector)
-        identity = disk.identity()
-        identity["table_fingerprint"] = table_fingerprint(reader, plan.table)
+        identity = SourceDisk.from_identity(disk.identity(), table_fingerprint(reader, plan.table))
         with repo.lock():
-            return _run(repo, reader, plan, identity, options, progress, started, source_path,
-                        disk.logical_sector_size)
+            return _run(repo, reader, plan, identity, options, progress, started, source_path)
 
 
-def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: dict[str, Any], options: BackupOptions,
-         progress: Progress, started: float, source_path: str, sector_size: int) -> BackupResult:
+def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceDisk, options: BackupOptions,
+         progress: Progress, started: float, source_path: str) -> BackupResult:
     image_id = new_image_id()
-    encrypted = options.password is not None
     parent, chain = _choose_parent(repo, options, identity)
-    wrap = KeyWrap.derive(options.password, options.kdf) if options.password is not None else None
-    keys = ImageKeys.new(encrypted)
-    image_uuid = mf.new_uuid()
-    writer = VolumeWriter(repo.path, image_id, image_uuid, keys, ENC_AES256GCM if encrypted else ENC_NONE,
-                          options.split)
     total = sum(r.length for r in plan.regions)
-    done = [0]
-    last = [0.0]
-
-    def on_read(n: int) -> None:
-        done[0] += n
-        now = time.monotonic()
-        if now - last[0] >= 0.2:
-            last[0] = now
-            progress.report(Event("backup", done[0], total))
-
-    chunker = Chunker(reader, plan.regions, sector_size, on_read,
-                      ParentIndex(parent.units, parent.extents) if parent else None)
-    chunks = bytearray()
-    data_bytes = 0
-    try:
-        for chunk, digest, compression, payload in Ordered(_Packer(options.level, keys, options.check_compression),
-                                                            chunker):
-            progress.check()
-            vol, rec_off, stored = writer.add_chunk(chunk.number, compression, chunk.size, payload)
-            chunks += ChunkEntry.build(volume_number=vol, record_offset=rec_off, stored_length=stored,
-                                       raw_length=chunk.size, digest=digest)
-            data_bytes += chunk.size
-        extents, units = bytes(chunker.extents), bytes(chunker.units)
+    with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
+                     split=options.split, level=options.level, check_compression=options.check_compression) as writer:
+        chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.on_read,
+                          ParentIndex(parent.units, parent.extents) if parent else None)
+        writer.write(chunker)
         volumes = writer.finish()
-        progress.report(Event("backup", total, total))
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-        stored_bytes = sum(v.length for v in volumes)
         warnings = list(plan.warnings)
         if chunker.unreadable:
             warnings.append(UnreadableSectorsWarning(
                 detail=f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
                        f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable"))
-        zero = merge_extents(plan.zeroed + chunker.zeroed)
-        kind = options.mode
-        parent_id = parent.image_id if parent else None
-        summary = {"id": image_id, "kind": kind, "parent": parent_id, "time": now, "bytes": stored_bytes,
-                   "encrypted": encrypted, "used_bytes": data_bytes,
-                   "source": {"path": source_path, "size": identity.get("size"), "model": identity.get("model"),
-                              "serial": identity.get("serial"),
-                              "scheme": plan.table.scheme if plan.table else "none"},
-                   "partitions": sorted(plan.included)}
-        meta = {"format": 1, "id": image_id, "kind": kind, "parent": parent_id,
-                "parent_digest": parent.digest.hex() if parent else None, "chain": chain, "time": now,
-                "tool": f"rescue {__version__}",
-                "options": {"level": options.level, "partitions": options.partitions, "split": options.split,
-                            "sector_by_sector": options.sector_by_sector},
-                "source": identity, "table": plan.table_json(),
-                "volumes": [{"number": v.number, "name": v.name, "length": v.length, "records": v.records,
-                             "trailer_digest": v.trailer_digest.hex()} for v in volumes],
-                "zero_extents": [list(z) for z in zero],
-                "unreadable": [list(u) for u in chunker.unreadable],
-                "chunk_count": len(chunks) // ChunkEntry.size, "extent_count": len(extents) // ExtentEntry.size,
-                "unit_count": len(units) // UnitEntry.size, "hash_unit": HASH_UNIT,
-                "stats": {"read_bytes": total, "data_bytes": data_bytes, "stored_bytes": stored_bytes,
-                          "reused_bytes": chunker.reused_bytes},
-                "warnings": warnings}
-        manifest = mf.Manifest(image_id, image_uuid, encrypted, summary, meta, bytes(chunks), extents, units,
-                               keys=keys)
-        progress.check()
-        # The commit point: once this file is durably in place the image exists, not before.
-        write_durable(repo.path, f"{image_id}.manifest", mf.encode(manifest, wrap))
-    except BaseException:
-        writer.abort()
-        raise
-    return BackupResult(image_id, source_path, total, data_bytes, stored_bytes, len(chunks) // ChunkEntry.size,
+        meta = ImageMeta(
+            id=image_id, kind=options.mode, parent=parent.image_id if parent else None,
+            parent_digest=parent.digest.hex() if parent else None, chain=chain,
+            time=datetime.now(timezone.utc).isoformat(timespec="microseconds"), tool=f"rescue {__version__}",
+            options=Settings(options.level, options.partitions, options.split, options.sector_by_sector),
+            source=identity, table=plan.image_table(),
+            zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)), unreadable=tuple(chunker.unreadable),
+            stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes), warnings=tuple(warnings))
+        meta = writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
+    return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes, meta.chunk_count,
                         [v.name for v in volumes], time.monotonic() - started, warnings,
-                        list(chunker.unreadable), plan.fs_state_warning, kind, parent_id, chunker.reused_bytes)
+                        list(chunker.unreadable), plan.fs_state_warning, meta.kind, meta.parent, chunker.reused_bytes)
 
 
 def _choose_parent(repo: Repository, options: BackupOptions,
-                   identity: dict[str, Any]) -> tuple[mf.Manifest | None, list[dict[str, str]]]:
+                   identity: SourceDisk) -> tuple[mf.Manifest | None, tuple[ChainPin, ...]]:
     """The parent of an incremental (latest image) or differential (latest full), checked to be an
     image of this very disk with an unchanged layout, and the chain the new image will pin."""
     if options.mode == "full":
-        return None, []
+        return None, ()
     if options.mode not in ("incremental", "differential"):
         raise UsageError(detail=f"unknown backup kind {options.mode!r}")
     images = [i for i in repo.list_images() if i.complete]
@@ -257,18 +146,18 @@ def _choose_parent(repo: Repository, options: BackupOptions,
     # Every pin of the parent's own chain is checked, so a broken chain is refused now, not at restore.
     from .chain import load_chain
     parent = load_chain(repo, entry.id, lambda: options.password)[0]
-    src = parent.meta["source"]
+    src = parent.meta.source
     changed = [what for what, a, b in (
-        ("size", src.get("size"), identity.get("size")),
-        ("partition layout", src.get("table_fingerprint"), identity.get("table_fingerprint")),
-        ("sector size", src.get("logical_sector_size"), identity.get("logical_sector_size")),
-        ("serial", src.get("serial") or None, identity.get("serial") or None),
+        ("size", src.size, identity.size),
+        ("partition layout", src.table_fingerprint, identity.table_fingerprint),
+        ("sector size", src.logical_sector_size, identity.logical_sector_size),
+        ("serial", src.serial or None, identity.serial or None),
     ) if a != b]
     if changed:
         raise UsageError(detail=f"the source is not the disk of image {entry.id} as it was (its "
                                 f"{', '.join(changed)} changed); make a new full backup")
-    chain = [{"id": parent.image_id, "digest": parent.digest.hex()}] + list(parent.meta.get("chain", []))
-    if len(chain) >= 1000:
+    chain = (ChainPin(parent.image_id, parent.digest.hex()),) + parent.meta.chain
+    if len(chain) >= MAX_CHAIN:
         raise UsageError(detail=f"the chain behind image {entry.id} is {len(chain)} images long: "
                                 "merge it (rescue merge) or make a new full backup")
     return parent, chain

@@ -23,19 +23,19 @@ def load_chain(repo: Repository, image_id: str, password: Callable[[], bytes | N
     """The point's manifest followed by its ancestors', every pin checked."""
     point = repo.load(image_id, password)
     out = [point]
-    pins = point.meta.get("chain", [])
+    pins = point.meta.chain
     for i, pin in enumerate(pins):
         try:
-            f = mf.read_file(repo.manifest_path(pin["id"]), pin["id"])
+            f = mf.read_file(repo.manifest_path(pin.id), pin.id)
         except IncompleteImage:
-            raise IncompleteImage(image=image_id, detail=f"it needs image {pin['id']} (manifest digest "
-                                                         f"{pin['digest'][:16]}...), which is missing") from None
-        if f.digest.hex() != pin["digest"]:
-            raise IntegrityError(detail=f"image {image_id} needs image {pin['id']} with manifest digest "
-                                        f"{pin['digest'][:16]}..., but that image was replaced or altered")
+            raise IncompleteImage(image=image_id, detail=f"it needs image {pin.id} (manifest digest "
+                                                         f"{pin.digest[:16]}...), which is missing") from None
+        if f.digest.hex() != pin.digest:
+            raise IntegrityError(detail=f"image {image_id} needs image {pin.id} with manifest digest "
+                                        f"{pin.digest[:16]}..., but that image was replaced or altered")
         m = mf.open_manifest(f, password)
-        if m.meta.get("chain", []) != pins[i + 1:]:
-            raise IntegrityError(detail=f"image {pin['id']} does not continue the chain of image {image_id}")
+        if m.meta.chain != pins[i + 1:]:
+            raise IntegrityError(detail=f"image {pin.id} does not continue the chain of image {image_id}")
         out.append(m)
     return out
 

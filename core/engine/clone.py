@@ -23,7 +23,7 @@ from .pieces import nonzero_runs
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .plan import BackupPlan, plan_backup
-from .restore import finish_target, invalidate
+from .restore import finish_target, invalidate, meta_areas
 
 
 @dataclass
@@ -44,7 +44,7 @@ class ClonePlan:
     def partitions(self) -> list[dict[str, Any]]:
         if self.layout is None:
             return []
-        return [m.as_json() | {"label": m.source.get("label", "")} for m in self.layout.moves]
+        return [m.as_json() | {"label": m.source.label} for m in self.layout.moves]
 
     def as_json(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "source_description": self.source_description,
@@ -82,13 +82,13 @@ def plan_clone(source: str, target: str, progress: Progress, *, partitions: str 
         reader = FdReader(src.fd, src.size, source)
         progress.report(Event("plan", message=f"reading partition table and filesystems of {source}"))
         bplan = plan_backup(reader, src.logical_sector_size, partitions)
-        table = bplan.table_json()
+        table = bplan.image_table()
         if table is None:
             raise UsageError(detail=f"{source} has no partition table: clone needs one to lay out the target")
         dst = open_target(target, sources=[source], required_size=1, sector_size=src.logical_sector_size)
         try:
             layout = plan_layout(table, dst.size, dst.logical_sector_size, grow=grow, keep_layout=keep_layout,
-                                 windows=any(p.get("role") == "windows" for p in table["partitions"]))
+                                 windows=table.has_windows)
         except TargetRefused as e:
             dst.close()
             raise TargetRefused(target=target, detail=e.message.split(": ", 1)[-1]) from None
@@ -114,9 +114,9 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
         raise UsageError(detail="clone plan was already used or closed")
     started = time.monotonic()
     src, dst, bplan = plan._src, plan._dst, plan._plan
-    table = bplan.table_json()
+    table = bplan.image_table()
     assert table is not None  # checked in plan_clone
-    placer = Placer(dst, plan.layout, [(m["offset"], m["length"]) for m in table["meta"]], plan._scratch)
+    placer = Placer(dst, plan.layout, meta_areas(table), plan._scratch)
     total = sum(r.length for r in bplan.regions)
     done = 0
 
@@ -141,7 +141,7 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
 
     try:
         recheck(dst)
-        invalidate(dst, table["scheme"], plan.layout.sector_size)
+        invalidate(dst, table.scheme, plan.layout.sector_size)
         # No direct I/O here (unlike restore): a clone has little CPU work to save, and buffered writes,
         # which the kernel merges and writes back in the background, measured faster (9.3-10.5 s
         # against 11.5-13 s on the 8 GiB bench disk); the final pass then re-reads every byte.

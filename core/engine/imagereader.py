@@ -9,12 +9,11 @@ compares its digest with the chunk table: the caller only ever sees verified byt
 from __future__ import annotations
 
 import threading
-from typing import Any
-
 import zstandard
 
 from ..errors import IntegrityError
 from ..format.c_image import CHUNK_SIZE, COMP_STORED, COMP_ZSTD, RecordHeader, VolumeHeader
+from ..format.image_meta import ImageMeta
 from ..format.manifest import Manifest
 from ..format.volume import VolumeReader
 from .repo import Repository
@@ -88,7 +87,7 @@ class ImageReader:
             raise IntegrityError(detail=f"{where}: content does not match its digest")
         return raw
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> ImageMeta:
         return self.manifest.meta
 
     def close(self) -> None:

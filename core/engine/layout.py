@@ -10,10 +10,11 @@ own references stay as valid as they can (the boot repair fixes the offsets that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import TargetRefused, UsageError
+from ..format.image_meta import ImageTable, PartitionEntry
 from ..partition.model import Partition
 
 MiB = 1 << 20
@@ -36,7 +37,7 @@ class PartMove:
     new_start: int
     new_size: int
     used_bytes: int
-    source: dict[str, Any] = field(repr=False, default_factory=dict)
+    source: PartitionEntry = field(repr=False)
 
     @property
     def action(self) -> Action:
@@ -72,13 +73,7 @@ class Layout:
 
     def partitions(self) -> list[Partition]:
         """The target's partitions, for the table writers."""
-        out = []
-        for m in self.moves:
-            s = m.source
-            out.append(Partition(number=m.number, start=m.new_start, size=m.new_size, type_id=s["type_id"],
-                                 bootable=bool(s.get("bootable")), guid=s.get("guid"), name=s.get("name") or "",
-                                 attributes=int(s.get("attributes") or 0), logical=bool(s.get("logical"))))
-        return out
+        return [replace(m.source.partition, start=m.new_start, size=m.new_size) for m in self.moves]
 
 
 def _align_up(x: int, a: int = MiB) -> int:
@@ -89,79 +84,80 @@ def _align_down(x: int, a: int = MiB) -> int:
     return x // a * a
 
 
-def min_size(p: dict[str, Any]) -> int:
+def min_size(p: PartitionEntry) -> int:
     """The smallest size an NTFS partition may be shrunk to, from its used bytes."""
-    used = int(p.get("used_bytes") or p["size"])
-    return min(int(p["size"]), _align_up(int(used * (1 + SHRINK_MARGIN)) + SHRINK_SLACK))
+    return min(p.size, _align_up(int(_used(p) * (1 + SHRINK_MARGIN)) + SHRINK_SLACK))
 
 
-def plan_layout(table: dict[str, Any], target_size: int, target_sector_size: int, *, grow: int | None = None,
+def _used(p: PartitionEntry) -> int:
+    return p.used_bytes or p.size
+
+
+def plan_layout(table: ImageTable, target_size: int, target_sector_size: int, *, grow: int | None = None,
                 keep_layout: bool = False, windows: bool = True) -> Layout:
-    """Place the included partitions of ``table`` (manifest table JSON) on a target of ``target_size``."""
-    ss = int(table["sector_size"])
+    """Place the included partitions of ``table`` (as the image records it) on a target of ``target_size``."""
+    ss = table.sector_size
     if target_sector_size != ss:
         if windows and target_sector_size == 4096:
             raise TargetRefused(target="disk", detail="it has 4096-byte logical sectors (4Kn): Windows 7 boots "
                                                       "only from 512-byte-sector disks (512n or 512e)")
         raise TargetRefused(target="disk", detail=f"its logical sector size is {target_sector_size}, the "
                                                   f"image's is {ss}")
-    parts = sorted((p for p in table["partitions"] if p["included"]), key=lambda p: p["start"])
-    if any(p.get("logical") for p in parts) and not keep_layout:
+    parts = sorted(table.included, key=lambda p: p.start)
+    if any(p.partition.logical for p in parts) and not keep_layout:
         # Logical partitions would need their EBR chain re-laid; keep the original layout for them.
         keep_layout = True
-    same_size = target_size == int(table["disk_size"])
-    backup_len = sum(int(m["length"]) for m in table["meta"] if m["role"] == "gpt-backup")
-    if table["scheme"] == "gpt":
+    same_size = target_size == table.disk_size
+    backup_len = sum(a.length for a in table.areas if a.role == "gpt-backup")
+    if table.scheme == "gpt":
         limit = target_size - backup_len
     else:
         limit = min(target_size, MBR_LIMIT_SECTORS * ss)
     if keep_layout or (same_size and grow is None):
-        moves = [PartMove(p["number"], p.get("role", "other"), p.get("fs"), p["start"], p["size"], p["start"],
-                          p["size"], int(p.get("used_bytes") or p["size"]), p) for p in parts]
+        moves = [PartMove(p.number, p.role, p.fs, p.start, p.size, p.start, p.size, _used(p), p) for p in parts]
         end = max([m.new_start + m.new_size for m in moves] + [0])
         if end > limit:
             raise TargetRefused(target="disk", detail=f"the partitions need {end + backup_len} bytes at their "
                                                       f"original places, the target has {target_size}")
-        return Layout(table["scheme"], ss, target_size, moves, identical=same_size or table["scheme"] == "mbr")
+        return Layout(table.scheme, ss, target_size, moves, identical=same_size or table.scheme == "mbr")
     grower = _grower(parts, grow)
     # Every partition but the grower keeps its size; the grower gets what is left after aligning.
     fixed = [p for p in parts if p is not grower]
-    start = _align_up(max(int(parts[0]["start"]), MiB)) if parts else MiB
-    after = sum(_align_up(int(p["size"])) for p in fixed if grower and p["start"] > grower["start"])
+    start = _align_up(max(parts[0].start, MiB)) if parts else MiB
+    after = sum(_align_up(p.size) for p in fixed if grower and p.start > grower.start)
     moves = []
     for p in parts:
         if grower is not None and p is grower:
             size = _align_down(limit - after - start)
-            if p.get("fs") != "ntfs":
-                size = int(p["size"])
+            if p.fs != "ntfs":
+                size = p.size
             if size < min_size(p):
                 raise TargetRefused(target="disk", detail=(
-                    f"partition {p['number']} ({p.get('role')}) holds {p.get('used_bytes')} bytes of data and "
+                    f"partition {p.number} ({p.role}) holds {p.used_bytes} bytes of data and "
                     f"cannot shrink below {min_size(p)} bytes; the target leaves {max(size, 0)} bytes for it "
-                    f"(target {target_size} bytes, other partitions {sum(int(q['size']) for q in fixed)})"))
+                    f"(target {target_size} bytes, other partitions {sum(q.size for q in fixed)})"))
         else:
-            size = int(p["size"])
-        moves.append(PartMove(p["number"], p.get("role", "other"), p.get("fs"), int(p["start"]), int(p["size"]),
-                              start, size, int(p.get("used_bytes") or p["size"]), p))
+            size = p.size
+        moves.append(PartMove(p.number, p.role, p.fs, p.start, p.size, start, size, _used(p), p))
         start = _align_up(start + size)
     end = max(m.new_start + m.new_size for m in moves) if moves else 0
     if end > limit:
         raise TargetRefused(target="disk", detail=f"the partitions need at least {end + backup_len} bytes, "
                                                   f"the target has {target_size}")
     identical = all(m.new_start == m.old_start and m.new_size == m.old_size for m in moves) and same_size
-    return Layout(table["scheme"], ss, target_size, moves, identical)
+    return Layout(table.scheme, ss, target_size, moves, identical)
 
 
-def _grower(parts: list[dict[str, Any]], grow: int | None) -> dict[str, Any] | None:
+def _grower(parts: list[PartitionEntry], grow: int | None) -> PartitionEntry | None:
     if grow is not None:
         for p in parts:
-            if p["number"] == grow:
-                if p.get("fs") != "ntfs":
+            if p.number == grow:
+                if p.fs != "ntfs":
                     raise UsageError(detail=f"--grow {grow}: only NTFS partitions can be resized "
-                                            f"(partition {grow} is {p.get('fs') or 'raw'})")
+                                            f"(partition {grow} is {p.fs or 'raw'})")
                 return p
         raise UsageError(detail=f"--grow {grow}: no such partition in the image")
-    windows = [p for p in parts if p.get("role") == "windows" and p.get("fs") == "ntfs"]
-    ntfs = [p for p in parts if p.get("fs") == "ntfs"]
+    windows = [p for p in parts if p.role == "windows" and p.fs == "ntfs"]
+    ntfs = [p for p in parts if p.fs == "ntfs"]
     pool = windows or ntfs
-    return max(pool, key=lambda p: int(p["size"])) if pool else None
+    return max(pool, key=lambda p: p.size) if pool else None

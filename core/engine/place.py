@@ -18,13 +18,14 @@ import os
 import struct
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import xxhash
 
 from ..disk.device import Disk
 from ..errors import TargetWriteError, VerifyAfterWriteError
 from ..extents import Extent
+from ..format.image_meta import ImageTable
 from ..io.direct import DirectUnavailable
 from ..partition import gpt, mbr
 from ..progress import Event, Progress
@@ -240,32 +241,32 @@ class Placer:
             report.append(f"partition {m.number}: NTFS {done} from {m.old_size} to {m.new_size} bytes")
         return report
 
-    def table_writes(self, table: dict[str, Any]) -> list[tuple[int, bytes]]:
+    def table_writes(self, table: ImageTable) -> list[tuple[int, bytes]]:
         """The target's partition table: the source's own bytes when the layout is identical."""
-        ss = int(table["sector_size"])
-        roles = {m["offset"]: m["role"] for m in table["meta"]}
+        ss = table.sector_size
+        roles = {a.offset: a.role for a in table.areas}
         sector0 = next(bytes(b) for off, b in self.saved.items() if roles[off] == "mbr")
-        all_kept = all(p["included"] for p in table["partitions"])
-        keep = {p["number"] for p in table["partitions"] if p["included"]}
+        all_kept = all(p.included for p in table.partitions)
+        keep = {p.number for p in table.included}
         size = self.disk.size
         assert self.layout is not None  # only called for images with a table
         if self.layout.identical or not self.layout.moves:
-            if table["scheme"] == "mbr":
+            if table.scheme == "mbr":
                 if all_kept:
                     return [(off, bytes(b)) for off, b in self.saved.items()]
                 ebrs = {off: bytes(b) for off, b in self.saved.items() if roles[off] == "ebr"}
                 return mbr.rewrite_for_disk(sector0, ebrs, ss, size, keep)
-            if all_kept and size == table["disk_size"]:
+            if all_kept and size == table.disk_size:
                 return [(off, bytes(b)) for off, b in self.saved.items()]
             primary = next(bytes(b) for off, b in self.saved.items() if roles[off] == "gpt-primary")
             writes = gpt.rewrite_for_disk(primary[:ss], primary[ss:], ss, size, None if all_kept else keep)
             return writes + [(0, gpt.build_protective_mbr(size, ss, sector0[:440], _sig(sector0)))]
         parts = self.layout.partitions()
-        if table["scheme"] == "mbr":
-            return mbr.build(parts, size, ss, table["disk_id"], boot_code=sector0[:440])
+        if table.scheme == "mbr":
+            return mbr.build(parts, size, ss, table.disk_id, boot_code=sector0[:440])
         primary = next(bytes(b) for off, b in self.saved.items() if roles[off] == "gpt-primary")
         entries = int.from_bytes(primary[0x50:0x54], "little") or 128
-        return gpt.build(parts, size, ss, table["disk_id"], num_entries=entries, boot_code=sector0[:440])
+        return gpt.build(parts, size, ss, table.disk_id, num_entries=entries, boot_code=sector0[:440])
 
     def close(self) -> None:
         for number, fd in self._spills.items():

@@ -12,7 +12,7 @@ Nothing is ever written to the source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import blake3
 
@@ -22,7 +22,8 @@ from ..fs import probe as fsmod
 from ..fs.model import FsUsage
 from ..io.reader import Reader, WindowReader
 from ..partition.detect import read_partition_table
-from ..partition.model import PartitionTable
+from ..format.image_meta import ImageTable, PartitionEntry
+from ..partition.model import Partition, PartitionTable
 from ..windows.roles import Role, role_of, select_partitions
 
 RegionKind = Literal["used", "raw", "gap"]
@@ -52,28 +53,22 @@ class BackupPlan:
     warnings: list[str] = field(default_factory=list)
     fs_state_warning: bool = False
 
-    @property
-    def included(self) -> set[int]:
-        return {p.number for p in self.parts if p.included}
-
-    def table_json(self) -> dict[str, Any] | None:
+    def image_table(self) -> ImageTable | None:
+        """The table as the image records it: each partition with what the backup found in it."""
         if self.table is None:
             return None
         t = self.table
         usage = {p.number: p for p in self.parts}
 
-        def part(p: Any) -> dict[str, Any]:
+        def entry(p: Partition) -> PartitionEntry:
             pp = usage.get(p.number)
             u = pp.usage if pp else None
-            return {"number": p.number, "start": p.start, "size": p.size, "type_id": p.type_id,
-                    "bootable": p.bootable, "guid": p.guid, "name": p.name, "attributes": p.attributes,
-                    "logical": p.logical, "included": bool(pp and pp.included), "role": pp.role if pp else "other",
-                    "fs": u.fs if u else None, "label": u.label if u else "",
-                    "used_bytes": u.used_bytes if u else None}
-        return {"scheme": t.scheme, "sector_size": t.sector_size, "disk_size": t.disk_size, "disk_id": t.disk_id,
-                "partitions": [part(p) for p in t.partitions],
-                "extended": part(t.extended) if t.extended else None,
-                "meta": [{"offset": m.offset, "length": m.length, "role": m.role} for m in t.meta]}
+            return PartitionEntry(partition=p, included=bool(pp and pp.included), role=pp.role if pp else "other",
+                                  fs=u.fs if u else None, label=u.label if u else "",
+                                  used_bytes=u.used_bytes if u else None)
+        return ImageTable(scheme=t.scheme, sector_size=t.sector_size, disk_size=t.disk_size, disk_id=t.disk_id,
+                          partitions=tuple(entry(p) for p in t.partitions),
+                          extended=entry(t.extended) if t.extended else None, areas=t.meta)
 
 
 def table_fingerprint(reader: Reader, table: PartitionTable | None) -> str:

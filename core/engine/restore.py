@@ -35,6 +35,7 @@ from ..disk.discover import describe
 from ..errors import (BootRepairWarning, TargetRefused, TargetWriteError, UnreadableSectorsWarning,
                       UsageError)
 from ..extents import Extent
+from ..format.image_meta import ImageTable
 from ..progress import Event, Progress
 from ..repair import repair_disk
 from ..windows.roles import BOOT_ROLES
@@ -102,10 +103,9 @@ class RestoreResult:
                 "unreadable_in_source": self.unreadable}
 
 
-def meta_areas(meta: dict[str, Any]) -> list[Extent]:
+def meta_areas(table: ImageTable | None) -> list[Extent]:
     """The source's partition-table areas (written last, never from the data pass)."""
-    table = meta.get("table")
-    return [(m["offset"], m["length"]) for m in table["meta"]] if table else []
+    return [(a.offset, a.length) for a in table.areas] if table else []
 
 
 def plan_restore(folder: str, image_id: str | None, target: str, password: Callable[[], bytes | None],
@@ -126,13 +126,13 @@ def plan_restore(folder: str, image_id: str | None, target: str, password: Calla
 def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int | None, keep_layout: bool,
           scratch: str) -> RestorePlan:
     meta = chain.point.meta
-    table = meta.get("table")
-    sector_size = int(meta["source"].get("logical_sector_size", 512))
-    image_paths = [os.path.join(repo.path, v["name"]) for m in chain.manifests for v in m.meta["volumes"]]
+    table = meta.table
+    sector_size = meta.source.logical_sector_size
+    image_paths = [os.path.join(repo.path, v.name) for m in chain.manifests for v in m.meta.volumes]
     image_paths += [repo.manifest_path(m.image_id) for m in chain.manifests]
     # Without a table the image is one volume: the target must be at least the source's size. With a
     # table the layout decides, after the target's size is known.
-    required = int(meta["source"]["size"]) if not table else 1
+    required = meta.source.size if not table else 1
     disk = open_target(target, sources=[], required_size=required, sector_size=sector_size,
                        image_paths=image_paths)
     try:
@@ -140,22 +140,22 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
         if table:
             try:
                 layout = plan_layout(table, disk.size, disk.logical_sector_size, grow=grow, keep_layout=keep_layout,
-                                     windows=any(p.get("role") == "windows" for p in table["partitions"]))
+                                     windows=table.has_windows)
             except TargetRefused as e:
                 raise TargetRefused(target=target, detail=e.message.split(": ", 1)[-1]) from None
         warnings: list[str] = []
-        if meta.get("unreadable"):
+        if meta.unreadable:
             warnings.append(UnreadableSectorsWarning(
-                detail=f"the source had {len(meta['unreadable'])} unreadable ranges at backup time; "
+                detail=f"the source had {len(meta.unreadable)} unreadable ranges at backup time; "
                        "those sectors are not restored"))
         if layout is not None and not layout.identical and any(m.action != "copy" for m in layout.moves):
             warnings.append("partitions are resized; the boot configuration is repaired after the data is written")
-        parts = [m.as_json() | {"label": m.source.get("label", ""), "type_id": m.source.get("type_id")}
+        parts = [m.as_json() | {"label": m.source.label, "type_id": m.source.partition.type_id}
                  for m in layout.moves] if layout else []
         required = max([m["new_start"] + m["new_size"] for m in parts] + [required])
-        zero_bytes = sum(n for _, n in meta.get("zero_extents", []))
+        zero_bytes = sum(n for _, n in meta.zero_extents)
         return RestorePlan(image_id, target, describe(disk), disk.size, sector_size, required,
-                           table["scheme"] if table else "none", parts, int(meta["stats"]["data_bytes"]),
+                           table.scheme if table else "none", parts, meta.stats.data_bytes,
                            zero_bytes, warnings, layout, disk.identity(), chain, disk, scratch)
     except BaseException:
         disk.close()
@@ -169,7 +169,7 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     started = time.monotonic()
     disk, chain = plan._disk, plan._chain
     meta = chain.point.meta
-    placer = Placer(disk, plan.layout, meta_areas(meta), plan._scratch)
+    placer = Placer(disk, plan.layout, meta_areas(meta.table), plan._scratch)
     try:
         recheck(disk)
         invalidate(disk, plan.scheme, plan.sector_size)
@@ -191,14 +191,14 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         for _ in Ordered(place, chain.read_order(by_chunk), depth=IO_WORKERS * 2, workers=IO_WORKERS):
             progress.check()
             progress.report(Event("restore", placer.written, total))
-        for off, n in meta.get("zero_extents", []):
+        for off, n in meta.zero_extents:
             progress.check()
             placer.zero(off, n)
         phases = {"write": time.monotonic() - started}
         verified = placer.read_back(progress)
         phases["read_back"] = time.monotonic() - started - phases["write"]
         problems: list[str] = []
-        actions = finish_target(placer, meta.get("table"), progress, problems)
+        actions = finish_target(placer, meta.table, progress, problems)
         progress.report(Event("restore", total, total))
     except OSError as e:
         raise TargetWriteError(target=plan.target, detail=f"{e.strerror or e}; the target is left unfinished "
@@ -207,7 +207,7 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         placer.close()
         plan.close()
     return RestoreResult(plan.image_id, plan.target, placer.written, verified, time.monotonic() - started,
-                         plan.warnings + problems, meta.get("unreadable", []), actions, problems,
+                         plan.warnings + problems, [list(u) for u in meta.unreadable], actions, problems,
                          {k: round(v, 3) for k, v in phases.items()})
 
 
@@ -221,7 +221,7 @@ def invalidate(disk: Disk, scheme: str, ss: int) -> None:
     disk.sync()
 
 
-def finish_target(placer: Placer, table: dict[str, Any] | None, progress: Progress,
+def finish_target(placer: Placer, table: ImageTable | None, progress: Progress,
                   problems: list[str]) -> list[str]:
     """Steps 5 and 6: resize, boot sectors, the partition table, then the boot repair when partitions
     moved; returns what was done and appends to ``problems`` what the repair had to leave undone."""

@@ -28,8 +28,7 @@ class DiskView:
 
     def __init__(self, chain: Chain, cache_chunks: int = CACHE_CHUNKS) -> None:
         self.chain = chain
-        meta = chain.point.meta
-        self.size = int(meta["table"]["disk_size"]) if meta.get("table") else int(meta["source"]["size"])
+        self.size = chain.point.meta.disk_size
         self._starts = array("Q")
         self._lengths = array("Q")
         self._refs = array("H")

@@ -23,7 +23,7 @@ from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, 
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, ChunkEntry, ExtentEntry, KeySlot, ManifestHeader,
                       UnitEntry)
-from . import meta_schema
+from .image_meta import ImageMeta
 from .keyslot import make_keyslot, open_keyslot
 from .volume import VolumeInfo
 
@@ -43,7 +43,7 @@ class Manifest:
     image_uuid: bytes
     encrypted: bool
     summary: dict[str, Any]
-    meta: dict[str, Any]
+    meta: ImageMeta
     chunks: bytes = b""
     extents: bytes = b""
     units: bytes = b""
@@ -71,14 +71,18 @@ class Manifest:
         return ExtentEntry.iter_unpack(self.extents)
 
     def volumes(self) -> list[VolumeInfo]:
-        return [VolumeInfo(v["number"], v["name"], v["length"], v["records"], bytes.fromhex(v["trailer_digest"]))
-                for v in self.meta["volumes"]]
+        return list(self.meta.volumes)
 
 
 def encode(m: Manifest, wrap: KeyWrap | None) -> bytes:
     """Serialize; for encrypted images wraps ``m.keys`` with ``wrap``. Sets ``m.digest``."""
+    return encode_json(m, m.meta.to_json(), wrap)
+
+
+def encode_json(m: Manifest, meta_json: dict[str, Any], wrap: KeyWrap | None) -> bytes:
+    """`encode` with the metadata given as its JSON object (tests write hostile ones with it)."""
     summary = json.dumps(m.summary, sort_keys=True).encode()
-    meta = json.dumps(m.meta, sort_keys=True).encode()
+    meta = json.dumps(meta_json, sort_keys=True).encode()
     plain = len(meta).to_bytes(4, "little") + meta + m.chunks + m.extents + m.units
     if len(summary) > MAX_SUMMARY or len(plain) > MAX_BODY_RAW:
         raise FormatError(what="manifest", detail="too large")
@@ -154,10 +158,12 @@ def read_file(path: str, image_id: str) -> ManifestFile:
     h = ManifestHeader.parse(raw, what=name)
     if h["magic"] != MANIFEST_MAGIC:
         raise IntegrityError(detail=f"{name}: not a manifest (bad magic)")
-    if h["version"] > FORMAT_VERSION or h["mandatory_features"] & ~KNOWN_MANDATORY_FEATURES:
-        raise NewerFormat(what=name, detail=f"format version {h['version']}, features 0x{h['mandatory_features']:x}")
+    # The digest first: it covers version and features, so a flipped bit there is damage, not a newer
+    # format (every version keeps magic, version, features and this digest where version 1 has them).
     if blake3.blake3(raw[:96]).digest() != h["header_digest"]:
         raise IntegrityError(detail=f"{name}: header damaged (digest mismatch)")
+    if h["version"] > FORMAT_VERSION or h["mandatory_features"] & ~KNOWN_MANDATORY_FEATURES:
+        raise NewerFormat(what=name, detail=f"format version {h['version']}, features 0x{h['mandatory_features']:x}")
     ks, sl, bl = h["keyslot_length"], h["summary_length"], h["body_length"]
     if h["encryption"] not in (ENC_NONE, ENC_AES256GCM) or ks != (KeySlot.size if h["encryption"] else 0):
         raise IntegrityError(detail=f"{name}: unknown encryption {h['encryption']} or bad key slot length {ks}")
@@ -197,8 +203,11 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
         meta = json.loads(plain[4:4 + mlen])
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise IntegrityError(detail=f"{name}: body metadata is not valid JSON") from None
-    meta = meta_schema.validate(meta, mf.image_id, name)
-    n_chunks, n_extents, n_units = meta["chunk_count"], meta["extent_count"], meta["unit_count"]
+    try:
+        meta = ImageMeta.from_json(meta, mf.image_id, name)
+    except FormatError as e:
+        raise IntegrityError(detail=e.message) from None
+    n_chunks, n_extents, n_units = meta.chunk_count, meta.extent_count, meta.unit_count
     tables = plain[4 + mlen:]
     a = n_chunks * ChunkEntry.size
     b = a + n_extents * ExtentEntry.size

@@ -1,6 +1,6 @@
 """What a mount of an image shows: one entry per included partition, and the whole disk.
 
-Built from the partition table recorded in the manifest (``meta["table"]``), never from the image's
+Built from the partition table recorded in the manifest (``meta.table``), never from the image's
 bytes, so opening stays instant. An image without a table (a disk with no partitions) shows only the
 whole disk.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import IntegrityError
+from core.format.image_meta import ImageMeta
 
 # Filesystem names the backup records (core.fs.probe) -> how we browse them.
 NTFS_NAMES = {"ntfs"}
@@ -46,22 +47,19 @@ def point_manifest(view: Any) -> Any:
     return chain.point if chain is not None else view.reader.manifest
 
 
-def entries(meta: dict[str, Any], disk_size: int) -> list[Entry]:
+def entries(meta: ImageMeta, disk_size: int) -> list[Entry]:
     """The partitions an image holds (only those included in it), then the whole disk."""
     out: list[Entry] = []
-    table = meta.get("table")
-    if table:
-        for p in table.get("partitions", []):
-            if not p.get("included", True):
-                continue  # not in the image: its bytes would read as zeros, which is not the partition
-            number, start, size = int(p["number"]), int(p["start"]), int(p["size"])
+    if meta.table:
+        # Not the others: their bytes would read as zeros, which is not the partition.
+        for p in meta.table.included:
+            number, start, size = p.number, p.start, p.size
             # The manifest was validated on load, but a partition past the disk's end would make reads
             # silently short: refuse it here, naming it.
             if number <= 0 or start < 0 or size <= 0 or start + size > disk_size:
                 raise IntegrityError(detail=f"partition {number} ({start}+{size}) lies outside the "
                                             f"{disk_size}-byte disk")
-            out.append(Entry(f"p{number}", number, start, size, p.get("fs"), p.get("role"),
-                             str(p.get("label") or "")))
+            out.append(Entry(f"p{number}", number, start, size, p.fs, p.role, p.label))
     out.append(Entry("disk", 0, 0, disk_size, None, None, ""))
     return out
 

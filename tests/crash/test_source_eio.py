@@ -72,7 +72,7 @@ def test_unreadable_source_sectors_are_recorded_and_reported(bad_source: tuple[P
     assert result["unreadable"] == expected
     assert any("could not be read" in w and "3 ranges" in w for w in result["warnings"]), result["warnings"]
     manifest = Repository(str(folder)).load(result["id"], lambda: None)
-    assert manifest.meta["unreadable"] == expected
+    assert manifest.meta.to_json()["unreadable"] == expected
     r = run_rescue("verify", str(folder))
     assert r.returncode == 0, r.stderr  # the image itself is sound
 

@@ -136,7 +136,7 @@ def test_system_partitions_of_gpt(tmp_path: Path) -> None:
     backup(str(info.path), str(folder), BackupOptions(partitions="system"), Progress())
     from core.engine.repo import Repository
     m = Repository(str(folder)).load(Repository(str(folder)).resolve(None), lambda: None)
-    roles = {p["number"]: (p["role"], p["included"]) for p in m.meta["table"]["partitions"]}
+    roles = {p["number"]: (p["role"], p["included"]) for p in m.meta.to_json()["table"]["partitions"]}
     assert roles == {1: ("esp", True), 2: ("msr", True), 3: ("windows", True)}
 
 

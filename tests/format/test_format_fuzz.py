@@ -104,8 +104,7 @@ def test_hostile_metadata_with_valid_digests(field: str, value: object, tmp_path
     repo = Repository(str(folder))
     image_id = repo.resolve(None)
     m = repo.load(image_id, lambda: None)
-    m.meta[field] = value
-    man.write_bytes(mf.encode(m, None))
+    man.write_bytes(mf.encode_json(m, {**m.meta.to_json(), field: value}, None))
     with pytest.raises(Error):
         verify(str(folder), None, lambda: None, Progress())
     target = tmp_path / "t.img"

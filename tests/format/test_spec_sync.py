@@ -54,3 +54,18 @@ def test_magics_and_constants_are_in_the_spec() -> None:
         assert f"`{magic.decode()}`" in text
     assert str(c_image.CHUNK_SIZE) in text.replace(" ", "")
     assert f"# Image format, version {c_image.FORMAT_VERSION}" in text
+
+
+def test_metadata_fields_match_declaration() -> None:
+    """FORMAT.md's "Metadata fields" lists every key of `ImageMeta`, with its type, in declaration order."""
+    from core.format.image_meta import ImageMeta
+    from core.format.jsonrec import rows
+    text = SPEC.read_text()
+    m = re.search(r"^#+ Metadata fields\n(.*?)(?=^#)", text, re.S | re.M)
+    assert m, "FORMAT.md has no section 'Metadata fields'"
+    listed = []
+    for line in m.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            listed.append((cells[0].strip("`"), cells[1]))
+    assert listed == rows(ImageMeta)
