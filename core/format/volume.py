@@ -222,11 +222,12 @@ class VolumeReader:
         h = VolumeHeader.parse(raw, what=self.name)
         if h["magic"] != VOLUME_MAGIC:
             raise IntegrityError(detail=f"{self.name}: not a volume file (bad magic at byte 0)")
+        # The digest first (as for the manifest): a flipped version or feature bit is damage.
+        if blake3.blake3(raw[:96]).digest() != h["header_digest"]:
+            raise IntegrityError(detail=f"{self.name}: volume header damaged (digest mismatch)")
         if h["version"] > FORMAT_VERSION or h["mandatory_features"] & ~KNOWN_MANDATORY_FEATURES:
             raise NewerFormat(what=self.name, detail=f"format version {h['version']}, "
                                                      f"features 0x{h['mandatory_features']:x}")
-        if blake3.blake3(raw[:96]).digest() != h["header_digest"]:
-            raise IntegrityError(detail=f"{self.name}: volume header damaged (digest mismatch)")
         if h["image_uuid"] != self.image_uuid:
             raise IntegrityError(detail=f"{self.name}: volume belongs to another image")
         if h["volume_number"] != self.info.number:

@@ -95,6 +95,8 @@ def test_every_byte_of_plain_volume_and_manifest(images: dict[str, Path], tmp_pa
         err = run_verify(folder, None)
         flip(path, off, r)
         assert isinstance(err, IntegrityError), f"flip of {path.name} byte {off} went undetected ({err!r})"
+        # a flipped version or feature bit is damage (exit 20), not "needs a newer version" (22)
+        assert not isinstance(err, NewerFormat), f"flip of {path.name} byte {off}: {err.message}"
         assert path.name.split(".")[0] in err.message or path.suffix.lstrip(".") in err.message \
             or "image" in err.message, err.message
 
@@ -233,6 +235,25 @@ def test_unknown_mandatory_feature_refused(images: dict[str, Path], tmp_path: Pa
     _rewrite_header(man, 12, (1 << 3).to_bytes(4, "little"))
     err = run_verify(folder, None)
     assert isinstance(err, NewerFormat)
+
+
+def test_newer_version_is_22_only_with_an_intact_header(images: dict[str, Path], tmp_path: Path) -> None:
+    """A higher version with a valid header digest needs a newer program (22); the same bytes with the
+    digest not matching are damage (20), in the manifest and in a volume."""
+    folder = copy(images["plain"], tmp_path)
+    vol, man = files(folder)
+    for path in (vol, man):
+        good = path.read_bytes()
+        bad = bytearray(good)
+        bad[8:10] = (2).to_bytes(2, "little")
+        path.write_bytes(bytes(bad))
+        err = run_verify(folder, None)
+        assert isinstance(err, IntegrityError) and not isinstance(err, NewerFormat), err
+        assert "digest mismatch" in err.message and path.name in err.message
+        path.write_bytes(good)
+    _rewrite_header(man, 8, (2).to_bytes(2, "little"))
+    err = run_verify(folder, None)
+    assert isinstance(err, NewerFormat) and err.exit_code == 22 and "format version 2" in err.message
 
 
 def test_downgrade_to_unencrypted_refused(images: dict[str, Path], tmp_path: Path) -> None:
