@@ -5,8 +5,8 @@ latest full image; both compare per-unit hashes with their parent's (see `chunke
 images they depend on by manifest digest.
 
 Order of work (FORMAT.md "Write ordering"): lock the folder; plan (read-only); hand the chunks to the
-`ImageWriter` (which packs them on two cores and commits volumes one by one); write the manifest last. Any failure or cancel removes this image's
-``.partial`` files and leaves every earlier image untouched.
+`ImageWriter` (which packs them on two cores and commits volumes one by one); write the manifest last.
+Any failure or cancel removes this image's ``.partial`` files and leaves every earlier image untouched.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
     parent, chain = _choose_parent(repo, options, identity)
     total = sum(r.length for r in plan.regions)
     with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
-                     split=options.split, level=options.level, check_compression=options.check_compression) as writer:
+                     split=options.split, level=options.level,
+                     check_compression=options.check_compression) as writer:
         chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.on_read,
                           ParentIndex(parent.units, parent.extents) if parent else None)
         writer.write(chunker)
@@ -114,12 +115,14 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
             time=datetime.now(timezone.utc).isoformat(timespec="microseconds"), tool=f"rescue {__version__}",
             options=Settings(options.level, options.partitions, options.split, options.sector_by_sector),
             source=identity, table=plan.image_table(),
-            zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)), unreadable=tuple(chunker.unreadable),
-            stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes), warnings=tuple(warnings))
+            zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)),
+            unreadable=tuple(chunker.unreadable), warnings=tuple(warnings),
+            stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes))
         meta = writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
-    return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes, meta.chunk_count,
-                        [v.name for v in volumes], time.monotonic() - started, warnings,
-                        list(chunker.unreadable), plan.fs_state_warning, meta.kind, meta.parent, chunker.reused_bytes)
+    return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes,
+                        meta.chunk_count, [v.name for v in volumes], time.monotonic() - started, warnings,
+                        list(chunker.unreadable), plan.fs_state_warning, meta.kind, meta.parent,
+                        chunker.reused_bytes)
 
 
 def _choose_parent(repo: Repository, options: BackupOptions,

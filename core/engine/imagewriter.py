@@ -36,7 +36,8 @@ REPORT_EVERY = 0.2
 
 
 class ImageWriter:
-    """One new image in ``repo``: ``with ImageWriter(...) as w: w.write(chunks); w.finish(); w.commit(meta, ...)``."""
+    """One new image in ``repo``:
+    ``with ImageWriter(...) as w: w.write(chunks); w.finish(); w.commit(meta, extents, units)``."""
 
     def __init__(self, repo: Repository, image_id: str, progress: Progress, phase: str, total: int, *,
                  password: bytes | None, kdf: KdfParams, split: int | None, level: int,
@@ -88,8 +89,9 @@ class ImageWriter:
         """Write the manifest: ``meta`` with this image's volumes and table sizes. The commit point."""
         meta = replace(meta, volumes=tuple(self._finished), chunk_count=len(self.chunks) // ChunkEntry.size,
                        extent_count=len(extents) // ExtentEntry.size, unit_count=len(units) // UnitEntry.size)
-        manifest = mf.Manifest(self.image_id, self.uuid, self.encrypted, meta.summary(self.stored_bytes, self.encrypted),
-                               meta, bytes(self.chunks), extents, units, keys=self.keys)
+        summary = meta.summary(self.stored_bytes, self.encrypted)
+        manifest = mf.Manifest(self.image_id, self.uuid, self.encrypted, summary, meta, bytes(self.chunks), extents,
+                               units, keys=self.keys)
         self.progress.check()
         # Once this file is durably in place the image exists, not before.
         write_durable(self.repo.path, f"{self.image_id}.manifest", mf.encode(manifest, self.wrap))

@@ -54,12 +54,14 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
             total = sum(r.length for r in regions)
             with ImageWriter(repo, new_id, progress, "merge", total, split=split, level=level, kdf=kdf,
                              password=password() if point.encrypted else None) as writer:
-                chunker = Chunker(DiskView(chain), regions, point.meta.source.logical_sector_size, writer.on_read)
+                chunker = Chunker(DiskView(chain), regions, point.meta.source.logical_sector_size,
+                                  writer.on_read)
                 writer.write(chunker)
                 writer.finish()
                 meta = replace(point.meta, id=new_id, kind="full", parent=None, parent_digest=None, chain=(),
                                merged_from=point_id, tool=f"rescue {__version__}",
-                               stats=replace(point.meta.stats, stored_bytes=writer.stored_bytes, reused_bytes=0))
+                               stats=replace(point.meta.stats, stored_bytes=writer.stored_bytes,
+                                             reused_bytes=0))
                 # Commit point of the merge: the new full is durable before anything old is removed.
                 writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
         images = repo.list_images()
@@ -68,5 +70,5 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
         needed = closure(by_id, others)
         doomed = {i for i in folded if i not in needed}
         removed = remove_images(repo, images, doomed)
-    return MergeResult(new_id, point_id, folded, removed, [i for i in folded if i in needed], writer.stored_bytes,
-                       time.monotonic() - started)
+    return MergeResult(new_id, point_id, folded, removed, [i for i in folded if i in needed],
+                       writer.stored_bytes, time.monotonic() - started)

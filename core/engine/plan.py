@@ -63,11 +63,11 @@ class BackupPlan:
         def entry(p: Partition) -> PartitionEntry:
             pp = usage.get(p.number)
             u = pp.usage if pp else None
-            return PartitionEntry(partition=p, included=bool(pp and pp.included), role=pp.role if pp else "other",
-                                  fs=u.fs if u else None, label=u.label if u else "",
-                                  used_bytes=u.used_bytes if u else None)
-        return ImageTable(scheme=t.scheme, sector_size=t.sector_size, disk_size=t.disk_size, disk_id=t.disk_id,
-                          partitions=tuple(entry(p) for p in t.partitions),
+            return PartitionEntry(partition=p, included=bool(pp and pp.included),
+                                  role=pp.role if pp else "other", fs=u.fs if u else None,
+                                  label=u.label if u else "", used_bytes=u.used_bytes if u else None)
+        return ImageTable(scheme=t.scheme, sector_size=t.sector_size, disk_size=t.disk_size,
+                          disk_id=t.disk_id, partitions=tuple(entry(p) for p in t.partitions),
                           extended=entry(t.extended) if t.extended else None, areas=t.meta)
 
 

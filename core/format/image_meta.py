@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FormatError
+from ..extents import Extent
 from ..partition.model import MetaArea, Partition
 from .c_image import HASH_UNIT
-from .jsonrec import (FLAG, TEXT, Malformed, declare, dump, extents, fields_of, hex_bytes, many, matching, one_of, optional,
-                      parse, record, spec, uint)
+from .jsonrec import (FLAG, TEXT, Malformed, declare, dump, extents, fields_of, hex_bytes, many, matching,
+                      one_of, optional, parse, record, spec, uint)
 from .volume import VolumeInfo
 
 FORMAT = 1
@@ -40,8 +41,10 @@ KINDS = ("full", "incremental", "differential")
 
 declare(Partition, number=uint(0, 1 << 32), start=U64, size=U64, type_id=TEXT, bootable=FLAG,
         guid=optional(TEXT), name=TEXT, attributes=uint(0, (1 << 64) - 1), logical=FLAG)
-declare(MetaArea, offset=U64, length=uint(1, MAX_AREA), role=one_of("mbr", "ebr", "gpt-primary", "gpt-backup"))
-declare(VolumeInfo, number=uint(0, MAX_VOLUMES), name=TEXT, length=U64, records=U64, trailer_digest=hex_bytes(32))
+declare(MetaArea, offset=U64, length=uint(1, MAX_AREA),
+        role=one_of("mbr", "ebr", "gpt-primary", "gpt-backup"))
+declare(VolumeInfo, number=uint(0, MAX_VOLUMES), name=TEXT, length=U64, records=U64,
+        trailer_digest=hex_bytes(32))
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ class ImageTable:
     sector_size: int = field(metadata=spec(uint(512, 4096)))
     disk_size: int = field(metadata=spec(U64))
     disk_id: str = field(metadata=spec(TEXT))
-    partitions: tuple[PartitionEntry, ...] = field(metadata=spec(many(record(PartitionEntry), MAX_PARTITIONS)))
+    partitions: tuple[PartitionEntry, ...] = field(
+        metadata=spec(many(record(PartitionEntry), MAX_PARTITIONS)))
     extended: PartitionEntry | None = field(metadata=spec(optional(record(PartitionEntry)), default=None))
     areas: tuple[MetaArea, ...] = field(metadata=spec(many(record(MetaArea), MAX_PARTITIONS), key="meta"))
 
@@ -151,19 +155,22 @@ class ImageMeta:
     kind: str = field(metadata=spec(one_of(*KINDS)))
     parent: str | None = field(default=None, metadata=spec(optional(matching(IMAGE_ID))))
     parent_digest: str | None = field(default=None, metadata=spec(optional(matching(HEX64))))
-    chain: tuple[ChainPin, ...] = field(default=(), metadata=spec(many(record(ChainPin), MAX_CHAIN), default=()))
+    chain: tuple[ChainPin, ...] = field(default=(),
+                                        metadata=spec(many(record(ChainPin), MAX_CHAIN), default=()))
     time: str = field(metadata=spec(TEXT))
     tool: str = field(metadata=spec(TEXT))
     options: Settings = field(metadata=spec(record(Settings)))
     source: SourceDisk = field(metadata=spec(record(SourceDisk)))
     table: ImageTable | None = field(metadata=spec(optional(record(ImageTable)), default=None))
-    zero_extents: tuple[tuple[int, int], ...] = field(default=(), metadata=spec(extents(MAX_OFFSET), default=()))
-    unreadable: tuple[tuple[int, int], ...] = field(default=(), metadata=spec(extents(MAX_OFFSET), default=()))
+    zero_extents: tuple[Extent, ...] = field(default=(), metadata=spec(extents(MAX_OFFSET), default=()))
+    unreadable: tuple[Extent, ...] = field(default=(), metadata=spec(extents(MAX_OFFSET), default=()))
     stats: Stats = field(metadata=spec(record(Stats)))
     warnings: tuple[str, ...] = field(default=(), metadata=spec(many(TEXT, 1 << 20), default=()))
-    merged_from: str | None = field(default=None, metadata=spec(matching(IMAGE_ID), default=None, omit_none=True))
+    merged_from: str | None = field(default=None,
+                                    metadata=spec(matching(IMAGE_ID), default=None, omit_none=True))
     # What the image writer fills in when it commits (`core.engine.imagewriter`).
-    volumes: tuple[VolumeInfo, ...] = field(default=(), metadata=spec(many(record(VolumeInfo), MAX_VOLUMES, 1)))
+    volumes: tuple[VolumeInfo, ...] = field(default=(),
+                                            metadata=spec(many(record(VolumeInfo), MAX_VOLUMES, 1)))
     chunk_count: int = field(default=0, metadata=spec(U64))
     extent_count: int = field(default=0, metadata=spec(U64))
     unit_count: int = field(default=0, metadata=spec(U64))
@@ -212,8 +219,8 @@ class ImageMeta:
     def summary(self, stored_bytes: int, encrypted: bool) -> dict[str, Any]:
         """The manifest's clear summary (FORMAT.md "Summary"): what `list` shows without the password."""
         s = self.source
-        return {"id": self.id, "kind": self.kind, "parent": self.parent, "time": self.time, "bytes": stored_bytes,
-                "encrypted": encrypted, "used_bytes": self.stats.data_bytes,
+        return {"id": self.id, "kind": self.kind, "parent": self.parent, "time": self.time,
+                "bytes": stored_bytes, "encrypted": encrypted, "used_bytes": self.stats.data_bytes,
                 "source": {"path": s.path, "size": s.size, "model": s.model, "serial": s.serial,
                            "scheme": self.table.scheme if self.table else "none"},
                 "partitions": self.included}

@@ -58,7 +58,7 @@ _DECLARED: dict[type, tuple[Field, ...]] = {}
 
 def declare(cls: type, **checks: Check) -> None:
     """Checks for a dataclass declared elsewhere, whose JSON keys are its attribute names."""
-    _DECLARED[cls] = tuple(Field(name, name, checks[name]) for name in (f.name for f in dataclasses.fields(cls)))
+    _DECLARED[cls] = tuple(Field(f.name, f.name, checks[f.name]) for f in dataclasses.fields(cls))
 
 
 def fields_of(cls: type) -> tuple[Field, ...]:
