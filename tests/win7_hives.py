@@ -7,7 +7,7 @@
 - `bcd_template`: ``Windows\\System32\\config\\BCD-Template``, what `rescue bcd rebuild` starts from.
 - `system_hive`: SYSTEM with Select, ControlSet001/002 (ComputerName, Session Manager, a
   CriticalDeviceDatabase entry per storage controller, the storage driver services) and MountedDevices
-  (C:, the volume GUID names of both partitions, a CD-ROM as D:). Clean by default; ``dirty=True``
+  (C:, the volume GUID names of both partitions, a CD-ROM as D:), shaped after a real Windows 7 SYSTEM. Clean by default; ``dirty=True``
   leaves it as Windows does when it did not finish a write (sequence numbers N+1/N).
 
 Everything is deterministic from the seed (GUIDs, fixed timestamps), so the factory's manifests are.
@@ -111,32 +111,31 @@ def bcd_template() -> bytes:
 
 # --- SYSTEM -------------------------------------------------------------------------------------------
 
-# Storage drivers as a fresh Windows 7 SP1 x64 has them: (Start on IDE, Start on AHCI, Type, ErrorControl,
-# Group, ImagePath). Start 0 = boot driver; 3 = on demand (the controller is absent). Type 1 = kernel
-# driver, 2 = file system driver.
-SERVICES: dict[str, tuple[int, int, int, int, str, str]] = {
-    "atapi": (0, 0, 1, 1, "SCSI miniport", "system32\\DRIVERS\\atapi.sys"),
-    "intelide": (0, 3, 1, 3, "System Bus Extender", "system32\\DRIVERS\\intelide.sys"),
-    "pciide": (3, 3, 1, 3, "System Bus Extender", "system32\\DRIVERS\\pciide.sys"),
-    "msahci": (3, 0, 1, 3, "SCSI miniport", "system32\\DRIVERS\\msahci.sys"),
-    "iaStorV": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\iaStorV.sys"),
-    "amdsata": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\amdsata.sys"),
-    "LSI_SAS": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\lsi_sas.sys"),
-    "storvsc": (3, 3, 1, 1, "SCSI miniport", "system32\\DRIVERS\\storvsc.sys"),
-    "disk": (0, 0, 1, 1, "SCSI Class", "system32\\DRIVERS\\disk.sys"),
-    "partmgr": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\partmgr.sys"),
-    "volmgr": (0, 0, 1, 3, "System Bus Extender", "system32\\DRIVERS\\volmgr.sys"),
+# Storage drivers as a Windows 7 SP1 install has them (checked against a real one): (Start on IDE, Start on
+# AHCI, Type, ErrorControl, Group, ImagePath; None = no such value). Start 0 = boot driver, 3 = on demand
+# (no such controller); Type 1 = kernel driver, 2 = file system driver.
+SERVICES: dict[str, tuple[int, int, int, int, str | None, str | None]] = {
+    "atapi": (0, 0, 1, 3, "SCSI Miniport", "system32\\drivers\\atapi.sys"),
+    "intelide": (0, 3, 1, 3, "System Bus Extender", "system32\\drivers\\intelide.sys"),
+    "pciide": (3, 3, 1, 3, "System Bus Extender", "\\SystemRoot\\system32\\drivers\\pciide.sys"),
+    "msahci": (3, 0, 1, 3, "SCSI Miniport", "\\SystemRoot\\system32\\drivers\\msahci.sys"),
+    "iaStorV": (3, 3, 1, 1, "SCSI Miniport", "\\SystemRoot\\system32\\drivers\\iaStorV.sys"),
+    "amdsata": (3, 3, 1, 1, "SCSI miniport", "\\SystemRoot\\system32\\drivers\\amdsata.sys"),
+    "LSI_SAS": (3, 3, 1, 1, "SCSI Miniport", "\\SystemRoot\\system32\\drivers\\lsi_sas.sys"),
+    "storvsc": (3, 3, 1, 1, "Base", "\\SystemRoot\\system32\\drivers\\storvsc.sys"),
+    "disk": (0, 0, 1, 1, None, "system32\\DRIVERS\\disk.sys"),
+    "partmgr": (0, 0, 1, 3, "Boot Bus Extender", "System32\\drivers\\partmgr.sys"),
+    "volmgr": (0, 0, 1, 3, "System Bus Extender", "system32\\drivers\\volmgr.sys"),
     "volmgrx": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\volmgrx.sys"),
     "mountmgr": (0, 0, 1, 3, "System Bus Extender", "System32\\drivers\\mountmgr.sys"),
-    "fvevol": (0, 0, 1, 3, "Filter", "System32\\DRIVERS\\fvevol.sys"),
-    "Ntfs": (3, 3, 2, 1, "Boot File System", "system32\\DRIVERS\\Ntfs.sys"),
+    "fvevol": (0, 0, 1, 3, "PnP Filter", "System32\\DRIVERS\\fvevol.sys"),
+    "Ntfs": (3, 3, 2, 1, "Boot File System", None),
 }
-# CriticalDeviceDatabase: the PnP ids whose driver must load at boot, for each controller kind.
-CRITICAL_DEVICES: dict[str, list[tuple[str, str, str]]] = {  # kind -> (device id, service, class GUID)
-    "ide": [("pci#ven_8086&dev_7010", "intelide", "{4D36E96A-E325-11CE-BFC1-08002BE10318}"),
-            ("primary_ide_channel", "atapi", "{4D36E96A-E325-11CE-BFC1-08002BE10318}")],
-    "ahci": [("pci#cc_0106", "msahci", "{4D36E96A-E325-11CE-BFC1-08002BE10318}")],
-}
+# A few CriticalDeviceDatabase entries (PnP id -> the driver that must load at boot for it), present
+# whatever the controller: PIIX3 IDE (QEMU's), any AHCI controller, AMD SATA, the IDE channels.
+IDE_CLASS = "{4D36E96A-E325-11CE-BFC1-08002BE10318}"
+CRITICAL_DEVICES = {"PCI#VEN_8086&DEV_7010": "intelide", "PCI#CC_010601": "msahci",
+                    "PCI#VEN_1002&DEV_4394&CC_0106": "amdsata", "Internal_IDE_Channel": "atapi"}
 SESSION_MANAGER: dict[str, tuple[int, DecodedValue]] = {
     "BootExecute": (RegType.MULTI_SZ, ["autocheck autochk *"]),
     "CriticalSectionTimeout": (RegType.DWORD, 2592000),
@@ -192,17 +191,19 @@ def system_hive(boot: PartitionId, windows: PartitionId, *, seed: int, computer:
             w.set_value(sm, vname, vtype, sm_value)
         w.set_value(w.ensure_key(f"{cs}\\Control\\Session Manager\\Memory Management"), "PagingFiles",
                     RegType.MULTI_SZ, ["?:\\pagefile.sys"])
-        for dev, service, cls in CRITICAL_DEVICES[controller]:
+        for dev, service in CRITICAL_DEVICES.items():
             k = w.ensure_key(f"{cs}\\Control\\CriticalDeviceDatabase\\{dev}")
+            w.set_value(k, "ClassGUID", RegType.SZ, IDE_CLASS)
             w.set_value(k, "Service", RegType.SZ, service)
-            w.set_value(k, "ClassGUID", RegType.SZ, cls)
         for svc, (ide, ahci, stype, error, group, image) in SERVICES.items():
             k = w.ensure_key(f"{cs}\\Services\\{svc}")
             w.set_value(k, "Start", RegType.DWORD, ide if controller == "ide" else ahci)
             w.set_value(k, "Type", RegType.DWORD, stype)
             w.set_value(k, "ErrorControl", RegType.DWORD, error)
-            w.set_value(k, "Group", RegType.SZ, group)
-            w.set_value(k, "ImagePath", RegType.EXPAND_SZ, image)
+            if group is not None:
+                w.set_value(k, "Group", RegType.SZ, group)
+            if image is not None:
+                w.set_value(k, "ImagePath", RegType.EXPAND_SZ, image)
     md = w.ensure_key("MountedDevices")
     for vname, vol in mounted_devices(boot, windows, seed=seed).items():
         w.set_value(md, vname, RegType.BINARY, encode_mounted(vol))

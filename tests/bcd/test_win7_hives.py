@@ -84,8 +84,8 @@ def test_system_hive(ids: tuple[PartitionId, PartitionId], tmp_path: Path) -> No
         name = hive.key(f"{cs}\\Control\\ComputerName\\ComputerName").value("ComputerName")
         assert name is not None and name.value == "WIN7-PC"
         atapi = {v.name: v.value for v in hive.key(f"{cs}\\Services\\atapi").values()}
-        assert atapi["Start"] == 0 and atapi["Type"] == 1 and atapi["ImagePath"] == "system32\\DRIVERS\\atapi.sys"
-        assert hive.key(f"{cs}\\Control\\CriticalDeviceDatabase\\primary_ide_channel").value("Service").value == "atapi"  # type: ignore[union-attr]
+        assert atapi["Start"] == 0 and atapi["Type"] == 1 and atapi["ImagePath"] == "system32\\drivers\\atapi.sys"
+        assert hive.key(f"{cs}\\Control\\CriticalDeviceDatabase\\Internal_IDE_Channel").value("Service").value == "atapi"  # type: ignore[union-attr]
     want = MbrVolume(win.signature, win.offset) if isinstance(win, MbrPartitionId) else GptVolume(win.part_guid)
     letters = drive_letters(hive)
     assert letters["C"] == want and isinstance(letters["D"], OtherVolume)
