@@ -1,10 +1,10 @@
 """The C: tree of a factory-made Windows 7 disk (see ``tests.factory``).
 
 ``populate_windows`` fills a mounted NTFS volume with a Windows 7-shaped tree whose total size follows
-``data_mb``: the hives it is given (SYSTEM, BCD-Template: ``tests.win7_hives``), boot loaders and storage drivers under
-System32 (the files a boot repair looks at), DLLs, a user profile with documents, pictures, videos, a
-zero-heavy ISO, many small files, deep nesting, unicode names, a fragmented file, a sparse file,
-an NTFS-compressed log directory, hard links (WinSxS), junctions/symlinks, named streams,
+``data_mb``: the hives it is given (SYSTEM, BCD-Template: ``tests.win7_hives``), boot loaders and
+storage drivers under System32 (the files a boot repair looks at), DLLs, a user profile with documents,
+pictures, videos, a zero-heavy ISO, many small files, deep nesting, unicode names, a fragmented file, a
+sparse file, an NTFS-compressed log directory, hard links (WinSxS), junctions/symlinks, named streams,
 pagefile.sys/hiberfil.sys, and deleted files whose clusters are left holding garbage.
 """
 

@@ -5,10 +5,10 @@
   and a {fwbootmgr}. Both with the usual settings objects; every partition device names the disk the store
   is written to (MBR: signature + byte offset; GPT: partition GUID + disk GUID).
 - `bcd_template`: ``Windows\\System32\\config\\BCD-Template``, what `rescue bcd rebuild` starts from.
-- `system_hive`: SYSTEM with Select, ControlSet001/002 (ComputerName, Session Manager, a
-  CriticalDeviceDatabase entry per storage controller, the storage driver services) and MountedDevices
-  (C:, the volume GUID names of both partitions, a CD-ROM as D:), shaped after a real Windows 7 SYSTEM. Clean by default; ``dirty=True``
-  leaves it as Windows does when it did not finish a write (sequence numbers N+1/N).
+- `system_hive`: SYSTEM with Select, Setup, ControlSet001/002 (ComputerName, Session Manager, a few
+  CriticalDeviceDatabase entries, the storage driver services) and MountedDevices (C:, the volume GUID
+  names of both partitions, a CD-ROM as D:), shaped after a real Windows 7 SYSTEM hive. Clean by default;
+  ``dirty=True`` leaves it as Windows does when it did not finish a write (sequence numbers N+1/N).
 
 Everything is deterministic from the seed (GUIDs, fixed timestamps), so the factory's manifests are.
 """
@@ -30,12 +30,15 @@ from tests.factory_content import seeded_guid
 
 STAMP = 129434976000000000  # 2011-02-22, Windows 7 SP1's release: every key and base block carries it
 LOCALE = "en-US"
-CDROM = "\\??\\IDE#CdRomQEMU_QEMU_DVD-ROM_____________________1.0.____#5&1d0b7ad0&0&1.0.0#{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}"
+CDROM = ("\\??\\IDE#CdRomQEMU_QEMU_DVD-ROM_____________________1.0.____#5&1d0b7ad0&0&1.0.0#"
+         "{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}")  # QEMU's IDE CD-ROM, as mountmgr names it
 
 _ALIAS = {alias: "{" + guid + "}" for guid, alias in WELL_KNOWN_OBJECTS.items()}
 BOOTMGR, FWBOOTMGR, MEMDIAG = _ALIAS["{bootmgr}"], _ALIAS["{fwbootmgr}"], _ALIAS["{memdiag}"]
-GLOBAL, DBG, EMS, BADMEM = (_ALIAS[a] for a in ("{globalsettings}", "{dbgsettings}", "{emssettings}", "{badmemory}"))
-LOADERSET, RESUMESET, HVSET = _ALIAS["{bootloadersettings}"], _ALIAS["{resumeloadersettings}"], _ALIAS["{hypervisorsettings}"]
+GLOBAL, DBG, EMS, BADMEM = (_ALIAS[a] for a in ("{globalsettings}", "{dbgsettings}", "{emssettings}",
+                                                  "{badmemory}"))
+LOADERSET, RESUMESET, HVSET = (_ALIAS[a] for a in ("{bootloadersettings}", "{resumeloadersettings}",
+                                                   "{hypervisorsettings}"))
 
 ObjectTable = dict[str, tuple[int, dict[int, ElementValue]]]  # "{guid}" -> (object type, code -> value)
 
@@ -51,19 +54,20 @@ SETTINGS: ObjectTable = {
 }
 
 
-def _text(code: int, what: str) -> dict[int, ElementValue]:
-    return {code: what, 0x12000005: LOCALE}
+def _described(what: str) -> dict[int, ElementValue]:
+    """The description and locale elements every application object carries."""
+    return {0x12000004: what, 0x12000005: LOCALE}
 
 
 def store_objects(boot: PartitionId | None, windows: PartitionId | None, *, seed: int) -> ObjectTable:
     """The objects of the store (``boot``/``windows`` None: the template, which names no partition)."""
     uefi = isinstance(boot, GptPartitionId)
     ext = "efi" if uefi else "exe"
-    mgr: dict[int, ElementValue] = {**_text(0x12000004, "Windows Boot Manager"), 0x14000006: [GLOBAL],
+    mgr: dict[int, ElementValue] = {**_described("Windows Boot Manager"), 0x14000006: [GLOBAL],
                                     0x24000010: [MEMDIAG], 0x25000004: 30}
     memdiag: dict[int, ElementValue] = {
         0x12000002: "\\EFI\\Microsoft\\Boot\\memtest.efi" if uefi else "\\boot\\memtest.exe",
-        **_text(0x12000004, "Windows Memory Diagnostic"), 0x14000006: [GLOBAL], 0x1600000B: True}
+        **_described("Windows Memory Diagnostic"), 0x14000006: [GLOBAL], 0x1600000B: True}
     objects: ObjectTable = {**SETTINGS, BOOTMGR: (0x10100002, mgr), MEMDIAG: (0x10200005, memdiag)}
     if boot is None or windows is None:
         return objects
@@ -75,12 +79,12 @@ def store_objects(boot: PartitionId | None, windows: PartitionId | None, *, seed
         objects[FWBOOTMGR] = (0x10100001, {0x24000001: [BOOTMGR], 0x25000004: 2})
     memdiag[0x11000001] = boot_dev
     objects[loader] = (0x10200003, {
-        0x11000001: win_dev, 0x12000002: f"\\Windows\\system32\\winload.{ext}", **_text(0x12000004, "Windows 7"),
+        0x11000001: win_dev, 0x12000002: f"\\Windows\\system32\\winload.{ext}", **_described("Windows 7"),
         0x14000006: [LOADERSET], 0x21000001: win_dev, 0x22000002: "\\Windows", 0x23000003: resume,
         0x25000020: 0})  # nx OptIn
     objects[resume] = (0x10200004, {
         0x11000001: win_dev, 0x12000002: f"\\Windows\\system32\\winresume.{ext}",
-        **_text(0x12000004, "Windows Resume Application"), 0x14000006: [RESUMESET], 0x21000001: win_dev,
+        **_described("Windows Resume Application"), 0x14000006: [RESUMESET], 0x21000001: win_dev,
         0x22000002: "\\hiberfil.sys", 0x26000006: False})  # debugoptionenabled
     return objects
 

@@ -49,9 +49,9 @@ def test_store_as_setup_writes_it(ids: tuple[PartitionId, PartitionId], tmp_path
     assert hive.key("Description").value("KeyName").value == "BCD00000000"  # type: ignore[union-attr]
     store = BcdStore(hive)
     names = {o.alias or o.type_name for o in store.objects()}
-    assert names == {"{bootmgr}", "{memdiag}", "{globalsettings}", "{dbgsettings}", "{emssettings}", "{badmemory}",
-                     "{bootloadersettings}", "{hypervisorsettings}", "{resumeloadersettings}", "Windows boot loader",
-                     "resume from hibernate", *(["{fwbootmgr}"] if uefi else [])}
+    assert names == {"{bootmgr}", "{memdiag}", "{globalsettings}", "{dbgsettings}", "{emssettings}",
+                     "{badmemory}", "{bootloadersettings}", "{hypervisorsettings}", "{resumeloadersettings}",
+                     "Windows boot loader", "resume from hibernate", *(["{fwbootmgr}"] if uefi else [])}
     mgr = store.object("{bootmgr}")
     assert mgr is not None
     loader, resume = (mgr.element(c).value for c in (0x23000003, 0x23000006))  # type: ignore[union-attr]
@@ -61,7 +61,8 @@ def test_store_as_setup_writes_it(ids: tuple[PartitionId, PartitionId], tmp_path
         assert _devices(store, obj, code) == win
     lo = store.object(loader)
     assert lo is not None
-    assert lo.element(0x12000002).value == "\\Windows\\system32\\winload." + ("efi" if uefi else "exe")  # type: ignore[union-attr]
+    winload = "\\Windows\\system32\\winload." + ("efi" if uefi else "exe")
+    assert lo.element(0x12000002).value == winload  # type: ignore[union-attr]
     assert lo.element(0x23000003).value == resume  # type: ignore[union-attr]
 
 
@@ -84,8 +85,9 @@ def test_system_hive(ids: tuple[PartitionId, PartitionId], tmp_path: Path) -> No
         name = hive.key(f"{cs}\\Control\\ComputerName\\ComputerName").value("ComputerName")
         assert name is not None and name.value == "WIN7-PC"
         atapi = {v.name: v.value for v in hive.key(f"{cs}\\Services\\atapi").values()}
-        assert atapi["Start"] == 0 and atapi["Type"] == 1 and atapi["ImagePath"] == "system32\\drivers\\atapi.sys"
-        assert hive.key(f"{cs}\\Control\\CriticalDeviceDatabase\\Internal_IDE_Channel").value("Service").value == "atapi"  # type: ignore[union-attr]
+        assert (atapi["Start"], atapi["Type"], atapi["ImagePath"]) == (0, 1, "system32\\drivers\\atapi.sys")
+        channel = hive.key(f"{cs}\\Control\\CriticalDeviceDatabase\\Internal_IDE_Channel")
+        assert channel.value("Service").value == "atapi"  # type: ignore[union-attr]
     want = MbrVolume(win.signature, win.offset) if isinstance(win, MbrPartitionId) else GptVolume(win.part_guid)
     letters = drive_letters(hive)
     assert letters["C"] == want and isinstance(letters["D"], OtherVolume)
