@@ -91,14 +91,15 @@ def encode_element_value(code: int, value: ElementValue) -> tuple[int, bytes]:
         return RegType.BINARY, encode_element(value)
     if fmt in (ElementFormat.STRING, ElementFormat.OBJECT) and isinstance(value, str):
         return RegType.SZ, encode_value(RegType.SZ, value)
-    if fmt == ElementFormat.OBJECT_LIST and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return RegType.MULTI_SZ, encode_value(RegType.MULTI_SZ, [str(v) for v in value])
+    items = value if isinstance(value, list) else None
+    if fmt == ElementFormat.OBJECT_LIST and items is not None and all(isinstance(v, str) for v in items):
+        return RegType.MULTI_SZ, encode_value(RegType.MULTI_SZ, [str(v) for v in items])
     if fmt == ElementFormat.BOOLEAN and isinstance(value, bool):
         return RegType.BINARY, bytes([int(value)])
     if fmt == ElementFormat.INTEGER and isinstance(value, int) and not isinstance(value, bool):
         return RegType.BINARY, struct.pack("<Q", value)
-    if fmt == ElementFormat.INTEGER_LIST and isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return RegType.BINARY, struct.pack(f"<{len(value)}Q", *value)
+    if fmt == ElementFormat.INTEGER_LIST and items is not None and all(isinstance(v, int) for v in items):
+        return RegType.BINARY, struct.pack(f"<{len(items)}Q", *items)
     if isinstance(value, bytes):
         return RegType.BINARY, value
     raise UsageError(detail=f"element {code:08x} cannot hold {type(value).__name__} {value!r}")

@@ -49,7 +49,8 @@ def security_descriptor(owner: tuple[int, tuple[int, ...]] = SID_BUILTIN_ADMINIS
     body = b""
     for mask, who in aces:
         s = sid(*who)
-        body += ACE_HEADER.build(type=0, flags=CONTAINER_INHERIT, size=ACE_HEADER.size + len(s), mask=mask) + s
+        head = ACE_HEADER.build(type=0, flags=CONTAINER_INHERIT, size=ACE_HEADER.size + len(s), mask=mask)
+        body += head + s
     dacl = ACL_HEADER.build(revision=2, size=ACL_HEADER.size + len(body), ace_count=len(aces)) + body
     owner_sid, group_sid = sid(*owner), sid(*group)
     dacl_at = SECURITY_DESCRIPTOR.size
@@ -66,9 +67,10 @@ def new_hive(root_name: str, *, minor: int = 5, file_name: str = "", timestamp: 
     raw_name, compressed = encode_name(root_name)
     sd = descriptor if descriptor is not None else security_descriptor()
     nk_off = HBIN_HEADER.size  # the first cell of the first bin, where Windows puts the root
-    nk = NK.build(signature=b"nk", flags=KEY_HIVE_ENTRY | KEY_NO_DELETE | (KEY_COMP_NAME if compressed else 0),
-                  timestamp=timestamp, parent=NO_CELL, subkey_list=NO_CELL, volatile_subkey_list=NO_CELL,
-                  value_list=NO_CELL, security=nk_off + cell_size_for(NK.size + len(raw_name)),
+    flags = KEY_HIVE_ENTRY | KEY_NO_DELETE | (KEY_COMP_NAME if compressed else 0)
+    nk = NK.build(signature=b"nk", flags=flags, timestamp=timestamp, parent=NO_CELL, subkey_list=NO_CELL,
+                  volatile_subkey_list=NO_CELL, value_list=NO_CELL,
+                  security=nk_off + cell_size_for(NK.size + len(raw_name)),  # the sk cell follows the nk
                   class_offset=NO_CELL, name_length=len(raw_name)) + raw_name
     sk_off = nk_off + cell_size_for(len(nk))
     sk = SK.build(signature=b"sk", flink=sk_off, blink=sk_off, refcount=1, descriptor_size=len(sd)) + sd
