@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 from ..errors import Error, ImageNotFound, IncompleteImage, IntegrityError, LockedError, RepositoryError
 from ..format import manifest as mf
 from ..format.manifest import Manifest
+from ..format.volume import volume_name
 from ..io.atomic import fsync_dir
 from ..io.atomic import os_error
 from ..platform.process import pid_alive
@@ -183,6 +184,7 @@ class Repository:
             try:
                 f = mf.read_file(self.manifest_path(image_id), image_id)
                 s = f.summary
+                _check_belongs(image_id, names, s)
             except Error as e:
                 out.append(ImageEntry(image_id, False, time=_id_time(image_id), error=e.message, exception=e))
                 continue
@@ -240,6 +242,18 @@ class Repository:
         """Read, authenticate and decode an image's manifest."""
         f = mf.read_file(self.manifest_path(image_id), image_id)
         return mf.open_manifest(f, password)
+
+
+def _check_belongs(image_id: str, names: set[str], summary: dict[str, Any]) -> None:
+    """A manifest copied in from another folder (or renamed) must not pass for an image of this one."""
+    named = summary.get("id")
+    if named != image_id:
+        raise IntegrityError(detail=f"{image_id}.manifest is the manifest of image {named} "
+                                    "(renamed, or copied from another folder)")
+    first = volume_name(image_id, 0)
+    if first not in names:  # every image has a first volume
+        raise IncompleteImage(image=image_id, detail=f"volume {first} is missing (deleted, or the manifest "
+                                                     "was copied here without its volumes)")
 
 
 def _id_time(image_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from core.engine.repo import ImageEntry, Repository
+from core.errors import IncompleteImage
 
 from ..output import emit_json, human
 
@@ -39,7 +40,10 @@ def command(folder: str, as_json: bool) -> int:
         return 0
     click.echo(f"{'ID':32} {'KIND':12} {'TIME':20} {'SIZE':>10}  STATE")
     for depth, i in _tree(images):
-        state = ("complete" + (", encrypted" if i.encrypted else "")) if i.complete else f"INCOMPLETE: {i.error}"
+        state = "complete" + (", encrypted" if i.encrypted else "")
+        if not i.complete:
+            unfinished = not i.has_manifest or isinstance(i.exception, IncompleteImage)
+            state = f"{'INCOMPLETE' if unfinished else 'DAMAGED'}: {i.error}"
         name = ("  " * depth + ("└ " if depth else "") + i.id)
         click.echo(f"{name:32} {i.kind:12} {i.time[:19]:20} {human(i.bytes) if i.complete else '-':>10}  {state}")
     return 0

@@ -218,3 +218,27 @@ def test_backup_warnings_have_their_own_codes(setup: dict[str, Path], tmp_path: 
     r = run_rescue("backup", str(gpt), str(tmp_path / "bk2"), "--json")
     assert r.returncode == 104, r.stderr
     assert any("primary GPT damaged" in w for w in json.loads(r.stdout)["warnings"])
+
+
+def test_foreign_manifest_is_not_an_image_of_the_folder(setup: dict[str, Path], tmp_path: Path) -> None:
+    """Another folder's manifest copied in (as it is, or over this folder's) is listed as incomplete or
+    damaged, never as a complete image, and verify says precisely what is wrong."""
+    import shutil
+    other = tmp_path / "other"
+    r = run_rescue("backup", str(setup["src"]), str(other), "--split", "8M")
+    assert r.returncode == 0, r.stderr
+    foreign = next(other.glob("*.manifest"))
+    for name in (foreign.name, next(setup["bk"].glob("*.manifest")).name):
+        bk = tmp_path / f"bk-{name}"
+        shutil.copytree(setup["bk"], bk)
+        shutil.copyfile(foreign, bk / name)
+        listed = {i["id"]: i for i in json.loads(run_rescue("list", str(bk), "--json").stdout)}
+        image = name.removesuffix(".manifest")
+        assert listed[image]["complete"] is False, listed
+        r = run_rescue("verify", str(bk), "--image", image, "--password-file", str(setup["pw"]))
+        one_line_error(r.stderr)
+        if name == foreign.name:  # copied in without its volumes
+            assert r.returncode == 21 and f"volume {image}.v0001 is missing" in r.stderr, r.stderr
+        else:  # in place of this folder's own manifest
+            assert r.returncode == 20 and f"is the manifest of image {foreign.stem}" in r.stderr, r.stderr
+            assert "DAMAGED" in run_rescue("list", str(bk)).stdout
