@@ -143,7 +143,8 @@ def smoke_test(exe: Path) -> None:
         rescue("--version")
         _mini_disk(t / "src.img")
         (t / "pw").write_text("smoke test\n")
-        rescue("backup", str(t / "src.img"), str(t / "bk"), "--password-file", str(t / "pw"))
+        # --allow-ram: the build machine's temporary folder may be a tmpfs; this image is thrown away
+        rescue("backup", str(t / "src.img"), str(t / "bk"), "--password-file", str(t / "pw"), "--allow-ram")
         listing = json.loads(rescue("list", str(t / "bk"), "--json"))
         if len(listing) != 1 or not listing[0].get("complete"):
             raise BuildError(detail=f"frozen `rescue list` shows {listing!r}")

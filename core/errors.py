@@ -82,6 +82,12 @@ class RepositoryError(Error):
     meaning = "backup folder problem (missing, not writable, on a RAM filesystem)"
 
 
+class RamFolderError(RepositoryError):
+    """{what} {path} is in RAM ({fs}), gone at power-off: mount a disk there, or pass --allow-ram"""
+
+    # exit code 7, like any backup folder problem (a restore's or clone's scratch folder too)
+
+
 class LockedError(RepositoryError):
     """Backup folder {path} is in use by another process ({detail})"""
 

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import click
 
-from core.errors import UsageError
+from core.errors import RamFolderError, UsageError
+from core.platform.ramfs import ram_filesystem
 from core.progress import Progress
 
 from .output import ProgressLine, emit_json
@@ -53,6 +54,24 @@ def password_source(password_file: str | None) -> Callable[[], bytes | None]:
     return get
 
 
+def refuse_ram(path: str, what: str, allow_ram: bool) -> None:
+    """A folder we write what must outlive this boot into (a backup folder, a scratch folder) on a RAM
+    filesystem is refused, unless --allow-ram names it on purpose: on the rescue media an unmounted
+    /mnt/stick is RAM, and the backup would vanish at power-off."""
+    fs = None if allow_ram else ram_filesystem(path)
+    if fs:
+        raise RamFolderError(what=what, path=path, fs=fs)
+
+
+def scratch_check(scratch: str, allow_ram: bool) -> Callable[[Any], None]:
+    """The check of a restore's or clone's plan: a shrink spills data into the scratch folder, which
+    must not be RAM (see `refuse_ram`); nothing else is written there."""
+    def check(plan: Any) -> None:
+        if any(p["action"] == "shrink" for p in plan.partitions):
+            refuse_ram(scratch, "scratch folder", allow_ram)
+    return check
+
+
 @contextmanager
 def running(show_progress: bool = True) -> Iterator[tuple[Progress, ProgressLine]]:
     """A Progress whose cancel is wired to SIGINT/SIGTERM, and a terminal progress line."""
@@ -85,10 +104,13 @@ def confirm_target(name: str, description: str, yes: bool) -> None:
 
 
 def plan_then_write(plan: Any, show: Callable[[Any], None], execute: Callable[[Any, Progress], Any],
-                    progress: Progress, *, as_json: bool, dry_run: bool, yes: bool) -> Any | None:
-    """The shape of every destructive command: show the plan, stop there on --dry-run, confirm, write,
-    report. Returns the result, or None for a dry run. The plan is always closed."""
+                    progress: Progress, *, as_json: bool, dry_run: bool, yes: bool,
+                    check: Callable[[Any], None] | None = None) -> Any | None:
+    """The shape of every destructive command: check the plan, show it, stop there on --dry-run, confirm,
+    write, report. Returns the result, or None for a dry run. The plan is always closed."""
     try:
+        if check is not None:
+            check(plan)
         if not as_json:
             show(plan)
         if dry_run:

@@ -7,7 +7,7 @@ import click
 from core.engine.backup import BackupOptions, backup
 from core.errors import UsageError
 
-from ..context import read_password, running
+from ..context import read_password, refuse_ram, running
 from ..output import emit_json, human, report_warnings
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -41,9 +41,12 @@ def parse_size(text: str) -> int:
 @click.option("--incremental", is_flag=True, help="Store only what changed since the latest image in FOLDER.")
 @click.option("--differential", is_flag=True,
               help="Store only what changed since the latest full image in FOLDER.")
+@click.option("--allow-ram", is_flag=True,
+              help="Allow a backup folder on a RAM filesystem (tmpfs, ramfs: gone at power-off).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
-            sector_by_sector: bool, incremental: bool, differential: bool, as_json: bool) -> int:
+            sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool,
+            as_json: bool) -> int:
     """Make an image of SOURCE (a disk, or a file holding a disk image) in FOLDER.
 
     Full by default; --incremental and --differential store only the blocks that changed and refer
@@ -52,6 +55,7 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
     if incremental and differential:
         raise UsageError(detail="--incremental and --differential contradict each other: give one of them")
     mode = "incremental" if incremental else "differential" if differential else "full"
+    refuse_ram(folder, "backup folder", allow_ram)
     options = BackupOptions(partitions=partitions, level=level, password=read_password(password_file),
                             split=parse_size(split) if split else None, sector_by_sector=sector_by_sector,
                             mode=mode)

@@ -6,7 +6,7 @@ import click
 
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
-from ..context import plan_then_write, running
+from ..context import plan_then_write, running, scratch_check
 from ..output import human, report_warnings, show_layout
 
 
@@ -28,18 +28,19 @@ def show_plan(plan: ClonePlan) -> None:
 @click.option("--keep-layout", is_flag=True, help="Keep every partition at its original offset and size.")
 @click.option("--scratch", type=click.Path(file_okay=False), default="/var/tmp", show_default=True,
               help="Folder for the scratch file of a shrink (room for the used data beyond the new end).")
+@click.option("--allow-ram", is_flag=True, help="Allow the scratch folder of a shrink on a RAM filesystem.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
 def command(source: str, target: str, partitions: str, grow: int | None, keep_layout: bool, scratch: str,
-            yes: bool, dry_run: bool, as_json: bool) -> int:
+            allow_ram: bool, yes: bool, dry_run: bool, as_json: bool) -> int:
     """Clone SOURCE onto TARGET (disks or disk-image files): used blocks only, partitions laid out to fit,
     NTFS resized, everything read back and compared, the partition table written last."""
     with running(not as_json) as (progress, _):
         plan = plan_clone(source, target, progress, partitions=partitions, grow=grow, keep_layout=keep_layout,
                           scratch=scratch)
         result = plan_then_write(plan, show_plan, execute_clone, progress, as_json=as_json, dry_run=dry_run,
-                                 yes=yes)
+                                 yes=yes, check=scratch_check(scratch, allow_ram))
     if result is None:
         return 0
     if not as_json:

@@ -6,7 +6,7 @@ import click
 
 from core.engine.merge import merge
 
-from ..context import password_source, running
+from ..context import password_source, refuse_ram, running
 from ..output import emit_json, human
 from .backup import parse_size
 
@@ -18,11 +18,14 @@ from .backup import parse_size
               help="Password of the encrypted chain (or set RESCUE_PASSWORD).")
 @click.option("--level", type=int, default=1, show_default=True, help="zstd level of the new image.")
 @click.option("--split", default=None, help="Cap each volume file of the new image, e.g. 4G.")
+@click.option("--allow-ram", is_flag=True,
+              help="Allow a backup folder on a RAM filesystem (tmpfs, ramfs: gone at power-off).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(folder: str, image_id: str | None, password_file: str | None, level: int, split: str | None,
-            as_json: bool) -> int:
+            allow_ram: bool, as_json: bool) -> int:
     """Write a synthetic full image equal to a restore point, then remove the images of its chain
     that nothing else needs. The new image is committed before anything is removed."""
+    refuse_ram(folder, "backup folder", allow_ram)  # the new full image is written there
     with running(not as_json) as (progress, _):
         result = merge(folder, image_id, password_source(password_file), progress, level=level,
                        split=parse_size(split) if split else None)

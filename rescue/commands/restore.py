@@ -6,7 +6,7 @@ import click
 
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
-from ..context import plan_then_write, password_source, running
+from ..context import plan_then_write, password_source, running, scratch_check
 from ..output import human, report_warnings, show_layout
 
 
@@ -32,11 +32,13 @@ def show_plan(plan: RestorePlan) -> None:
 @click.option("--scratch", type=click.Path(file_okay=False), default=None,
               help="Folder for the scratch file of a shrink (default: the backup folder); it needs room for "
                    "the used data beyond the partition's new end.")
+@click.option("--allow-ram", is_flag=True, help="Allow the scratch folder of a shrink on a RAM filesystem.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
 def command(folder: str, target: str, image_id: str | None, password_file: str | None, grow: int | None,
-            keep_layout: bool, scratch: str | None, yes: bool, dry_run: bool, as_json: bool) -> int:
+            keep_layout: bool, scratch: str | None, allow_ram: bool, yes: bool, dry_run: bool,
+            as_json: bool) -> int:
     """Restore an image from FOLDER onto TARGET (a disk, or a disk-image file), overwriting it.
 
     The target may be larger or smaller than the source: small system partitions keep their sizes,
@@ -47,8 +49,9 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     with running(not as_json) as (progress, _):
         plan = plan_restore(folder, image_id, target, password_source(password_file), progress, grow=grow,
                             keep_layout=keep_layout, scratch=scratch)
+        # the scratch folder defaults to the backup folder (as plan_restore has it)
         result = plan_then_write(plan, show_plan, execute_restore, progress, as_json=as_json, dry_run=dry_run,
-                                 yes=yes)
+                                 yes=yes, check=scratch_check(scratch or folder, allow_ram))
     if result is None:
         return 0
     if not as_json:

@@ -242,3 +242,46 @@ def test_foreign_manifest_is_not_an_image_of_the_folder(setup: dict[str, Path], 
         else:  # in place of this folder's own manifest
             assert r.returncode == 20 and f"is the manifest of image {foreign.stem}" in r.stderr, r.stderr
             assert "DAMAGED" in run_rescue("list", str(bk)).stdout
+
+
+def ram_folder(tmp: str) -> Path:
+    from core.platform.ramfs import ram_filesystem
+    if ram_filesystem("/dev/shm") is None:
+        pytest.skip("no tmpfs at /dev/shm")
+    return Path("/dev/shm") / f"rescue-test-{os.getpid()}-{tmp}"
+
+
+def test_backup_folder_in_ram_refused_unless_allowed(setup: dict[str, Path], tmp_path: Path) -> None:
+    """On the rescue media an unmounted /mnt/stick is RAM: a backup there would vanish at power-off."""
+    import shutil
+    ram = ram_folder(tmp_path.name)
+    try:
+        r = run_rescue("backup", str(setup["src"]), str(ram / "pc1"))
+        assert r.returncode == 7, r.stderr
+        one_line_error(r.stderr)
+        assert "in RAM (tmpfs)" in r.stderr and "--allow-ram" in r.stderr and not ram.exists()
+        r = run_rescue("backup", str(setup["src"]), str(ram / "pc1"), "--allow-ram")
+        assert r.returncode == 0, r.stderr
+        r = run_rescue("merge", str(ram / "pc1"))
+        assert r.returncode == 7 and "in RAM" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(ram, ignore_errors=True)
+
+
+def test_scratch_folder_of_a_shrink_in_ram_refused_unless_allowed(tmp_path: Path) -> None:
+    from tests.factory import cached_disk_info
+    info = cached_disk_info("mbr-small", size=700 << 20, hiberfil_magic=b"wake")  # as the resize tests have it
+    target = tmp_path / "t.img"
+    with open(target, "wb") as f:
+        f.truncate(int(info.size * 0.6) >> 20 << 20)
+    ram = ram_folder(tmp_path.name)
+    ram.mkdir()
+    try:
+        r = run_rescue("clone", str(info.path), str(target), "--scratch", str(ram), "--dry-run")
+        assert r.returncode == 7, r.stderr
+        one_line_error(r.stderr)
+        assert f"scratch folder {ram} is in RAM" in r.stderr
+        r = run_rescue("clone", str(info.path), str(target), "--scratch", str(ram), "--dry-run", "--allow-ram")
+        assert r.returncode == 0, r.stderr
+    finally:
+        os.rmdir(ram)

@@ -4,7 +4,8 @@ The folder holds a small earlier image; backups of a real disk that cannot fit a
 space set (by a filler file beside the folder) to land ENOSPC in different places: creating the lock,
 inside the first volume, at random points, and exactly at the manifest (the volumes fit, the manifest
 does not). Each must exit 10 with one line naming the folder, remove its files and lock, and leave
-the earlier image intact; after the tmpfs is grown the next backup succeeds.
+the earlier image intact; after the tmpfs is grown the next backup succeeds. The backups pass
+--allow-ram: a folder in RAM is refused otherwise, and here it is on purpose.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_backup_into_full_folder(tmpfs: Path, tmp_path: Path) -> None:
     folder = tmpfs / "bk"
     small = tmp_path / "small.bin"
     small.write_bytes(b"a small and very compressible source " * 50000)
-    r = run_rescue("backup", str(small), str(folder), "--json")
+    r = run_rescue("backup", str(small), str(folder), "--json", "--allow-ram")
     assert r.returncode == 0, r.stderr
     earlier = json.loads(r.stdout)["id"]
     before = snapshot(folder, [earlier])
@@ -97,7 +98,7 @@ def test_backup_into_full_folder(tmpfs: Path, tmp_path: Path) -> None:
             r2 = subprocess.run(["mount", "-o", "remount,size=64m", str(tmpfs)], capture_output=True, text=True)
             assert r2.returncode == 0, r2.stderr
         fill_to(tmpfs, free)
-        r = run_rescue("backup", str(src), str(folder), "--level", "3")
+        r = run_rescue("backup", str(src), str(folder), "--level", "3", "--allow-ram")
         print(f"pass {label!r}: {free} bytes free -> exit {r.returncode}: {r.stderr.strip()}")
         assert r.returncode == 10, f"{label}: exit {r.returncode}: {r.stderr}"
         line = one_error_line(r.stderr)
@@ -111,7 +112,7 @@ def test_backup_into_full_folder(tmpfs: Path, tmp_path: Path) -> None:
 
     # Space freed: the next backup succeeds, and both images verify.
     (tmpfs / "filler").unlink()
-    r = run_rescue("backup", str(src), str(folder), "--json")
+    r = run_rescue("backup", str(src), str(folder), "--json", "--allow-ram")
     assert r.returncode == 0, r.stderr
     new = json.loads(r.stdout)["id"]
     for image_id in (earlier, new):
