@@ -55,6 +55,10 @@ class Struct:
             raise FormatError(what=self.name, detail=f"table of {len(data)} bytes is not whole records")
         return self.codec.iter_unpack(data)
 
+    def field(self, name: str) -> tuple[int, struct.Struct]:
+        """Where field ``name`` starts and its codec: to read or patch one field in place."""
+        return self.offsets[name][0], struct.Struct("<" + dict(self.fields)[name])
+
     def pack(self, *values: Any) -> bytes:
         """Encode from positional values in declaration order (hot loops; `build` names them)."""
         return self.codec.pack(*values)

@@ -6,12 +6,13 @@ hidden-sectors field of the NTFS / FAT boot sectors (BOOT.md §2, §5, §6, §7)
   ``mbr.bin`` are kept as they are. New code is Debian's syslinux ``mbr.bin`` (first 440 bytes; the
   signature and the table are never touched by that write).
 - The active flag (0x80) goes on the boot partition's entry and is cleared on the other entries.
-- Hidden sectors (BPB 0x1C) = the partition's start LBA, in the boot sector *and* its backup (NTFS:
+- Hidden sectors (the BPB field `c_ntfs`/`c_fat` declare) = the partition's start LBA, in the boot sector *and* its backup (NTFS:
   the volume's last sector; FAT32: the sector the BPB names, usually 6).
 - A BitLocker volume's boot sector is never touched: BitLocker measures it into the TPM and its
   metadata must stay byte-identical; the report says so.
 
-`plan_boot_records` only reads; `apply_boot_records` performs the planned writes.
+`plan_boot_records` only reads; `apply_boot_records` performs the planned writes. `plan_hidden_sectors`
+is the hidden-sectors part alone, for one partition: restore and clone use it after moving partitions.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from pathlib import Path
 
 from ..disk.device import Disk
 from ..errors import FormatError
-from ..fs.c_fat import FAT32_EXT
+from ..fs.c_fat import FAT32_EXT, FAT_BPB
+from ..fs.c_ntfs import NTFS_BOOT
 from ..fs.fat import parse_fat_boot
 from ..fs.ntfs_boot import parse_ntfs_boot
 from ..io.reader import Reader
 from ..partition.c_mbr import BOOT_CODE_SIZE, ENTRIES_OFFSET, MBR_SECTOR, decode_entries
-from .layout import FAT_KINDS, DiskLayout, PartState
+from ..structs import Struct
+from .layout import FAT_KINDS, DiskLayout
 
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 # BOOT.md §2.3: SHA-256 of the 440 code bytes of the English Windows 7 MBR (ms-sys mbr_win7.h).
@@ -39,7 +42,6 @@ WIN7_MBR_SHA256 = "59019b8b59cffb325855cdc7716d38f8ce2112b9b027f2f8516992e2e6865
 # fingerprints recognise them where the hash does not.
 WINDOWS_PREFIX = bytes.fromhex("33c08ed0bc007c")
 SIGNATURE_OFFSET = MBR_SECTOR.offsets["disk_signature"][0]
-HIDDEN_SECTORS_OFFSET = 0x1C
 ENTRY_SIZE = 16
 _U32 = struct.Struct("<I")
 
@@ -91,11 +93,19 @@ def plan_boot_records(layout: DiskLayout, reader: Reader) -> BootRecordPlan:
             plan.problems.append(
                 f"partition {s.number} is BitLocker-encrypted: its boot sector was not touched (BitLocker keeps "
                 "its own metadata there and measures it into the TPM; after a move, have the recovery key at hand)")
-        elif s.fs == "ntfs":
-            _plan_ntfs(layout, reader, s, plan)
-        elif s.fs in FAT_KINDS:
-            _plan_fat(layout, reader, s, plan)
+        else:
+            plan_hidden_sectors(reader, s.number, s.fs, s.start, s.part.size, layout.sector_size, plan)
     return plan
+
+
+def plan_hidden_sectors(reader: Reader, number: int, fs: str, start: int, size: int, sector_size: int,
+                        plan: BootRecordPlan) -> None:
+    """The writes that make partition ``number`` (``size`` bytes at ``start``) record its start in its
+    NTFS/FAT boot sector and that sector's backup; other filesystems need none."""
+    if fs == "ntfs":
+        _plan_ntfs(reader, number, start, size, sector_size, plan)
+    elif fs in FAT_KINDS:
+        _plan_fat(reader, number, start, size, sector_size, plan)
 
 
 def _plan_mbr(layout: DiskLayout, reader: Reader, plan: BootRecordPlan) -> None:
@@ -133,68 +143,71 @@ def _plan_mbr(layout: DiskLayout, reader: Reader, plan: BootRecordPlan) -> None:
                                                  f"0x{want:02x}", off, bytes([want])))
 
 
-def _hidden(layout: DiskLayout, s: PartState, plan: BootRecordPlan) -> int | None:
-    lba = s.start // layout.sector_size
+def _hidden(number: int, start: int, sector_size: int, plan: BootRecordPlan) -> int | None:
+    lba = start // sector_size
     if lba > 0xFFFFFFFF:
-        plan.problems.append(f"partition {s.number} starts at LBA {lba}, beyond the 32-bit hidden-sectors field")
+        plan.problems.append(f"partition {number} starts at LBA {lba}, beyond the 32-bit hidden-sectors field")
         return None
     return lba
 
 
-def _patch(plan: BootRecordPlan, where: str, sector: bytes, offset: int, want: int) -> None:
-    old = _U32.unpack_from(sector, HIDDEN_SECTORS_OFFSET)[0]
+def _patch(plan: BootRecordPlan, where: str, bpb: Struct, sector: bytes, offset: int, want: int) -> None:
+    at, codec = bpb.field("hidden_sectors")
+    old = codec.unpack_from(sector, at)[0]
     if old != want:
-        plan.changes.append(BootRecordChange(where, str(old), str(want), offset + HIDDEN_SECTORS_OFFSET,
-                                             _U32.pack(want)))
+        plan.changes.append(BootRecordChange(where, str(old), str(want), offset + at, codec.pack(want)))
 
 
-def _plan_ntfs(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecordPlan) -> None:
-    sector = reader.read(s.start, 512)
+def _plan_ntfs(reader: Reader, number: int, start: int, size: int, sector_size: int,
+               plan: BootRecordPlan) -> None:
+    sector = reader.read(start, 512)
     try:
-        boot = parse_ntfs_boot(sector, s.part.size)
+        boot = parse_ntfs_boot(sector, size)
     except FormatError as e:
-        plan.problems.append(f"partition {s.number}: NTFS boot sector unusable ({e.message}); left as it is")
+        plan.problems.append(f"partition {number}: NTFS boot sector unusable ({e.message}); left as it is")
         return
-    if boot.bytes_per_sector != layout.sector_size:
-        plan.problems.append(f"partition {s.number}: NTFS has {boot.bytes_per_sector}-byte sectors on a disk with "
-                             f"{layout.sector_size}-byte sectors; Windows cannot boot from it")
-    want = _hidden(layout, s, plan)
+    if boot.bytes_per_sector != sector_size:
+        plan.problems.append(f"partition {number}: NTFS has {boot.bytes_per_sector}-byte sectors on a disk with "
+                             f"{sector_size}-byte sectors; Windows cannot boot from it")
+    want = _hidden(number, start, sector_size, plan)
     if want is None:
         return
-    _patch(plan, f"partition {s.number} NTFS boot sector hidden sectors", sector, s.start, want)
+    _patch(plan, f"partition {number} NTFS boot sector hidden sectors", NTFS_BOOT, sector, start, want)
     # Windows' format puts the backup right after the volume's last sector, which is the partition's
     # last sector; ntfsresize rounds the volume down to whole clusters and still writes the backup in
     # the partition's last sector. Look in both places.
-    for rel in dict.fromkeys((boot.backup_boot_offset, s.part.size - 512)):
-        backup = reader.read(s.start + rel, 512) if 0 < rel and rel + 512 <= s.part.size else b""
+    for rel in dict.fromkeys((boot.backup_boot_offset, size - 512)):
+        backup = reader.read(start + rel, 512) if 0 < rel and rel + 512 <= size else b""
         if len(backup) == 512 and backup[3:11] == sector[3:11] and backup[0x1FE:0x200] == b"\x55\xaa":
-            _patch(plan, f"partition {s.number} NTFS backup boot sector hidden sectors", backup, s.start + rel, want)
+            _patch(plan, f"partition {number} NTFS backup boot sector hidden sectors", NTFS_BOOT, backup,
+                   start + rel, want)
             break
     else:
-        plan.problems.append(f"partition {s.number}: no NTFS backup boot sector at the volume's last sector "
+        plan.problems.append(f"partition {number}: no NTFS backup boot sector at the volume's last sector "
                              f"(byte {boot.backup_boot_offset}) nor at the partition's; left as it is")
 
 
-def _plan_fat(layout: DiskLayout, reader: Reader, s: PartState, plan: BootRecordPlan) -> None:
-    sector = reader.read(s.start, 512)
+def _plan_fat(reader: Reader, number: int, start: int, size: int, sector_size: int,
+              plan: BootRecordPlan) -> None:
+    sector = reader.read(start, 512)
     try:
-        geo = parse_fat_boot(sector, s.part.size)
+        geo = parse_fat_boot(sector, size)
     except FormatError as e:
-        plan.problems.append(f"partition {s.number}: FAT boot sector unusable ({e.message}); left as it is")
+        plan.problems.append(f"partition {number}: FAT boot sector unusable ({e.message}); left as it is")
         return
-    want = _hidden(layout, s, plan)
+    want = _hidden(number, start, sector_size, plan)
     if want is None:
         return
-    _patch(plan, f"partition {s.number} {geo.kind.upper()} boot sector hidden sectors", sector, s.start, want)
+    _patch(plan, f"partition {number} {geo.kind.upper()} boot sector hidden sectors", FAT_BPB, sector, start, want)
     if geo.kind != "fat32":
         return
     backup_sector = FAT32_EXT.parse(sector, 0x24, "FAT32 extended BPB")["backup_boot"]
     if backup_sector in (0, 0xFFFF) or backup_sector >= geo.reserved_sectors:
         return  # no backup boot sector on this volume
-    off = s.start + backup_sector * geo.bytes_per_sector
+    off = start + backup_sector * geo.bytes_per_sector
     backup = reader.read(off, 512)
     if len(backup) == 512 and backup[0x52:0x5A] == sector[0x52:0x5A] and backup[0x1FE:0x200] == b"\x55\xaa":
-        _patch(plan, f"partition {s.number} FAT32 backup boot sector hidden sectors", backup, off, want)
+        _patch(plan, f"partition {number} FAT32 backup boot sector hidden sectors", FAT_BPB, backup, off, want)
 
 
 def apply_boot_records(disk: Disk, plan: BootRecordPlan) -> None:
