@@ -93,15 +93,16 @@ def _used(p: PartitionEntry) -> int:
     return p.used_bytes or p.size
 
 
-def plan_layout(table: ImageTable, target_size: int, target_sector_size: int, *, grow: int | None = None,
-                keep_layout: bool = False, windows: bool = True) -> Layout:
-    """Place the included partitions of ``table`` (as the image records it) on a target of ``target_size``."""
+def plan_layout(table: ImageTable, target: str, target_size: int, target_sector_size: int, *,
+                grow: int | None = None, keep_layout: bool = False, windows: bool = True) -> Layout:
+    """Place the included partitions of ``table`` (as the image records it) on ``target``, a disk of
+    ``target_size`` bytes; `TargetRefused` naming it when they do not fit."""
     ss = table.sector_size
     if target_sector_size != ss:
         if windows and target_sector_size == 4096:
-            raise TargetRefused(target="disk", detail="it has 4096-byte logical sectors (4Kn): Windows 7 boots "
+            raise TargetRefused(target=target, detail="it has 4096-byte logical sectors (4Kn): Windows 7 boots "
                                                       "only from 512-byte-sector disks (512n or 512e)")
-        raise TargetRefused(target="disk", detail=f"its logical sector size is {target_sector_size}, the "
+        raise TargetRefused(target=target, detail=f"its logical sector size is {target_sector_size}, the "
                                                   f"image's is {ss}")
     parts = sorted(table.included, key=lambda p: p.start)
     if any(p.partition.logical for p in parts) and not keep_layout:
@@ -117,7 +118,7 @@ def plan_layout(table: ImageTable, target_size: int, target_sector_size: int, *,
         moves = [PartMove(p.number, p.role, p.fs, p.start, p.size, p.start, p.size, _used(p), p) for p in parts]
         end = max([m.new_start + m.new_size for m in moves] + [0])
         if end > limit:
-            raise TargetRefused(target="disk", detail=f"the partitions need {end + backup_len} bytes at their "
+            raise TargetRefused(target=target, detail=f"the partitions need {end + backup_len} bytes at their "
                                                       f"original places, the target has {target_size}")
         return Layout(table.scheme, ss, target_size, moves, identical=same_size or table.scheme == "mbr")
     grower = _grower(parts, grow)
@@ -132,7 +133,7 @@ def plan_layout(table: ImageTable, target_size: int, target_sector_size: int, *,
             if p.fs != "ntfs":
                 size = p.size
             if size < min_size(p):
-                raise TargetRefused(target="disk", detail=(
+                raise TargetRefused(target=target, detail=(
                     f"partition {p.number} ({p.role}) holds {p.used_bytes} bytes of data and "
                     f"cannot shrink below {min_size(p)} bytes; the target leaves {max(size, 0)} bytes for it "
                     f"(target {target_size} bytes, other partitions {sum(q.size for q in fixed)})"))
@@ -142,7 +143,7 @@ def plan_layout(table: ImageTable, target_size: int, target_sector_size: int, *,
         start = _align_up(start + size)
     end = max(m.new_start + m.new_size for m in moves) if moves else 0
     if end > limit:
-        raise TargetRefused(target="disk", detail=f"the partitions need at least {end + backup_len} bytes, "
+        raise TargetRefused(target=target, detail=f"the partitions need at least {end + backup_len} bytes, "
                                                   f"the target has {target_size}")
     identical = all(m.new_start == m.old_start and m.new_size == m.old_size for m in moves) and same_size
     return Layout(table.scheme, ss, target_size, moves, identical)

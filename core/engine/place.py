@@ -29,7 +29,7 @@ from ..format.image_meta import ImageTable
 from ..io.direct import DirectUnavailable
 from ..partition import gpt, mbr
 from ..progress import Event, Progress
-from .layout import Layout, PartMove
+from .layout import Layout
 from .pipeline import IO_WORKERS, Ordered
 from .resize import grow_ntfs, shrink_ntfs
 
@@ -290,36 +290,3 @@ def _zeros_digest(n: int) -> bytes:
 
 def _sig(sector0: bytes) -> int:
     return int.from_bytes(sector0[440:444], "little")
-
-
-def hidden_sectors_writes(disk: Disk, moves: list[PartMove], ss: int) -> list[tuple[int, bytes]]:
-    """NTFS/FAT boot sectors record their partition's start ("hidden sectors", BPB offset 0x1C); a
-    moved partition's boot sector (and NTFS's backup in the volume's last sector) must say the new one,
-    or the volume boot code loads the wrong sectors."""
-    out: list[tuple[int, bytes]] = []
-    for m in moves:
-        # An unmoved partition is restored bit for bit; `rescue fix-boot` repairs a wrong field there.
-        if m.fs not in ("ntfs", "fat12", "fat16", "fat32") or m.new_start == m.old_start:
-            continue
-        sectors = [m.new_start]
-        boot = disk.pread(m.new_start, ss)
-        if len(boot) != ss or boot[510:512] != b"\x55\xaa":
-            continue
-        if m.fs == "ntfs":
-            # The backup follows the volume's last sector (Windows) or ends the partition (ntfsresize).
-            total = int.from_bytes(boot[0x28:0x30], "little")
-            for backup in dict.fromkeys((m.new_start + total * ss, m.new_start + m.new_size - ss)):
-                if m.new_start < backup < m.new_start + m.new_size:
-                    sectors.append(backup)
-        elif m.fs == "fat32":
-            bk = int.from_bytes(boot[0x32:0x34], "little")
-            if 0 < bk < 32:
-                sectors.append(m.new_start + bk * ss)
-        value = (m.new_start // ss).to_bytes(4, "little")
-        for s in sectors:
-            sec = bytearray(disk.pread(s, ss))
-            if len(sec) == ss and sec[510:512] == b"\x55\xaa" and sec[3:11] == boot[3:11] \
-                    and sec[0x1C:0x20] != value:
-                sec[0x1C:0x20] = value
-                out.append((s, bytes(sec)))
-    return out

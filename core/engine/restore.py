@@ -3,23 +3,13 @@
 `plan_restore` reads and authenticates the manifests of the point and its chain, validates every
 volume's structure, checks the target (never the source or the image under any alias, not mounted or
 in use, writable, same logical sector size) and lays the partitions out on it (`layout`), all without
-writing a byte; the caller shows the plan and asks to confirm. `execute_restore` then:
-
-1. re-checks that the target is the disk that was planned (same identity and size), and zeroes its
-   first sector (and the GPT headers), so that an interrupted restore leaves a disk with no partition
-   table, which nobody can mistake for a good copy;
-2. writes every chunk the point needs, each verified (authenticated, decompressed, digest-checked)
-   before any of it is written, read once, in the order it lies on the backup medium, by worker
-   threads; where the target takes direct I/O each write is read back from the device at once;
-3. writes the zero extents (pagefile.sys / hiberfil.sys contents, blank blocks of raw partitions);
-4. after the last write, reads back from the medium what was not verified at once, and a probe of
-   every write that was (a later write landing on earlier data shows there), and compares
-   (`VerifyAfterWriteError` otherwise): every written byte has been read back;
-5. grows or shrinks NTFS to the planned sizes (ntfsresize), fixes the boot sectors' hidden sectors;
-6. writes the partition table (the source's own bytes when the layout is identical);
-7. when partitions moved, repairs Windows' boot configuration (`core.repair`: BCD devices, drive
-   letters, boot records). A kill during step 7 leaves a complete, verified disk whose boot
-   configuration may still name the old places: `rescue fix-boot` or a rerun finishes it.
+writing a byte; the caller shows the plan and asks to confirm. `execute_restore` then runs FORMAT.md's
+write order on the target (`core.engine.target`: no partition table until the data is written and read
+back, then resize, boot sectors, the table, the boot repair). Its part is the data: every chunk the
+point needs, each verified (authenticated, decompressed, digest-checked) before any of it is written,
+read once, in the order it lies on the backup medium, by worker threads, with direct I/O where the
+target takes it (each write read back from the device at once); then the zero extents
+(pagefile.sys / hiberfil.sys contents, blank blocks of raw partitions).
 Running the same restore again completes an interrupted one.
 """
 
@@ -30,20 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..disk.device import Disk, open_target, recheck
+from ..disk.device import Disk, open_target
 from ..disk.discover import describe
-from ..errors import (BootRepairWarning, TargetRefused, TargetWriteError, UnreadableSectorsWarning,
-                      UsageError)
-from ..extents import Extent
-from ..format.image_meta import ImageTable
+from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
-from ..repair import repair_disk
-from ..windows.roles import BOOT_ROLES
 from .chain import Chain
 from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
-from .place import Placer, hidden_sectors_writes
+from .place import Placer
 from .repo import Repository
+from .target import write_target
 
 
 @dataclass
@@ -103,11 +89,6 @@ class RestoreResult:
                 "unreadable_in_source": self.unreadable}
 
 
-def meta_areas(table: ImageTable | None) -> list[Extent]:
-    """The source's partition-table areas (written last, never from the data pass)."""
-    return [(a.offset, a.length) for a in table.areas] if table else []
-
-
 def plan_restore(folder: str, image_id: str | None, target: str, password: Callable[[], bytes | None],
                  progress: Progress, *, grow: int | None = None, keep_layout: bool = False,
                  scratch: str | None = None) -> RestorePlan:
@@ -138,11 +119,8 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
     try:
         layout = None
         if table:
-            try:
-                layout = plan_layout(table, disk.size, disk.logical_sector_size, grow=grow, keep_layout=keep_layout,
-                                     windows=table.has_windows)
-            except TargetRefused as e:
-                raise TargetRefused(target=target, detail=e.message.split(": ", 1)[-1]) from None
+            layout = plan_layout(table, target, disk.size, disk.logical_sector_size, grow=grow,
+                                 keep_layout=keep_layout, windows=table.has_windows)
         warnings: list[str] = []
         if meta.unreadable:
             warnings.append(UnreadableSectorsWarning(
@@ -169,18 +147,12 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     started = time.monotonic()
     disk, chain = plan._disk, plan._chain
     meta = chain.point.meta
-    placer = Placer(disk, plan.layout, meta_areas(meta.table), plan._scratch)
-    try:
-        recheck(disk)
-        invalidate(disk, plan.scheme, plan.sector_size)
-        # Direct I/O where the target takes it (before the workers start): a third less CPU than
-        # buffered writes for the same wall time here (`core.io.direct`), and each write is read
-        # back from the device at once.
-        disk.enable_direct()
-        total = plan.data_bytes + plan.zero_bytes
+    total = plan.data_bytes + plan.zero_bytes
+
+    def place(placer: Placer) -> None:
         by_chunk = chain.extents_by_chunk()
 
-        def place(key: tuple[int, int]) -> None:
+        def put(key: tuple[int, int]) -> None:
             # Verified, then written, in the worker: each chunk is checked before any of it is
             # written, and some workers' direct writes keep the target busy while the others
             # decrypt and decompress. Order does not matter: nothing here is the table.
@@ -188,63 +160,21 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
             for disk_off, length, chunk_off in by_chunk[key]:
                 placer.put(disk_off, raw[chunk_off:chunk_off + length])
 
-        for _ in Ordered(place, chain.read_order(by_chunk), depth=IO_WORKERS * 2, workers=IO_WORKERS):
+        for _ in Ordered(put, chain.read_order(by_chunk), depth=IO_WORKERS * 2, workers=IO_WORKERS):
             progress.check()
             progress.report(Event("restore", placer.written, total))
         for off, n in meta.zero_extents:
             progress.check()
             placer.zero(off, n)
-        phases = {"write": time.monotonic() - started}
-        verified = placer.read_back(progress)
-        phases["read_back"] = time.monotonic() - started - phases["write"]
-        problems: list[str] = []
-        actions = finish_target(placer, meta.table, progress, problems)
-        progress.report(Event("restore", total, total))
-    except OSError as e:
-        raise TargetWriteError(target=plan.target, detail=f"{e.strerror or e}; the target is left unfinished "
-                                                         "(no partition table): run the restore again") from e
+
+    try:
+        # Direct I/O where the target takes it: a third less CPU than buffered writes for the same
+        # wall time here (`core.io.direct`), and each write is read back from the device at once.
+        w = write_target(disk, plan.target, "restore", plan.layout, meta.table, plan._scratch, progress, place,
+                         direct=True)
     finally:
-        placer.close()
         plan.close()
-    return RestoreResult(plan.image_id, plan.target, placer.written, verified, time.monotonic() - started,
-                         plan.warnings + problems, [list(u) for u in meta.unreadable], actions, problems,
-                         {k: round(v, 3) for k, v in phases.items()})
-
-
-def invalidate(disk: Disk, scheme: str, ss: int) -> None:
-    """Step 1: no partition table until the very end (wimlib's WRITE_IN_PROGRESS idea)."""
-    spots = [(0, ss)]
-    if scheme == "gpt":
-        spots += [(ss, ss), (disk.size - ss, ss)]
-    for off, n in spots:
-        disk.pwrite(off, bytes(n))
-    disk.sync()
-
-
-def finish_target(placer: Placer, table: ImageTable | None, progress: Progress,
-                  problems: list[str]) -> list[str]:
-    """Steps 5 and 6: resize, boot sectors, the partition table, then the boot repair when partitions
-    moved; returns what was done and appends to ``problems`` what the repair had to leave undone."""
-    actions = placer.resize(progress)
-    if table is None or placer.layout is None:
-        return actions
-    disk = placer.disk
-    for off, data in hidden_sectors_writes(disk, placer.layout.moves, placer.layout.sector_size):
-        disk.pwrite(off, data)
-        actions.append(f"boot sector at byte {off}: hidden sectors set to the partition's new start")
-    disk.sync()
-    for off, data in placer.table_writes(table):
-        disk.pwrite(off, data)
-    disk.sync()
-    actions.append("partition table written" + ("" if placer.layout.identical else " for the new layout"))
-    moved = [m for m in placer.layout.moves if m.new_start != m.old_start]
-    if not moved or not any(m.role in BOOT_ROLES for m in placer.layout.moves):
-        return actions  # every partition starts where it did: nothing Windows' boot configuration names moved
-    # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
-    # repair opens the disk itself (exclusively), so ours is closed first.
-    disk.close()
-    report = repair_disk(disk.path, dry_run=False)
-    actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
-    actions.extend(f"kept a copy: {b}" for b in report.backups)
-    problems.extend(BootRepairWarning(detail=p) for p in report.problems)
-    return actions
+    progress.report(Event("restore", total, total))
+    return RestoreResult(plan.image_id, plan.target, w.written, w.verified, time.monotonic() - started,
+                         plan.warnings + w.problems, [list(u) for u in meta.unreadable], w.actions, w.problems,
+                         w.phases)

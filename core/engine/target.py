@@ -1,0 +1,119 @@
+"""One target session: FORMAT.md's restore write order, the same for restore and clone.
+
+`write_target` runs the order on one opened target and wraps what goes wrong there:
+
+1. re-check that the target is the disk that was planned (`recheck`), then zero its first sector (and
+   the GPT headers) and flush, so an interrupted run leaves a disk without a partition table, which
+   nobody mistakes for a good copy;
+2. and 3. the caller's ``place`` writes the data and the zero extents through the `Placer`;
+4. read back, caches dropped, what was not verified at once (`Placer.read_back`);
+5. grow or shrink NTFS, set the moved boot sectors' hidden sectors (`core.repair.bootrecords`);
+6. write the partition table (the source's own bytes when the layout is identical), flush;
+7. when partitions that Windows' boot configuration names moved, repair it (`core.repair`).
+
+An `OSError` from the target becomes `TargetWriteError` saying the target is left unfinished and the
+command can simply be run again; our own errors pass unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..disk.device import Disk, recheck
+from ..errors import BootRepairWarning, TargetWriteError
+from ..extents import Extent
+from ..format.image_meta import ImageTable
+from ..progress import Progress
+from ..repair import repair_disk
+from ..repair.bootrecords import BootRecordPlan, apply_boot_records, plan_hidden_sectors
+from ..windows.roles import BOOT_ROLES
+from .layout import Layout
+from .place import Placer
+
+
+@dataclass
+class Written:
+    """What a session did to the target."""
+
+    written: int  # bytes placed
+    verified: int  # bytes read back and compared
+    actions: list[str]  # resizes, boot sectors, partition table, boot repair changes
+    problems: list[str]  # what the boot repair had to leave undone (`BootRepairWarning`s)
+    phases: dict[str, float]  # seconds: writing, reading back
+
+
+def write_target(disk: Disk, target: str, command: str, layout: Layout | None, table: ImageTable | None,
+                 scratch: str, progress: Progress, place: Callable[[Placer], None], *,
+                 direct: bool = False) -> Written:
+    """Run the write order on ``disk`` (named ``target`` in errors; ``command`` is what to run again).
+
+    ``place`` writes steps 2 and 3 through the placer it is given. ``direct``: ask the target for
+    direct I/O before anything is placed (each write is then read back at once).
+    """
+    started = time.monotonic()
+    placer = Placer(disk, layout, _areas(table), scratch)
+    try:
+        recheck(disk)
+        invalidate(disk, table.scheme if table else "none", disk.logical_sector_size)
+        if direct:
+            disk.enable_direct()
+        place(placer)
+        phases = {"write": time.monotonic() - started}
+        verified = placer.read_back(progress)
+        phases["read_back"] = time.monotonic() - started - phases["write"]
+        problems: list[str] = []
+        actions = _finish(placer, table, progress, problems)
+    except OSError as e:
+        raise TargetWriteError(target=target, detail=f"{e.strerror or e}; the target is left unfinished "
+                                                    f"(no partition table): run the {command} again") from e
+    finally:
+        placer.close()
+    return Written(placer.written, verified, actions, problems, {k: round(v, 3) for k, v in phases.items()})
+
+
+def _areas(table: ImageTable | None) -> list[Extent]:
+    """The source's partition-table areas (written last, never from the data pass)."""
+    return [(a.offset, a.length) for a in table.areas] if table else []
+
+
+def invalidate(disk: Disk, scheme: str, ss: int) -> None:
+    """Step 1: no partition table until the very end (wimlib's WRITE_IN_PROGRESS idea)."""
+    spots = [(0, ss)]
+    if scheme == "gpt":
+        spots += [(ss, ss), (disk.size - ss, ss)]
+    for off, n in spots:
+        disk.pwrite(off, bytes(n))
+    disk.sync()
+
+
+def _finish(placer: Placer, table: ImageTable | None, progress: Progress, problems: list[str]) -> list[str]:
+    """Steps 5 to 7; returns what was done and appends to ``problems`` what the repair left undone."""
+    actions = placer.resize(progress)
+    if table is None or placer.layout is None:
+        return actions
+    disk, layout = placer.disk, placer.layout
+    # An unmoved partition is restored bit for bit; `rescue fix-boot` repairs a wrong field there. What
+    # the boot sectors' own plan finds wrong besides (an unusable boot sector) is step 7's to report.
+    boot = BootRecordPlan()
+    for m in layout.moves:
+        if m.new_start != m.old_start and m.fs:
+            plan_hidden_sectors(disk, m.number, m.fs, m.new_start, m.new_size, layout.sector_size, boot)
+    apply_boot_records(disk, boot)
+    actions.extend(f"{c.where}: {c.old} -> {c.new}" for c in boot.changes)
+    for off, data in placer.table_writes(table):
+        disk.pwrite(off, data)
+    disk.sync()
+    actions.append("partition table written" + ("" if layout.identical else " for the new layout"))
+    moved = [m for m in layout.moves if m.new_start != m.old_start]
+    if not moved or not any(m.role in BOOT_ROLES for m in layout.moves):
+        return actions  # every partition starts where it did: nothing Windows' boot configuration names moved
+    # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
+    # repair opens the disk itself (exclusively), so ours is closed first.
+    disk.close()
+    report = repair_disk(disk.path, dry_run=False)
+    actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
+    actions.extend(f"kept a copy: {b}" for b in report.backups)
+    problems.extend(BootRepairWarning(detail=p) for p in report.problems)
+    return actions
