@@ -20,6 +20,7 @@ import pytest
 from core.partition.model import PartitionTable
 from core.partition.detect import read_partition_table
 from core.io.reader import FdReader
+from tests.disk.loops import loop
 
 MiB = 1 << 20
 
@@ -43,12 +44,8 @@ def tool_view(path: Path, sector_size: int) -> Iterator[str]:
         pytest.skip("4096-byte logical sectors need a loop device (root): the tools have no "
                     "sector-size option for files")
     need("losetup")
-    dev = subprocess.run(["losetup", "-f", "--show", "-b", str(sector_size), str(path)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    try:
+    with loop(path, sector_size=sector_size) as dev:
         yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=True)
 
 
 def make_disk(path: Path, size: int, script: str, sector_size: int = 512) -> Path:

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from core.disk.discover import describe, list_disks
 from tests.conftest import need_root_tools
+from tests.disk.loops import loop
 
 MiB = 1 << 20
-
-
-def _attach(path: Path, *opts: str) -> str:
-    for _ in range(5):  # parallel tests race for the free loop device: retry the loser
-        proc = subprocess.run(["losetup", "-f", "--show", *opts, str(path)], capture_output=True, text=True,
-                              check=False)
-        if proc.returncode == 0:
-            return proc.stdout.strip()
-        time.sleep(0.2)
-    raise RuntimeError(f"losetup failed: {proc.stderr.strip()}")
 
 
 @pytest.mark.root
@@ -32,13 +22,9 @@ def test_list_disks_finds_attached_loop_device(tmp_path: Path) -> None:
     with open(img, "wb") as f:
         f.truncate(24 * MiB)
     subprocess.run(["sfdisk", "-q", str(img)], input="label: dos\n,8M,7\n", text=True, check=True)
-    part = _attach(img, "-o", str(MiB), "--sizelimit", str(8 * MiB))
-    try:
+    with loop(img, offset=MiB, size=8 * MiB) as part:
         subprocess.run(["mkntfs", "-Fq", "-L", "WinData", part], capture_output=True, check=True)
-    finally:
-        subprocess.run(["losetup", "-d", part], check=False)
-    dev = _attach(img)
-    try:
+    with loop(img) as dev:
         found = [d for d in list_disks() if d.name == dev]
         assert len(found) == 1, f"{dev} not listed"
         d = found[0]
@@ -50,8 +36,6 @@ def test_list_disks_finds_attached_loop_device(tmp_path: Path) -> None:
         assert [(p.number, p.start, p.size) for p in d.partitions] == [(1, MiB, 8 * MiB)]
         assert (d.partitions[0].fs, d.partitions[0].label) == ("ntfs", "WinData")
         assert describe(d) == f"{dev} (Loop device, file {img}, 25.2 MB)"
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
     assert all(d.name != dev for d in list_disks(probe=False)), "detached loop device still listed"
 
 

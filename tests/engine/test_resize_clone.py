@@ -20,6 +20,7 @@ from core.engine.restore import execute_restore, plan_restore
 from core.errors import TargetRefused
 from core.progress import Progress
 from tests.conftest import need_root_tools
+from tests.disk.loops import loop
 from tests.factory import cached_disk_info
 from core.repair import repair_disk, show_disk
 from tests.factory import DiskInfo
@@ -161,11 +162,7 @@ def test_4kn_target_refused_for_windows_7(tmp_path: Path) -> None:
     folder = tmp_path / "bk"
     backup(str(info.path), str(folder), BackupOptions(), Progress())
     target = new_disk(tmp_path / "t.img", 512 * MiB)
-    dev = subprocess.run(["losetup", "-f", "--show", "-b", "4096", str(target)], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    try:
+    with loop(target, sector_size=4096) as dev:
         with pytest.raises(TargetRefused) as e:
             plan_restore(str(folder), None, dev, lambda: None, Progress())
         assert "sector" in e.value.message
-    finally:
-        subprocess.run(["losetup", "-d", dev])
