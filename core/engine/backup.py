@@ -62,7 +62,6 @@ class BackupResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     unreadable: list[tuple[int, int]] = field(default_factory=list)
-    fs_state_warning: bool = False
     kind: str = "full"
     parent: str | None = None
     reused_bytes: int = 0
@@ -121,7 +120,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
         meta = writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
     return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes,
                         meta.chunk_count, [v.name for v in volumes], time.monotonic() - started, warnings,
-                        list(chunker.unreadable), plan.fs_state_warning, meta.kind, meta.parent,
+                        list(chunker.unreadable), meta.kind, meta.parent,
                         chunker.reused_bytes)
 
 

@@ -50,8 +50,7 @@ class BackupPlan:
     parts: list[PartPlan]
     regions: list[Region]
     zeroed: list[Extent]  # disk-absolute extents restored as zeros (pagefile/hiberfil contents)
-    warnings: list[str] = field(default_factory=list)
-    fs_state_warning: bool = False
+    warnings: list[str] = field(default_factory=list)  # notes, and Warning_s that carry their exit code
 
     def image_table(self) -> ImageTable | None:
         """The table as the image records it: each partition with what the backup found in it."""
@@ -94,8 +93,7 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
         # A disk without a partition table (or a bare volume image): one region over everything.
         usage = None if sector_by_sector else _probe(reader, "", warnings, "disk")
         return BackupPlan(None, [], _regions_for(0, usage, reader.size), list(usage.zeroed if usage else []),
-                          warnings + (usage.warnings if usage else []),
-                          bool(usage and (usage.dirty or usage.hibernated)))
+                          warnings + (usage.warnings if usage else []))
     warnings.extend(table.warnings)
     usages: dict[int, FsUsage | None] = {}
     for p in table.partitions:
@@ -106,7 +104,6 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
     parts = [PartPlan(p.number, roles[p.number], p.number in chosen, usages[p.number]) for p in table.partitions]
     regions: list[Region] = []
     zeroed: list[Extent] = []
-    fs_warn = False
     for p in table.partitions:
         if p.number not in chosen:
             continue
@@ -115,7 +112,6 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
         if u is not None:
             zeroed.extend((p.start + o, n) for o, n in u.zeroed)
             warnings.extend(located(w, f"partition {p.number}") for w in u.warnings)
-            fs_warn = fs_warn or u.dirty or u.hibernated
     # Gaps: everything outside all partitions (chosen or not), so tables, EBRs and boot code come along.
     occupied = merge_extents([(p.start, p.size) for p in table.partitions])
     pos = 0
@@ -124,7 +120,7 @@ def plan_backup(reader: Reader, sector_size: int, partitions: str = "all",
             regions.append(Region(pos, off - pos, "gap"))
         pos = max(pos, off + length)
     regions.sort(key=lambda r: r.start)
-    return BackupPlan(table, parts, regions, merge_extents(zeroed), warnings, fs_warn)
+    return BackupPlan(table, parts, regions, merge_extents(zeroed), warnings)
 
 
 def _probe(reader: Reader, type_id: str, warnings: list[str], where: str) -> FsUsage | None:

@@ -105,6 +105,7 @@ def test_corrupt_volume_names_the_block(setup: dict[str, Path], tmp_path: Path) 
     assert r.returncode == 20
     one_line_error(r.stderr)
     assert vol.name in r.stderr and "chunk 0" in r.stderr
+    assert r.stderr.count("Integrity check failed") == 1, r.stderr  # the prefix once, not once per chunk
     out = json.loads(r.stdout)
     assert out["exit_code"] == 20 and out["result"]["ok"] is False
 
