@@ -79,17 +79,12 @@ def _sha256_file(p: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def file_hashes(mountpoint: str | os.PathLike[str]) -> dict[str, str]:
-    """Hash a mounted tree: ``{relpath: value}``, relpath with "/" separators.
-
-    value: sha256 hex for a regular file, ``"dir"`` for a directory, ``"link:<target>"`` for a symlink
-    (ntfs-3g shows junctions and NTFS symlinks as symlinks with absolute targets under the mountpoint;
-    those are rewritten as ``"/<path inside the volume>"`` so two mounts compare equal). NTFS named
-    streams (ntfs-3g's ``user.*`` xattrs) appear as ``"relpath:streamname"``.
-    """
+def walk_tree(mountpoint: str | os.PathLike[str]) -> Iterator[tuple[str, Path, str | None]]:
+    """Every entry below a mounted tree as ``(relpath, path, kind)``: kind is ``"dir"``, ``"link:<target>"``
+    (a target under the mountpoint rewritten as ``"/<path inside the volume>"``, so two mounts compare
+    equal), or None for a regular file."""
     root = Path(mountpoint)
     prefix = str(root).rstrip("/")
-    out: dict[str, str] = {}
     # os.walk does not follow symlinks, so junction loops (ProgramData/Application Data) are harmless
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
@@ -99,9 +94,23 @@ def file_hashes(mountpoint: str | os.PathLike[str]) -> dict[str, str]:
                 target = str(full.readlink())
                 if target == prefix or target.startswith(prefix + "/"):
                     target = target[len(prefix):] or "/"
-                out[rel] = f"link:{target}"
-                continue
-            out[rel] = DIR if full.is_dir() else _sha256_file(full)
+                yield rel, full, f"link:{target}"
+            else:
+                yield rel, full, DIR if full.is_dir() else None
+
+
+def file_hashes(mountpoint: str | os.PathLike[str]) -> dict[str, str]:
+    """Hash a mounted tree: ``{relpath: value}``, relpath with "/" separators.
+
+    value: sha256 hex for a regular file, ``"dir"`` for a directory, ``"link:<target>"`` for a symlink
+    (ntfs-3g shows junctions and NTFS symlinks as symlinks with absolute targets under the mountpoint;
+    those are rewritten as ``"/<path inside the volume>"`` so two mounts compare equal). NTFS named
+    streams (ntfs-3g's ``user.*`` xattrs) appear as ``"relpath:streamname"``.
+    """
+    out: dict[str, str] = {}
+    for rel, full, kind in walk_tree(mountpoint):
+        out[rel] = kind or _sha256_file(full)
+        if kind is None or kind == DIR:
             for attr in _streams(full):
                 out[f"{rel}:{attr}"] = hashlib.sha256(os.getxattr(full, "user." + attr)).hexdigest()
     return dict(sorted(out.items()))

@@ -17,7 +17,7 @@ from core.engine.view import open_view
 from core.progress import Progress
 from rescue.mount import stack, system
 from rescue.mount.layout import point_manifest
-from tests.ntfs3g import attached
+from tests.ntfs3g import attached, walk_tree
 
 PW = b"mount test password"
 
@@ -43,25 +43,16 @@ def hash_tree(root: Path) -> tuple[dict[str, str], set[str]]:
     streams left out), and the set of files whose read failed with EIO."""
     out: dict[str, str] = {}
     eio: set[str] = set()
-    prefix = str(root).rstrip("/")
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            full = Path(dirpath) / name
-            rel = full.relative_to(root).as_posix()
-            if full.is_symlink():
-                target = str(full.readlink())
-                if target == prefix or target.startswith(prefix + "/"):
-                    target = target[len(prefix):] or "/"
-                out[rel] = f"link:{target}"
-            elif full.is_dir():
-                out[rel] = "dir"
-            else:
-                try:
-                    out[rel] = sha256_file(full)
-                except OSError as e:
-                    if e.errno != errno.EIO:
-                        raise
-                    eio.add(rel)
+    for rel, full, kind in walk_tree(root):
+        if kind is not None:
+            out[rel] = kind
+            continue
+        try:
+            out[rel] = sha256_file(full)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            eio.add(rel)
     return out, eio
 
 
