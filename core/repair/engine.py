@@ -18,11 +18,11 @@ from ..bcd.store import BcdStore
 from ..disk.device import Disk, open_source, open_target
 from ..disk.safety import check_target
 from ..errors import FormatError, SourceError, UnsupportedError
-from ..regf.hive import Hive
 from ..regf.writer import HiveWriter
 from ..windows.roles import BIOS_BCD, BOOTMGFW, BOOTMGR, EFI_BCD, is_esp
 from .bcdfix import BcdChange, apply_bcd, identity_text, plan_bcd, view_store
 from .bootrecords import apply_boot_records, plan_boot_records
+from .hivefiles import load_hive, save_hive
 from .layout import FAT_KINDS, DiskLayout, PartState
 from .letters import plan_letters, resolve_volume, volume_text
 from .rebuild import rebuild_store
@@ -101,7 +101,7 @@ def _repair_bcd(path: str, layout: DiskLayout, report: RepairReport, dry_run: bo
     report.store = _file(boot, loc)
     try:
         with open_volume(path, boot.start, boot.part.size, boot.number, boot.fs, readonly=dry_run) as files:
-            store = BcdStore(Hive.from_bytes(files.read(loc), name=report.store))
+            store = BcdStore(load_hive(files, loc, report.store, for_edit=True))
             plan = plan_bcd(store, layout)
             for c in plan.changes:
                 who = c.object_alias or "{" + c.object_guid + "}"
@@ -113,7 +113,7 @@ def _repair_bcd(path: str, layout: DiskLayout, report: RepairReport, dry_run: bo
             report.problems += plan.unresolved
             if plan.writes and not dry_run:
                 apply_bcd(store, plan)
-                bak = files.replace(loc, store.writer.commit())
+                bak = save_hive(files, loc, store.writer)
                 if bak:
                     report.backups.append(f"partition {boot.number}:{bak}")
             return plan.changes
@@ -127,7 +127,7 @@ def _repair_letters(path: str, layout: DiskLayout, win: PartState, bcd_changes: 
     where = _file(win, SYSTEM_HIVE)
     try:
         with open_volume(path, win.start, win.part.size, win.number, win.fs, readonly=dry_run) as files:
-            hive = Hive.from_bytes(files.read(SYSTEM_HIVE), name=where)
+            hive = load_hive(files, SYSTEM_HIVE, where, for_edit=True)
             plan = plan_letters(hive, layout, win, bcd_changes)
             report.notes += [f"{where}: {x}" for x in plan.left]
             if not plan.mapping:
@@ -140,7 +140,7 @@ def _repair_letters(path: str, layout: DiskLayout, win: PartState, bcd_changes: 
                 report.changes.append(Change("letters", mc.name, volume_text(mc.old), volume_text(mc.new),
                                              plan.targets.get(mc.name), where))
             if not dry_run:
-                bak = files.replace(SYSTEM_HIVE, writer.commit())
+                bak = save_hive(files, SYSTEM_HIVE, writer)
                 if bak:
                     report.backups.append(f"partition {win.number}:{bak}")
     except _SOFT as e:
@@ -237,7 +237,7 @@ def show_disk(path: str, *, sector_size: int | None = None) -> ShowReport:
         else:
             try:
                 with open_volume(path, boot.start, boot.part.size, boot.number, boot.fs, readonly=True) as files:
-                    store = BcdStore(Hive.from_bytes(files.read(loc), name=out.store or loc, allow_dirty=True))
+                    store = BcdStore(load_hive(files, loc, out.store or loc, for_edit=False))
                     if store.hive.dirty:
                         out.problems.append(f"BCD store {out.store} is dirty ({store.hive.dirty_reason})")
                     for o in view_store(store, layout):
@@ -258,7 +258,7 @@ def _show_letters(path: str, layout: DiskLayout, win: PartState, out: ShowReport
     where = _file(win, SYSTEM_HIVE)
     try:
         with open_volume(path, win.start, win.part.size, win.number, win.fs, readonly=True) as files:
-            hive = Hive.from_bytes(files.read(SYSTEM_HIVE), name=where, allow_dirty=True)
+            hive = load_hive(files, SYSTEM_HIVE, where, for_edit=False)
     except _SOFT as e:
         out.problems.append(f"{where} unreadable: {e.message}")
         return
