@@ -38,8 +38,11 @@ def driver_mounted(cmd: Sequence[str], mountpoint: str, *, error: ErrorFor) -> I
     still busy at the end is detached lazily, so it never outlives us.
     """
     mnt = os.path.realpath(mountpoint)  # the mount table holds canonical paths
+    if is_mounted(mnt):  # the wait below would take the old mount for the new one
+        raise error(f"{mnt} is already a mount point")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        body_ok = False
         try:
             deadline = time.monotonic() + MOUNT_TIMEOUT
             while not is_mounted(mnt):
@@ -49,11 +52,23 @@ def driver_mounted(cmd: Sequence[str], mountpoint: str, *, error: ErrorFor) -> I
                     raise error(f"{cmd[0]} did not mount {mnt} within {MOUNT_TIMEOUT:.0f} s")
                 time.sleep(0.02)
             yield
+            body_ok = True
         finally:
-            if proc.poll() is None:
-                unmount(mnt, lazy=True, tries=10)
+            busy = unmount(mnt, lazy=True, tries=10) if proc.poll() is None else ""
             try:
                 proc.wait(timeout=EXIT_TIMEOUT)
+                late = ""
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                late = f"did not exit within {EXIT_TIMEOUT:.0f} s of unmounting and was killed"
+            # What was written through the driver is on its device only once the driver has flushed and
+            # exited cleanly: anything else, after a body that succeeded, must not pass as success.
+            if body_ok:
+                if late:
+                    raise error(f"{cmd[0]} on {mnt} {late}; what was written may be incomplete")
+                if busy:
+                    raise error(f"{mnt} was still in use at the end ({busy}); it was detached lazily and "
+                                "what was written may not be flushed yet")
+                if proc.returncode != 0:
+                    raise error(f"{cmd[0]} on {mnt} exited {proc.returncode} after unmounting: {log_tail(log)}")
