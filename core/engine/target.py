@@ -107,12 +107,19 @@ def _finish(placer: Placer, table: ImageTable | None, progress: Progress, proble
     disk.sync()
     actions.append("partition table written" + ("" if layout.identical else " for the new layout"))
     moved = [m for m in layout.moves if m.new_start != m.old_start]
-    if not moved or not any(m.role in BOOT_ROLES for m in layout.moves):
-        return actions  # every partition starts where it did: nothing Windows' boot configuration names moved
+    if not any(m.role in BOOT_ROLES for m in moved):
+        return actions  # nothing Windows' boot configuration names moved
     # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
     # repair opens the disk itself (exclusively), so ours is closed first.
     disk.close()
-    report = repair_disk(disk.path, dry_run=False)
+    try:
+        report = repair_disk(disk.path, dry_run=False)
+    except OSError as e:
+        # The data and the partition table are written and checked: the target is complete but for its
+        # boot configuration, which fix-boot finishes; not a reason to restore everything again.
+        problems.append(BootRepairWarning(detail=f"boot repair failed ({e.strerror or e}); the data and the "
+                                                 f"partition table are written: run `rescue fix-boot {disk.path}`"))
+        return actions
     actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
     actions.extend(f"kept a copy: {b}" for b in report.backups)
     problems.extend(BootRepairWarning(detail=p) for p in report.problems)

@@ -19,6 +19,7 @@ class Mount:
     mount_point: str
     fs_type: str  # "ext4", "fuseblk", "fuse.rescue", ...
     source: str  # the device or file mounted ("/dev/sda1", an image file), or a name ("tmpfs")
+    options: str = ""  # the filesystem's own (super block) options, e.g. an overlay's "upperdir=..."
 
 
 def _unescape(text: str) -> str:
@@ -54,7 +55,8 @@ def mounts(path: str = MOUNTINFO) -> list[Mount]:
             dev = os.makedev(int(major), int(minor))
         except ValueError:
             continue
-        out.append(Mount(dev, _unescape(fields[4]), rfields[0], _unescape(rfields[1])))
+        out.append(Mount(dev, _unescape(fields[4]), rfields[0], _unescape(rfields[1]),
+                         _unescape(rfields[2]) if len(rfields) > 2 else ""))
     return out
 
 

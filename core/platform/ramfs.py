@@ -1,4 +1,5 @@
-"""Whether a folder lives in RAM (tmpfs, ramfs, or the initramfs rootfs of the rescue media).
+"""Whether a folder lives in RAM (tmpfs, ramfs, the initramfs rootfs of the rescue media, or an overlay
+whose writable layer is one of those, as a live system's root often is).
 
 What is written there is gone at power-off: a backup "made" into such a folder is lost, so the CLI
 refuses one unless asked. The kernel says which filesystem holds a path (statfs's f_type); Python's
@@ -10,8 +11,11 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .mounts import mounts
+
 TMPFS_MAGIC = 0x01021994
 RAMFS_MAGIC = 0x858458F6
+OVERLAYFS_MAGIC = 0x794C7630  # what is written there goes to its upper layer: judged by that layer
 # The initramfs rootfs is one of these two (tmpfs when the kernel has it), so it needs no number of its own.
 RAM_FILESYSTEMS = {TMPFS_MAGIC: "tmpfs", RAMFS_MAGIC: "ramfs"}
 # struct statfs is 120 bytes on x86-64 (84 on i386); f_type, a C long, comes first on every Linux ABI.
@@ -20,9 +24,10 @@ _STATFS_BUFFER = 256
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def ram_filesystem(path: str) -> str | None:
+def ram_filesystem(path: str, _depth: int = 0) -> str | None:
     """"tmpfs" or "ramfs" when ``path`` (or, while it does not exist yet, the nearest folder above it)
-    is on a RAM filesystem; None when it is not, or when the kernel cannot tell."""
+    is on a RAM filesystem, "overlay on tmpfs" (or ramfs) for an overlay whose upper layer is; None when it
+    is not, or when the kernel cannot tell."""
     p = os.path.abspath(path)
     while not os.path.exists(p) and p != os.path.dirname(p):
         p = os.path.dirname(p)
@@ -30,4 +35,21 @@ def ram_filesystem(path: str) -> str | None:
     if _libc.statfs(os.fsencode(p), buf) != 0:
         return None
     f_type = ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+    if f_type == OVERLAYFS_MAGIC and _depth < 4:  # overlays can stack; a few levels are plenty
+        upper = _overlay_upper(os.path.realpath(p))
+        below = ram_filesystem(upper, _depth + 1) if upper else None
+        return f"overlay on {below}" if below else None
     return RAM_FILESYSTEMS.get(f_type)
+
+
+def _overlay_upper(path: str) -> str | None:
+    """The upper (writable) layer of the overlay mount that holds ``path``."""
+    holding = [m for m in mounts() if m.fs_type == "overlay"
+               and (path == m.mount_point or path.startswith(m.mount_point.rstrip("/") + "/"))]
+    if not holding:
+        return None
+    best = max(holding, key=lambda m: len(m.mount_point))
+    for opt in best.options.split(","):
+        if opt.startswith("upperdir="):
+            return opt[len("upperdir="):]
+    return None

@@ -117,3 +117,29 @@ def test_a_zombie_is_dead_a_running_process_alive() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_ram_folders_are_told_apart_from_disk_ones_overlays_by_their_upper_layer(tmp_path: Path) -> None:
+    """A folder on tmpfs, or on an overlay whose writable layer is tmpfs (a live system's root), is in RAM;
+    an overlay whose upper layer is on disk, and a disk folder, are not."""
+    from core.platform.ramfs import ram_filesystem
+    need_root_tools("mount", "umount")
+    ram, disk_upper = tmp_path / "ram", tmp_path / "disk-upper"
+    low, merged, merged2 = tmp_path / "low", tmp_path / "merged", tmp_path / "merged2"
+    for d in (ram, disk_upper / "u", disk_upper / "w", low, merged, merged2):
+        d.mkdir(parents=True)
+    platform.run(["mount", "-t", "tmpfs", "-o", "size=1m", "rescue-test", str(ram)], "mounting", error=_write_error)
+    try:
+        (ram / "u").mkdir()
+        (ram / "w").mkdir()
+        for m, up in ((merged, ram), (merged2, disk_upper)):
+            platform.run(["mount", "-t", "overlay", "overlay", "-o",
+                          f"lowerdir={low},upperdir={up / 'u'},workdir={up / 'w'}", str(m)], "mounting overlay",
+                         error=_write_error)
+        assert ram_filesystem(str(ram / "not" / "yet")) == "tmpfs"
+        assert ram_filesystem(str(merged / "pc1")) == "overlay on tmpfs"
+        assert ram_filesystem(str(merged2 / "pc1")) is None
+        assert ram_filesystem(str(tmp_path)) is None
+    finally:
+        for m in (merged, merged2, ram):
+            platform.attempt(["umount", "-l", str(m)])
