@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         rv = cli.main(args=argv, prog_name="rescue", standalone_mode=False)
     except click.exceptions.Abort:
         _fail(Cancelled(detail="aborted"), json_mode)
+    except click.exceptions.NoArgsIsHelpError as e:
+        # `rescue` or `rescue bcd` alone: a person finding their way. The help, not an error.
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
     except click.exceptions.ClickException as e:
         # click's own three lines (Usage / Try / Error) become our one line, exit 3
         ctx = getattr(e, "ctx", None)

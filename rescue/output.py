@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import click
 
-from core.errors import warnings_exit_code
+from core.errors import Warning_, warnings_exit_code
 from core.progress import Event
 
 
@@ -25,12 +25,15 @@ def human(n: int | float | None) -> str:
 
 
 def report_warnings(warnings: Iterable[str], *, show: bool = True) -> int:
-    """The one place where a finished job's warnings reach the user: one `rescue: warning: …` line each
-    on stderr (unless ``show`` is false: --json carries them), and the exit code they call for."""
+    """The one place where a finished job's warnings reach the user: one line each on stderr (unless
+    ``show`` is false: --json carries them), and the exit code they call for. A warning with an exit
+    code (`core.errors.Warning_`) is a `rescue: warning:`; a plain string only informs (`rescue: note:`),
+    so a line called a warning never comes with exit 0."""
     warnings = list(warnings)
     if show:
         for w in warnings:
-            click.echo(f"rescue: warning: {w}", err=True)
+            kind = "warning" if isinstance(w, Warning_) else "note"
+            click.echo(f"rescue: {kind}: {w}", err=True)
     return warnings_exit_code(warnings)
 
 

@@ -286,3 +286,11 @@ def test_scratch_folder_of_a_shrink_in_ram_refused_unless_allowed(tmp_path: Path
         assert r.returncode == 0, r.stderr
     finally:
         os.rmdir(ram)
+
+
+def test_a_command_group_alone_shows_its_help_not_an_error() -> None:
+    """`rescue` or `rescue bcd` alone: a person finding their way gets the help on stdout, exit 0."""
+    for args in ((), ("bcd",)):
+        r = run_rescue(*args)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("Usage: rescue") and "error" not in r.stderr, (r.stdout[:200], r.stderr)
