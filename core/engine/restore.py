@@ -132,8 +132,11 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
                  for m in layout.moves] if layout else []
         required = max([m["new_start"] + m["new_size"] for m in parts] + [required])
         zero_bytes = sum(n for _, n in meta.zero_extents)
+        # What the restore writes is the point's whole extent map: an incremental's own data_bytes counts
+        # only what it stored itself, not what it takes from its parents.
+        data_bytes = sum(length for _, length, *_ in chain.point.iter_extents())
         return RestorePlan(image_id, target, describe(disk), disk.size, sector_size, required,
-                           table.scheme if table else "none", parts, meta.stats.data_bytes,
+                           table.scheme if table else "none", parts, data_bytes,
                            zero_bytes, warnings, layout, disk.identity(), chain, disk, scratch)
     except BaseException:
         disk.close()
