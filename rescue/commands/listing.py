@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from core.engine.repo import ImageEntry, Repository
-from core.errors import IncompleteImage
+from core.errors import IncompleteImage, NewerFormat
 
 from ..output import emit_json, human
 
@@ -42,8 +42,13 @@ def command(folder: str, as_json: bool) -> int:
     for depth, i in _tree(images):
         state = "complete" + (", encrypted" if i.encrypted else "")
         if not i.complete:
-            unfinished = not i.has_manifest or isinstance(i.exception, IncompleteImage)
-            state = f"{'INCOMPLETE' if unfinished else 'DAMAGED'}: {i.error}"
+            if not i.has_manifest or isinstance(i.exception, IncompleteImage):
+                label = "INCOMPLETE"
+            elif isinstance(i.exception, NewerFormat):
+                label = "NEWER FORMAT"  # intact, but written by a later version of this program
+            else:
+                label = "DAMAGED"
+            state = f"{label}: {i.error}"
         name = ("  " * depth + ("└ " if depth else "") + i.id)
         click.echo(f"{name:32} {i.kind:12} {i.time[:19]:20} {human(i.bytes) if i.complete else '-':>10}  {state}")
     return 0

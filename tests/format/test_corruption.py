@@ -20,6 +20,7 @@ from core.engine.restore import plan_restore
 from core.engine.verify import verify
 from core.errors import Error, ImageNotFound, IncompleteImage, IntegrityError, NewerFormat, WrongPassword
 from core.progress import Progress
+from tests.images import run_rescue
 
 PW = b"test password"
 
@@ -254,6 +255,8 @@ def test_newer_version_is_22_only_with_an_intact_header(images: dict[str, Path],
     _rewrite_header(man, 8, (2).to_bytes(2, "little"))
     err = run_verify(folder, None)
     assert isinstance(err, NewerFormat) and err.exit_code == 22 and "format version 2" in err.message
+    listed = run_rescue("list", str(folder))
+    assert "NEWER FORMAT" in listed.stdout and "DAMAGED" not in listed.stdout, listed.stdout
 
 
 def test_downgrade_to_unencrypted_refused(images: dict[str, Path], tmp_path: Path) -> None:
