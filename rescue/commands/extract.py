@@ -14,7 +14,7 @@ from ..output import emit_json, human
 @click.command("extract")
 @click.argument("folder")
 @click.argument("path")
-@click.option("--to", "to", required=True, help="Folder to copy into (created if missing).")
+@click.option("--to", "to", required=True, metavar="DIR", help="Folder to copy into (created if missing).")
 @click.option("--image", "image_id", default=None, help="Image id (default: the latest complete image).")
 @click.option("--partition", type=int, default=None,
               help="Partition number (default: the Windows partition).")
