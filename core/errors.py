@@ -75,6 +75,13 @@ class UnsupportedError(Error):
     meaning = "unsupported (e.g. a filesystem feature we refuse to guess about)"
 
 
+class DirtyHiveError(UnsupportedError):
+    """hive {hive} is dirty and was not replayed from its logs: {detail}"""
+
+    # A dirty registry hive whose transaction logs are missing, damaged or inconsistent: it is left as
+    # it is (never half-recovered) and the reason says which log and what was wrong.
+
+
 class RepositoryError(Error):
     """Backup folder {path}: {detail}"""
 

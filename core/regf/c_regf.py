@@ -169,3 +169,38 @@ SID_HEADER = Struct("SID header", [
 
 SE_DACL_PRESENT = 0x0004
 SE_SELF_RELATIVE = 0x8000
+
+
+# --- transaction logs (BOOT.md §9.4, after msuhanov's specification "Format of transaction log files") --
+
+# A log starts with a copy of the first 512 bytes of the base block (file type 1 or 6), whatever the
+# disk's sector size (the clustering factor is 1 since Windows 8; Vista/7 logs of 512-byte disks too).
+LOG_BASE_BLOCK_SIZE = 512
+LOG_SECTOR = 512             # old-format dirty pages and new-format log entries are aligned to this
+FILE_TYPE_PRIMARY = 0
+FILE_TYPE_LOG_OLD = 1        # Vista/7 (and XP): base block, dirty vector, dirty pages
+FILE_TYPE_LOG_VERY_OLD = 2   # Windows 2000's old-format logs
+FILE_TYPE_LOG_NEW = 6        # Windows 8.1 and later: base block, HvLE log entries
+BASE_BLOCK_FLAGS_OFFSET = 144  # hive flags (bit 0: KTM locked the hive), restored from each log entry
+LOG_ENTRY_FLAG_MASK = 0x1      # the only flag bit a log entry carries
+
+DIRTY_VECTOR_SIGNATURE = b"DIRT"   # at offset 512 of an old-format log; a bitmap follows
+DIRTY_PAGE = 512                   # one bit of the dirty vector covers this many bytes of hive bins
+
+LOG_ENTRY = Struct("HvLE log entry header", [
+    ("signature", "4s"),       # b"HvLE"
+    ("size", "I"),             # whole entry, a multiple of 512
+    ("flags", "I"),            # bit 0 mirrors the base block's flags bit 0
+    ("sequence", "I"),         # the hive's sequence number once this entry is applied
+    ("hbins_size", "I"),       # hive bins data size at this entry, a multiple of 4096
+    ("page_count", "I"),       # dirty page references that follow
+    ("hash1", "Q"),            # Marvin32 of bytes 40..size
+    ("hash2", "Q"),            # Marvin32 of bytes 0..32 (hash1 included)
+])
+
+DIRTY_PAGE_REF = Struct("HvLE dirty page reference", [
+    ("offset", "I"),           # in the hive bins data
+    ("size", "I"),             # bytes; the pages follow the references in this order, unpadded
+])
+
+MARVIN32_LOG_SEED = 0x82EF4D887A4E55C5
