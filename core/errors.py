@@ -60,6 +60,13 @@ class SourceError(Error):
     meaning = "the source cannot be read (missing, not a disk, I/O error)"
 
 
+class SourceGone(SourceError):
+    """Source {path} stopped answering: {detail}"""
+
+    # Every read fails from some point on (a USB disk pulled out, a disk that died): not bad sectors to
+    # record as unreadable in an image that would then hold nothing of the rest, but the end of the job.
+
+
 class FormatError(Error, ValueError):
     """{what}: {detail}"""
 

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ..errors import SourceError
+from ..errors import SourceError, SourceGone
 from ..extents import Extent
 from ..format.c_image import CHUNK_SIZE
 from ..io.reader import Reader
@@ -152,6 +152,8 @@ class PieceReader:
                 data = memoryview(buf)[:n]
                 got = self._read_into(pos, data)
                 piece.buffer = buf
+        except SourceGone:
+            raise
         except SourceError:  # (the buffer, if any, is not reused: a rare path)
             return self._read_sectorwise(pos, n, piece.unreadable)
         if got != n:
@@ -169,6 +171,8 @@ class PieceReader:
             m = min(ss, pos + n - off)
             try:
                 data = self.reader.read(off, m)
+            except SourceGone:
+                raise
             except SourceError:
                 add_range(unreadable, off, m)
                 off += m
@@ -182,4 +186,17 @@ class PieceReader:
             else:
                 runs.append((off, bytearray(data)))
             off += m
+        if not runs and pos >= ss:
+            self._check_alive(pos)
         return [(off, memoryview(data)) for off, data in runs]
+
+    def _check_alive(self, pos: int) -> None:
+        """A whole piece unreadable: a bad area, or a disk that stopped answering (pulled out while the
+        kernel still has it, dead). Its first sector, read when the job began, tells them apart: were
+        it read around, the image would be committed holding nothing of the rest of the disk."""
+        try:
+            self.reader.read(0, self.sector_size)
+        except SourceError:
+            raise SourceGone(path=getattr(self.reader, "path", "source"),
+                             detail=f"every read fails from byte {pos} on, its first sector's too "
+                                    "(unplugged?)") from None

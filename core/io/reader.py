@@ -7,10 +7,14 @@ A read past the end returns fewer bytes; callers that need exact sizes use `read
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Protocol
 
-from ..errors import FormatError, SourceError
+from ..errors import FormatError, SourceError, SourceGone
+
+# What a read of a device that is no longer there fails with (pulled out, powered off, medium removed).
+_GONE = (errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM)
 
 
 class Reader(Protocol):
@@ -71,12 +75,20 @@ class WindowReader:
         return self.base.read(self.start + offset, length)
 
 
+def read_error(e: OSError, path: str, offset: int) -> SourceError:
+    """The error for a failed read: `SourceGone` when the device itself is gone, else `SourceError`
+    (a bad sector, which the backup records as unreadable and reads around)."""
+    if e.errno in _GONE:
+        return SourceGone(path=path, detail=f"{e.strerror} at byte {offset} (unplugged?)")
+    return SourceError(path=path, detail=f"{e.strerror} at byte {offset}")
+
+
 def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
     """``length`` bytes at ``offset`` (fewer only at end of file); an I/O error is a `SourceError`."""
     try:
         first = os.pread(fd, length, offset)
     except OSError as e:
-        raise SourceError(path=path, detail=f"{e.strerror} at byte {offset}") from e
+        raise read_error(e, path, offset) from e
     if len(first) == length or not first:
         return first  # the common case: one read, no copy
     out = bytearray(first)
@@ -84,7 +96,7 @@ def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
         try:
             chunk = os.pread(fd, length - len(out), offset + len(out))
         except OSError as e:
-            raise SourceError(path=path, detail=f"{e.strerror} at byte {offset + len(out)}") from e
+            raise read_error(e, path, offset + len(out)) from e
         if not chunk:
             break  # the file or device ended (or shrank under us); callers that need exact sizes check
         out += chunk
@@ -99,7 +111,7 @@ def pread_into(fd: int, offset: int, buf: memoryview, path: str) -> int:
         try:
             n = os.preadv(fd, [buf[done:]], offset + done)
         except OSError as e:
-            raise SourceError(path=path, detail=f"{e.strerror} at byte {offset + done}") from e
+            raise read_error(e, path, offset + done) from e
         if not n:
             break  # the file or device ended (or shrank under us); callers that need exact sizes check
         done += n
