@@ -31,7 +31,8 @@ HIDDEN = ("zstandard", "blake3", "xxhash", "pyudev", "click", "cryptography.hazm
           "pyfuse3", "trio", "rescue.cli",
           # rescue.cli imports its commands by name, when they run:
           *(f"rescue.commands.{m}" for m in ("disks", "backup", "listing", "verify", "restore", "clone", "merge",
-                                             "prune", "mount", "umount", "extract", "bcd", "fix_boot")))
+                                             "prune", "mount", "umount", "extract", "bcd", "fix_boot",
+                                             "adapt")))
 # Pulled in by optional integrations of the packages above (pyudev's GUI bindings, ...), never used:
 # without excluding them the folder grows from ~35 MB to ~130 MB.
 EXCLUDE = ("tkinter", "numpy", "IPython", "jedi", "PyQt5", "PySide2", "wx", "gi", "matplotlib", "pytest",

@@ -24,7 +24,7 @@ from core.errors import Cancelled, Error, UsageError, exit_codes
 # --help): importing all of them costs ~0.2 s, a tenth of a small incremental backup.
 COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
             "clone": "clone", "merge": "merge", "prune": "prune", "mount": "mount", "umount": "umount",
-            "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot"}
+            "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot", "adapt": "adapt"}
 
 
 class LazyGroup(click.Group):

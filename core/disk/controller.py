@@ -37,7 +37,16 @@ class Controller:
 
     @property
     def ids(self) -> list[str]:
-        """Windows' hardware ids then compatible ids for it (``PCI\\VEN_8086&DEV_2922&SUBSYS_...``)."""
+        """Windows' hardware ids then compatible ids for it (``PCI\\VEN_8086&DEV_2922&SUBSYS_...``).
+
+        A controller only named (--controller, nothing detected) has the class-code ids its kind
+        implies: ``PCI\\CC_010802``, ``PCI\\CC_0108`` for nvme (the 6-digit one only where the kind fixes
+        the programming interface), which a driver's INF may list as compatible ids.
+        """
+        if self.class_code is None and self.kind in KINDS:
+            k = KINDS[self.kind]
+            generic = [f"PCI\\CC_{k.class_code:04X}{k.prog_if:02X}"] if k.prog_if is not None else []
+            return generic + [f"PCI\\CC_{k.class_code:04X}"]
         return pci_ids(self.vendor, self.device, self.subsystem, self.class_code)
 
     def describe(self) -> str:

@@ -18,6 +18,7 @@ from ..errors import SourceError, UsageError
 from ..format.c_image import CHUNK_SIZE
 from ..io.reader import FdReader
 from ..progress import Event, Progress
+from ..repair.adapt_disk import AdaptRequest
 from .layout import Layout, plan_layout
 from .pieces import nonzero_runs
 from .pipeline import IO_WORKERS, Ordered
@@ -39,6 +40,7 @@ class ClonePlan:
     _dst: Disk | None = field(default=None, repr=False)
     _plan: BackupPlan | None = field(default=None, repr=False)
     _scratch: str = field(default="/var/tmp", repr=False)
+    adapt: AdaptRequest | None = None  # --adapt: the last step after the copy (`core.repair.adapt_disk`)
 
     @property
     def partitions(self) -> list[dict[str, Any]]:
@@ -50,7 +52,8 @@ class ClonePlan:
         return {"source": self.source, "target": self.target, "source_description": self.source_description,
                 "target_description": self.target_description,
                 "layout": self.layout.as_json() if self.layout else None, "partitions": self.partitions,
-                "data_bytes": self.data_bytes, "warnings": self.warnings}
+                "data_bytes": self.data_bytes, "warnings": self.warnings,
+                "adapt": self.adapt.as_json() if self.adapt else None}
 
     def close(self) -> None:
         for d in (self._src, self._dst):
@@ -150,7 +153,8 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
         # No direct I/O here (unlike restore): a clone has little CPU work to save, and buffered writes,
         # which the kernel merges and writes back in the background, measured faster (9.3-10.5 s
         # against 11.5-13 s on the 8 GiB bench disk); the final pass then re-reads every byte.
-        w = write_target(dst, plan.target, "clone", plan.layout, table, plan._scratch, progress, place)
+        w = write_target(dst, plan.target, "clone", plan.layout, table, plan._scratch, progress, place,
+                         adapt=plan.adapt)
     finally:
         plan.close()
     return CloneResult(plan.source, plan.target, w.written, w.verified, time.monotonic() - started, w.actions,

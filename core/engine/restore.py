@@ -24,6 +24,7 @@ from ..disk.device import Disk, open_target
 from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
+from ..repair.adapt_disk import AdaptRequest
 from .chain import Chain
 from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
@@ -51,13 +52,15 @@ class RestorePlan:
     _chain: Chain | None = field(default=None, repr=False)
     _disk: Disk | None = field(default=None, repr=False)
     _scratch: str = field(default="", repr=False)
+    adapt: AdaptRequest | None = None  # --adapt: the last step after the restore (`core.repair.adapt_disk`)
 
     def as_json(self) -> dict[str, Any]:
         return {"image": self.image_id, "target": self.target, "target_description": self.target_description,
                 "target_identity": self.target_identity, "target_size": self.target_size,
                 "sector_size": self.sector_size, "required_size": self.required_size, "scheme": self.scheme,
                 "partitions": self.partitions, "layout": self.layout.as_json() if self.layout else None,
-                "data_bytes": self.data_bytes, "zero_bytes": self.zero_bytes, "warnings": self.warnings}
+                "data_bytes": self.data_bytes, "zero_bytes": self.zero_bytes, "warnings": self.warnings,
+                "adapt": self.adapt.as_json() if self.adapt else None}
 
     def close(self) -> None:
         if self._disk is not None:
@@ -174,7 +177,7 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
         # Direct I/O where the target takes it: a third less CPU than buffered writes for the same
         # wall time here (`core.io.direct`), and each write is read back from the device at once.
         w = write_target(disk, plan.target, "restore", plan.layout, meta.table, plan._scratch, progress, place,
-                         direct=True)
+                         direct=True, adapt=plan.adapt)
     finally:
         plan.close()
     progress.report(Event("restore", total, total))

@@ -9,7 +9,8 @@
 4. read back, caches dropped, what was not verified at once (`Placer.read_back`);
 5. grow or shrink NTFS, set the moved boot sectors' hidden sectors (`core.repair.bootrecords`);
 6. write the partition table (the source's own bytes when the layout is identical), flush;
-7. when partitions that Windows' boot configuration names moved, repair it (`core.repair`).
+7. when partitions that Windows' boot configuration names moved, repair it (`core.repair`);
+8. with ``--adapt``, fit the Windows to the target's disk controller (`core.repair.adapt_disk`).
 
 An `OSError` from the target becomes `TargetWriteError` saying the target is left unfinished and the
 command can simply be run again; our own errors pass unchanged.
@@ -27,6 +28,7 @@ from ..extents import Extent
 from ..format.image_meta import ImageTable
 from ..progress import Progress
 from ..repair import repair_disk
+from ..repair.adapt_disk import AdaptRequest, adapt_written_disk
 from ..repair.bootrecords import BootRecordPlan, apply_boot_records, plan_hidden_sectors
 from ..windows.roles import BOOT_ROLES
 from .layout import Layout
@@ -46,11 +48,12 @@ class Written:
 
 def write_target(disk: Disk, target: str, command: str, layout: Layout | None, table: ImageTable | None,
                  scratch: str, progress: Progress, place: Callable[[Placer], None], *,
-                 direct: bool = False) -> Written:
+                 direct: bool = False, adapt: AdaptRequest | None = None) -> Written:
     """Run the write order on ``disk`` (named ``target`` in errors; ``command`` is what to run again).
 
     ``place`` writes steps 2 and 3 through the placer it is given. ``direct``: ask the target for
-    direct I/O before anything is placed (each write is then read back at once).
+    direct I/O before anything is placed (each write is then read back at once). ``adapt`` (--adapt):
+    fit the Windows to the target's controller as the very last step (`core.repair.adapt_disk`).
     """
     started = time.monotonic()
     placer = Placer(disk, layout, _areas(table), scratch)
@@ -65,6 +68,11 @@ def write_target(disk: Disk, target: str, command: str, layout: Layout | None, t
         phases["read_back"] = time.monotonic() - started - phases["write"]
         problems: list[str] = []
         actions = _finish(placer, table, progress, problems)
+        if adapt is not None:
+            disk.close()  # the adapt opens the disk itself (ntfs-3g on a loop device)
+            done, left = adapt_written_disk(disk.path, adapt)
+            actions += done
+            problems.extend(BootRepairWarning(detail=p) for p in left)
     except OSError as e:
         raise TargetWriteError(target=target, detail=f"{e.strerror or e}; the target is left unfinished "
                                                     f"(no partition table): run the {command} again") from e

@@ -8,6 +8,7 @@ from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
 from ..context import plan_then_write, running, scratch_check
 from ..output import human, report_warnings, show_layout
+from .adapt import adapt_options, adapt_request
 
 
 def show_plan(plan: ClonePlan) -> None:
@@ -17,6 +18,8 @@ def show_plan(plan: ClonePlan) -> None:
     click.echo(f"  data to copy: {human(plan.data_bytes)}", err=True)
     for w in plan.warnings:
         click.echo(f"  warning: {w}", err=True)
+    if plan.adapt:
+        click.echo(f"  then: adapt the Windows to controller {plan.adapt.controller.describe()}", err=True)
 
 
 @click.command("clone")
@@ -29,16 +32,20 @@ def show_plan(plan: ClonePlan) -> None:
 @click.option("--scratch", type=click.Path(file_okay=False), default="/var/tmp", show_default=True,
               help="Folder for the scratch file of a shrink (room for the used data beyond the new end).")
 @click.option("--allow-ram", is_flag=True, help="Allow the scratch folder of a shrink on a RAM filesystem.")
+@adapt_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
 def command(source: str, target: str, partitions: str, grow: int | None, keep_layout: bool, scratch: str,
-            allow_ram: bool, yes: bool, dry_run: bool, as_json: bool) -> int:
+            allow_ram: bool, adapt: bool, adapt_controller: str | None, adapt_drivers: str | None, yes: bool,
+            dry_run: bool, as_json: bool) -> int:
     """Clone SOURCE onto TARGET (disks or disk-image files): used blocks only, partitions laid out to fit,
     NTFS resized, everything read back and compared, the partition table written last."""
+    request = adapt_request(target, adapt, adapt_controller, adapt_drivers)  # before the plan holds the disk
     with running(not as_json) as (progress, _):
         plan = plan_clone(source, target, progress, partitions=partitions, grow=grow, keep_layout=keep_layout,
                           scratch=scratch)
+        plan.adapt = request
         result = plan_then_write(plan, show_plan, execute_clone, progress, as_json=as_json, dry_run=dry_run,
                                  yes=yes, check=scratch_check(scratch, allow_ram))
     if result is None:

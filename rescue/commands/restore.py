@@ -8,6 +8,7 @@ from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import plan_then_write, password_source, running, scratch_check
 from ..output import human, report_warnings, show_layout
+from .adapt import adapt_options, adapt_request
 
 
 def show_plan(plan: RestorePlan) -> None:
@@ -18,6 +19,8 @@ def show_plan(plan: RestorePlan) -> None:
     click.echo(f"  data {human(plan.data_bytes)}, zero-filled {human(plan.zero_bytes)}", err=True)
     for w in plan.warnings:
         click.echo(f"  warning: {w}", err=True)
+    if plan.adapt:
+        click.echo(f"  then: adapt the Windows to controller {plan.adapt.controller.describe()}", err=True)
 
 
 @click.command("restore")
@@ -33,12 +36,13 @@ def show_plan(plan: RestorePlan) -> None:
               help="Folder for the scratch file of a shrink (default: the backup folder); it needs room for "
                    "the used data beyond the partition's new end.")
 @click.option("--allow-ram", is_flag=True, help="Allow the scratch folder of a shrink on a RAM filesystem.")
+@adapt_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
 def command(folder: str, target: str, image_id: str | None, password_file: str | None, grow: int | None,
-            keep_layout: bool, scratch: str | None, allow_ram: bool, yes: bool, dry_run: bool,
-            as_json: bool) -> int:
+            keep_layout: bool, scratch: str | None, allow_ram: bool, adapt: bool, adapt_controller: str | None,
+            adapt_drivers: str | None, yes: bool, dry_run: bool, as_json: bool) -> int:
     """Restore an image from FOLDER onto TARGET (a disk, or a disk-image file), overwriting it.
 
     The target may be larger or smaller than the source: small system partitions keep their sizes,
@@ -46,9 +50,11 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     resized with ntfsresize). Everything written is read back and compared before the partition table
     is written last; the plan is shown before anything is written.
     """
+    request = adapt_request(target, adapt, adapt_controller, adapt_drivers)  # before the plan holds the disk
     with running(not as_json) as (progress, _):
         plan = plan_restore(folder, image_id, target, password_source(password_file), progress, grow=grow,
                             keep_layout=keep_layout, scratch=scratch)
+        plan.adapt = request
         # the scratch folder defaults to the backup folder (as plan_restore has it)
         result = plan_then_write(plan, show_plan, execute_restore, progress, as_json=as_json, dry_run=dry_run,
                                  yes=yes, check=scratch_check(scratch or folder, allow_ram))

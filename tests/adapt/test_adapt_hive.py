@@ -18,15 +18,15 @@ from core.disk.controller import Controller
 from core.drivers.inf import Inf, find_device
 from core.errors import UnsupportedError
 from core.regf.hive import Hive
-from core.regf.values import RegType, encode_value
+from core.regf.values import RegType
 from core.regf.writer import HiveWriter
 from core.repair.adapt import AdaptPlan, apply_edits, plan_adapt, windows_info
 from core.repair.adapt_table import HDC_CLASS, SCSI_CLASS
 from tests.adapt.drivers import NVME_DEV, NVME_SUBSYS, NVME_VEN, driver_folder
+from tests.adapt.hive_diff import Dump, assert_only_edits, dump
 from tests.conftest import shared_fixture
-from tests.regf.regf_helpers import hivex_dump, make_clean
+from tests.regf.regf_helpers import make_clean
 
-Dump = dict[str, dict[str, tuple[int, str]]]
 CLOCK = 132000000000000000
 
 # Controllers as a real machine shows them (QEMU q35 ICH9 AHCI, PIIX3 IDE, an ICH8 RAID, an LSI SAS2008).
@@ -46,7 +46,7 @@ def _sample(tmp: Path, name: str) -> Path:
 @pytest.fixture(scope="module")
 def win7(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dump]:
     path = _sample(tmp_path_factory.mktemp("w7"), "regipy_SYSTEM.xz")
-    return path, _dump(path)
+    return path, dump(path)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,6 @@ def win10(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _dump(path: Path) -> Dump:
-    return {k.lower(): {n.lower(): (t, d) for n, t, d in vals} for k, vals in hivex_dump(path)}
-
-
 def _adapt(src: Path, dst: Path, ctl: Controller, **kw: Any) -> AdaptPlan:
     hive = Hive.from_bytes(src.read_bytes(), name=src.name)
     plan = plan_adapt(hive, ctl, **kw)
@@ -67,25 +63,6 @@ def _adapt(src: Path, dst: Path, ctl: Controller, **kw: Any) -> AdaptPlan:
     apply_edits(w, plan.edits)
     dst.write_bytes(w.commit())
     return plan
-
-
-def _expected(before: Dump, plan: AdaptPlan) -> Dump:
-    out = {k: dict(v) for k, v in before.items()}
-    for e in plan.edits:
-        key = e.key.lower()
-        parent = key.rsplit("\\", 1)[0]
-        assert parent in out, f"edit below a missing key {e.key}"  # only leaf keys are ever created
-        out.setdefault(key, {})[e.value.lower()] = (e.type, encode_value(e.type, e.new).hex())
-    return out
-
-
-def _check(before: Dump, path: Path, plan: AdaptPlan) -> Dump:
-    after = _dump(path)
-    expected = _expected(before, plan)
-    assert after.keys() == expected.keys()
-    changed = [k for k in after if after[k] != expected[k]]
-    assert not changed, changed[:5]
-    return after
 
 
 def _sets(plan: AdaptPlan, control_set: str | None = None) -> set[tuple[str, str, Any, Any]]:
@@ -126,7 +103,7 @@ def test_windows7_exactly_the_intended_values_change(win7: tuple[Path, Dump], tm
     for cs in ("ControlSet001", "ControlSet002"):
         assert _sets(plan, cs) == expected
     assert len(plan.edits) == 2 * len(expected) and not plan.problems
-    _check(before, tmp_path / "SYSTEM", plan)
+    assert_only_edits(before, tmp_path / "SYSTEM", plan.edits)
 
 
 def test_windows7_class_only_ahci_changes_only_the_service(win7: tuple[Path, Dump], tmp_path: Path) -> None:
@@ -135,7 +112,7 @@ def test_windows7_class_only_ahci_changes_only_the_service(win7: tuple[Path, Dum
     plan = _adapt(src, tmp_path / "SYSTEM", Controller("ahci", "given"))
     assert _sets(plan) == {("services\\msahci", "Start", 3, 0)}
     assert any("no CriticalDeviceDatabase entry for the device itself" in n for n in plan.notes)
-    _check(before, tmp_path / "SYSTEM", plan)
+    assert_only_edits(before, tmp_path / "SYSTEM", plan.edits)
 
 
 def test_windows7_nvme_refused_without_driver_and_installed_with_one(win7: tuple[Path, Dump], tmp_path: Path) -> None:
@@ -158,7 +135,7 @@ def test_windows7_nvme_refused_without_driver_and_installed_with_one(win7: tuple
         *((cdd + i, v, None, n) for i in ("pci#ven_1234&dev_5678", "pci#ven_1234&dev_5678&cc_0108",
                                           "pci#ven_1234&dev_5678&subsys_00011234")
           for v, n in (("Service", "exstor"), ("ClassGUID", SCSI_CLASS)))}
-    after = _check(before, tmp_path / "SYSTEM", plan)
+    after = assert_only_edits(before, tmp_path / "SYSTEM", plan.edits)
     assert after["controlset002\\services\\exstor"]["imagepath"][0] == RegType.EXPAND_SZ
 
 
@@ -170,11 +147,11 @@ def test_windows10_storahci_and_stornvme_with_start_override(win10: Path, tmp_pa
     w.set_value(w.ensure_key("ControlSet001\\Services\\storahci\\StartOverride"), "0", RegType.DWORD, 3)
     src = tmp_path / "SYSTEM_ide"
     src.write_bytes(w.commit())
-    before = _dump(src)
+    before = dump(src)
     ahci = _adapt(src, tmp_path / "SYSTEM_ahci", Controller("ahci", "given"))
     assert _sets(ahci) == {("services\\storahci", "Start", 3, 0), ("services\\storahci\\startoverride", "0", 3, 0)}
-    _check(before, tmp_path / "SYSTEM_ahci", ahci)
+    assert_only_edits(before, tmp_path / "SYSTEM_ahci", ahci.edits)
     nvme = _adapt(src, tmp_path / "SYSTEM_nvme", NVME)
     assert _sets(nvme) == {("services\\stornvme\\startoverride", "0", 3, 0)}  # Start is 0 already
-    _check(before, tmp_path / "SYSTEM_nvme", nvme)
+    assert_only_edits(before, tmp_path / "SYSTEM_nvme", nvme.edits)
     assert not any("criticaldevicedatabase" in e.key.lower() for e in ahci.edits + nvme.edits)
