@@ -114,9 +114,13 @@ def _mkntfs(path: Path, p: PartInfo) -> None:
              "-H", "255", "-S", "63", "-L", p.label, dev])
 
 
-def _config_files(boot: PartitionId, windows: PartitionId, seed: int, dirty_system: bool) -> dict[str, bytes]:
+def _config_files(boot: PartitionId, windows: PartitionId, seed: int,
+                  dirty_system: bool | str) -> dict[str, bytes]:
     """The hives of Windows\\System32\\config made by our writer: SYSTEM naming this disk, BCD-Template."""
-    return {"SYSTEM": win7_hives.system_hive(boot, windows, seed=seed, dirty=dirty_system),
+    if dirty_system == "logged":
+        return {**win7_hives.logged_dirty_system(boot, windows, seed=seed),
+                "BCD-Template": win7_hives.bcd_template()}
+    return {"SYSTEM": win7_hives.system_hive(boot, windows, seed=seed, dirty=bool(dirty_system)),
             "BCD-Template": win7_hives.bcd_template()}
 
 
@@ -130,13 +134,14 @@ def _c_tree_size(data_mb: int, pagefile_mb: int, hiberfil_mb: int, garbage_mb: i
 def build_win7_mbr(path: str | os.PathLike[str], size: int | None = None, c_size: int | None = None,
                    data_mb: int = 40, seed: int = 1, pagefile_mb: int = 8, hiberfil_mb: int = 4,
                    garbage_mb: int | None = None, hiberfil_magic: bytes = b"hibr",
-                   c_label: str = "Windows 7", dirty_system: bool = False) -> DiskInfo:
+                   c_label: str = "Windows 7", dirty_system: bool | str = False) -> DiskInfo:
     """BIOS/MBR Windows 7 disk: 1 "System Reserved" 100 MiB NTFS at 1 MiB, active; 2 C: NTFS.
 
     ``size``/``c_size`` in bytes (``None``: just big enough for the data; ``c_size=None``: C: fills
     the disk, otherwise the rest stays unpartitioned). Both partitions are type 0x07. The BCD store and
     the SYSTEM hive name this disk's partitions (``tests.win7_hives``); ``dirty_system``: the SYSTEM
-    hive is left dirty, as after a crash in the middle of a registry write.
+    hive is left dirty, as after a crash in the middle of a registry write: ``True`` with its log lost
+    (a zeroed SYSTEM.LOG1), ``"logged"`` with the SYSTEM.LOG1 Windows 7 wrote before the crash.
     """
     garbage = data_mb // 4 if garbage_mb is None else garbage_mb
     c_bytes = c_size or _c_tree_size(data_mb, pagefile_mb, hiberfil_mb, garbage)
@@ -174,7 +179,7 @@ def build_win7_mbr(path: str | os.PathLike[str], size: int | None = None, c_size
 def build_win7_gpt(path: str | os.PathLike[str], size: int | None = None, c_size: int | None = None,
                    data_mb: int = 40, seed: int = 2, pagefile_mb: int = 8, hiberfil_mb: int = 4,
                    garbage_mb: int | None = None, hiberfil_magic: bytes = b"hibr",
-                   c_label: str = "Windows 7", dirty_system: bool = False) -> DiskInfo:
+                   c_label: str = "Windows 7", dirty_system: bool | str = False) -> DiskInfo:
     """UEFI/GPT Windows 7 disk: 1 ESP 100 MiB FAT32, 2 MSR 128 MiB (zeros), 3 C: NTFS basic data.
 
     Sizes, hives and ``dirty_system`` as for ``build_win7_mbr``; the last MiB stays free for the backup GPT.

@@ -52,7 +52,8 @@ def populate_windows(t: fc.Tree, seed: int, data_mb: int, pagefile_mb: int, hibe
     for hive, size in (("SOFTWARE", max(256 * KiB, min(budget // 16, 4 * MiB))), ("SAM", 256 * KiB),
                        ("SECURITY", 64 * KiB), ("DEFAULT", 256 * KiB)):
         t.write(f"{cfg}/{hive}", fc.regf_like(R(hive), size))
-    t.write(f"{cfg}/SYSTEM.LOG1", bytes(8 * KiB))
+    if "SYSTEM.LOG1" not in config:  # a log Windows has reset (a real one comes with a dirty SYSTEM)
+        t.write(f"{cfg}/SYSTEM.LOG1", bytes(8 * KiB))
 
     s32 = "Windows/System32"
     for name, size in (("winload.exe", 500 * KiB), ("winload.efi", 600 * KiB), ("winresume.exe", 100 * KiB),

@@ -9,6 +9,9 @@
   CriticalDeviceDatabase entries, the storage driver services) and MountedDevices (C:, the volume GUID
   names of both partitions, a CD-ROM as D:), shaped after a real Windows 7 SYSTEM hive. Clean by default;
   ``dirty=True`` leaves it as Windows does when it did not finish a write (sequence numbers N+1/N).
+- `logged_dirty_system`: that dirty SYSTEM together with the ``SYSTEM.LOG1`` Windows 7 wrote before
+  it crashed (old format: base block, ``DIRT`` vector, dirty pages; BOOT.md §9.4) and an empty
+  ``SYSTEM.LOG2``: the unfinished write renamed the computer, and only the log holds that.
 
 Everything is deterministic from the seed (GUIDs, fixed timestamps), so the factory's manifests are.
 """
@@ -217,3 +220,37 @@ def system_hive(boot: PartitionId, windows: PartitionId, *, seed: int, computer:
     dirty_hive = Hive.from_bytes(data, name="SYSTEM")
     dirty_hive.set_header_fields(seq1=dirty_hive.header.seq2 + 1)  # a write started and never finished
     return bytes(dirty_hive.data)
+
+
+LOGGED_COMPUTER = "AFTER-CRASH"  # the ComputerName the unfinished write set, only in the log
+
+
+def logged_dirty_system(boot: PartitionId, windows: PartitionId, *, seed: int) -> dict[str, bytes]:
+    """SYSTEM, SYSTEM.LOG1 and SYSTEM.LOG2 as Windows 7 leaves them after a crash in the middle of a write.
+
+    Windows 7 first writes the log (a copy of the new base block with file type 1 and sequence numbers
+    N+1/N+1, the dirty vector, the dirty 4 KiB blocks as 512-byte pages), then the primary's base block
+    (sequence numbers N+1/N, the new timestamp), then the data: the crash came before the data.
+    """
+    clean = system_hive(boot, windows, seed=seed)
+    hive = Hive.from_bytes(clean, name="SYSTEM")
+    w = HiveWriter(hive, clock=lambda: STAMP + 10_000_000)  # the write happened a second later
+    for cs in ("ControlSet001", "ControlSet002"):
+        w.set_value(w.ensure_key(f"{cs}\\Control\\ComputerName\\ComputerName"), "ComputerName", RegType.SZ,
+                    LOGGED_COMPUTER)
+    after = w.commit()
+    hbins = hive.header.hbins_size
+    old_bins = clean[4096:].ljust(hbins, b"\0")
+    blocks = [i for i in range(hbins // 4096)
+              if after[4096 + i * 4096:8192 + i * 4096] != old_bins[i * 4096:(i + 1) * 4096]]
+    log_base = Hive.from_bytes(after, name="log")
+    log_base.set_header_fields(file_type=1)
+    bitmap = bytearray(hbins // 4096)
+    for i in blocks:
+        bitmap[i] = 0xFF  # eight 512-byte pages per 4 KiB block, as Windows tracks them
+    vector = b"DIRT" + bytes(bitmap)
+    vector += bytes(-len(vector) % 512)
+    log = bytes(log_base.data[:512]) + vector + b"".join(after[4096 + i * 4096:8192 + i * 4096] for i in blocks)
+    primary = Hive.from_bytes(after, name="SYSTEM")
+    primary.set_header_fields(seq2=primary.header.seq1 - 1)
+    return {"SYSTEM": bytes(primary.data[:4096]) + clean[4096:], "SYSTEM.LOG1": log, "SYSTEM.LOG2": b""}

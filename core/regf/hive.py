@@ -4,8 +4,8 @@ The whole hive is held in memory (`Hive.data`, a bytearray) because the writer e
 Opening validates, in order: magic, version, file type, sizes against the file, the hbin chain and
 every cell size (map of allocated and free cells), then the checksum and the sequence numbers. A
 *dirty* hive (seq1 != seq2 or a bad checksum: Windows did not finish a write and has newer data in
-the .LOG1/.LOG2 files, which we do not replay) is refused unless ``allow_dirty=True``, and then it is
-read-only. Every reference followed later (nk, vk, lists, data) must land on the start of an
+the .LOG1/.LOG2 files) is refused unless ``allow_dirty=True``, and then it is read-only; `logs.replay`
+recovers it from its logs first (``Hive.recovery`` then says what was replayed: core/repair/hivefiles). Every reference followed later (nk, vk, lists, data) must land on the start of an
 allocated cell of the right kind; only `core.errors.Error` subclasses escape.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import FormatError, SourceError, UnsupportedError
 from ..io.reader import FdReader, Reader, read_exact
@@ -23,6 +23,9 @@ from .c_regf import (BASE_BLOCK, BASE_BLOCK_SIZE, BIG_DATA_MIN_MINOR, BIG_DATA_S
 from .cells import (NkRecord, SkRecord, VkRecord, parse_db, parse_nk, parse_offset_array, parse_sk,
                     parse_subkey_list, parse_vk, upcase)
 from .values import DecodedValue, decode_value
+
+if TYPE_CHECKING:
+    from .logs import Recovery
 
 # The hive is held in memory. The biggest real hives (SOFTWARE/COMPONENTS on busy servers) are a few
 # hundred MiB; the SYSTEM hive must even fit the boot loader's memory. 1 GiB bounds memory use on
@@ -80,9 +83,10 @@ class Hive:
         if self.dirty and not allow_dirty:
             raise UnsupportedError(detail=(
                 f"hive {name} is dirty ({self.dirty_reason}): Windows did not finish writing it and newer "
-                "data may be in its .LOG1/.LOG2 files, which this program does not replay, so it is not "
-                "changed; let Windows boot once (or repair it in Windows) and try again"))
+                "data may be in its .LOG1/.LOG2 files, which were not replayed, so it is not changed; "
+                "let Windows boot once (or repair it in Windows) and try again"))
         self.read_only = self.dirty
+        self.recovery: Recovery | None = None  # set when these bytes were replayed from the hive's logs
 
     # --- construction ------------------------------------------------------------------------
 

@@ -65,6 +65,14 @@ def _serial_lt(a: int, b: int) -> bool:
     return a != b and (b - a) & 0xFFFFFFFF < 0x80000000
 
 
+def needs_replay(primary: bytes) -> bool:
+    """True for a primary hive file whose base block says it is dirty (sequence numbers or checksum)."""
+    if len(primary) < BASE_BLOCK_SIZE or primary[:4] != b"regf":
+        return False  # not a hive at all: the reader says so
+    f = BASE_BLOCK.parse(primary, 0)
+    return bool(f["seq1"] != f["seq2"] or base_block_checksum(primary) != f["checksum"])
+
+
 def replay(primary: bytes, logs: list[LogFile], name: str) -> Recovery:
     """Recover the dirty hive ``primary`` from ``logs`` (LOG1, LOG2, LOG as found); `DirtyHiveError` if not."""
     def fail(detail: str) -> DirtyHiveError:

@@ -10,7 +10,8 @@ error the hive is restored to its state before the call.
 `save` bumps both sequence numbers to the same new value, refreshes the timestamp and checksum, then
 writes ``path.tmp``, fsyncs, keeps the previous file as ``path.rescue-bak-YYYYmmddTHHMMSS`` (hard link,
 else a copy), renames over ``path`` and fsyncs the directory: a crash leaves the old or the new file.
-Dirty hives are refused: we do not replay transaction logs, and writing would silently discard them.
+Dirty hives are refused: writing one would silently discard its transaction logs (a hive replayed
+from its logs by `logs.replay` is clean and can be edited).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class HiveWriter:
         if hive.read_only or hive.dirty:
             raise UnsupportedError(detail=(
                 f"refusing to write hive {hive.name}: it is dirty ({hive.dirty_reason}) and its transaction "
-                "logs are not replayed by this program; writing would silently discard them"))
+                "logs were not replayed; writing would silently discard them"))
         self.hive = hive
         self.clock = clock
 

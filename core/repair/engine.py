@@ -7,8 +7,9 @@ Windows' BCD-Template (`rebuild`). `show_disk` reads only. With ``dry_run=True``
 and reported, volumes are mounted read-only and nothing is written.
 
 Every hive rewritten keeps a copy next to it (``NAME.rescue-bak-STAMP``) and is replaced atomically.
-Refusals that concern one part (a dirty hive, a hibernated Windows, a BitLocker boot sector) are
-reported in ``problems`` and the rest of the repair goes on.
+A dirty hive is replayed from its logs first (`hivefiles`), and that is noted; refusals that concern
+one part (a dirty hive whose logs cannot be replayed, a hibernated Windows, a BitLocker boot sector)
+are reported in ``problems`` and the rest of the repair goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..bcd.store import BcdStore
 from ..disk.device import Disk, open_source, open_target
 from ..disk.safety import check_target
 from ..errors import FormatError, SourceError, UnsupportedError
+from ..regf.hive import Hive
 from ..regf.writer import HiveWriter
 from ..windows.roles import BIOS_BCD, BOOTMGFW, BOOTMGR, EFI_BCD, is_esp
 from .bcdfix import BcdChange, apply_bcd, identity_text, plan_bcd, view_store
@@ -27,7 +29,7 @@ from .layout import FAT_KINDS, DiskLayout, PartState
 from .letters import plan_letters, resolve_volume, volume_text
 from .rebuild import rebuild_store
 from .report import Change, RepairReport, ShowReport
-from .volumes import open_volume
+from .volumes import VolumeFiles, open_volume
 
 SYSTEM_HIVE = "Windows/System32/config/SYSTEM"
 TEMPLATE = "Windows/System32/config/BCD-Template"
@@ -51,6 +53,22 @@ def _report(path: str, layout: DiskLayout, dry_run: bool) -> RepairReport:
 
 def _file(s: PartState, rel: str) -> str:
     return f"partition {s.number}:\\{rel.replace('/', chr(92))}"
+
+
+def _replayed(hive: Hive, where: str, *, editing: bool = False) -> list[str]:
+    """The note for a hive that was dirty and was read as recovered from its logs (none otherwise)."""
+    if hive.recovery is None:
+        return []
+    then = ("; written back (its logs emptied, copies kept) only if the repair changes it, else Windows "
+            "replays the same logs at its next start") if editing else ""
+    return [f"{where} was dirty: read as recovered from its logs ({hive.recovery.summary}){then}"]
+
+
+def _save(files: VolumeFiles, rel: str, writer: HiveWriter, number: int, report: RepairReport) -> None:
+    """Save through `hivefiles.save_hive` and list every copy kept (the hive's, and its logs')."""
+    logs: list[str] = []
+    bak = save_hive(files, rel, writer, kept_logs=logs)
+    report.backups += [f"partition {number}:{b}" for b in [bak, *logs] if b]
 
 
 def repair_disk(path: str, *, dry_run: bool, new_signature: int | None = None, boot_records: bool = True,
@@ -102,6 +120,7 @@ def _repair_bcd(path: str, layout: DiskLayout, report: RepairReport, dry_run: bo
     try:
         with open_volume(path, boot.start, boot.part.size, boot.number, boot.fs, readonly=dry_run) as files:
             store = BcdStore(load_hive(files, loc, report.store, for_edit=True))
+            report.notes += _replayed(store.hive, report.store, editing=True)
             plan = plan_bcd(store, layout)
             for c in plan.changes:
                 who = c.object_alias or "{" + c.object_guid + "}"
@@ -113,9 +132,7 @@ def _repair_bcd(path: str, layout: DiskLayout, report: RepairReport, dry_run: bo
             report.problems += plan.unresolved
             if plan.writes and not dry_run:
                 apply_bcd(store, plan)
-                bak = save_hive(files, loc, store.writer)
-                if bak:
-                    report.backups.append(f"partition {boot.number}:{bak}")
+                _save(files, loc, store.writer, boot.number, report)
             return plan.changes
     except _SOFT as e:
         report.problems.append(f"BCD store {report.store} not repaired: {e.message}")
@@ -128,6 +145,7 @@ def _repair_letters(path: str, layout: DiskLayout, win: PartState, bcd_changes: 
     try:
         with open_volume(path, win.start, win.part.size, win.number, win.fs, readonly=dry_run) as files:
             hive = load_hive(files, SYSTEM_HIVE, where, for_edit=True)
+            report.notes += _replayed(hive, where, editing=True)
             plan = plan_letters(hive, layout, win, bcd_changes)
             report.notes += [f"{where}: {x}" for x in plan.left]
             if not plan.mapping:
@@ -140,9 +158,7 @@ def _repair_letters(path: str, layout: DiskLayout, win: PartState, bcd_changes: 
                 report.changes.append(Change("letters", mc.name, volume_text(mc.old), volume_text(mc.new),
                                              plan.targets.get(mc.name), where))
             if not dry_run:
-                bak = save_hive(files, SYSTEM_HIVE, writer)
-                if bak:
-                    report.backups.append(f"partition {win.number}:{bak}")
+                _save(files, SYSTEM_HIVE, writer, win.number, report)
     except _SOFT as e:
         report.problems.append(f"drive letters in {where} not repaired: {e.message}")
 
@@ -240,6 +256,7 @@ def show_disk(path: str, *, sector_size: int | None = None) -> ShowReport:
                     store = BcdStore(load_hive(files, loc, out.store or loc, for_edit=False))
                     if store.hive.dirty:
                         out.problems.append(f"BCD store {out.store} is dirty ({store.hive.dirty_reason})")
+                    out.notes += _replayed(store.hive, f"BCD store {out.store}")
                     for o in view_store(store, layout):
                         out.objects.append({
                             "guid": o.guid, "alias": o.alias, "type": o.type_name, "description": o.description,
@@ -264,6 +281,7 @@ def _show_letters(path: str, layout: DiskLayout, win: PartState, out: ShowReport
         return
     if hive.dirty:
         out.problems.append(f"{where} is dirty ({hive.dirty_reason}): `bcd repair` will refuse to change it")
+    out.notes += _replayed(hive, where)
     for name, vol in sorted(mounted_devices(hive).items()):
         s = resolve_volume(layout, vol)
         out.letters.append({"windows": win.number, "name": name, "value": volume_text(vol),

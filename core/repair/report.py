@@ -74,6 +74,7 @@ class ShowReport:
     objects: list[dict[str, Any]] = field(default_factory=list)
     letters: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # e.g. a dirty hive read as recovered from its logs
 
     @property
     def all_resolve(self) -> bool:

@@ -84,6 +84,8 @@ def print_show(report: ShowReport, as_json: bool) -> int:
         where = f"→ partition {x['partition']}" if x["resolves"] else (
             "(not a partition)" if x["kind"] == "other" else "→ points nowhere")
         click.echo(f"  [Windows on {x['windows']}] {x['name']} = {x['value']}  {where}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
     click.echo("every device and drive letter resolves" if report.all_resolve
