@@ -27,6 +27,7 @@ PACKAGES=(
     libhivex-bin python3-hivex                     # hivexsh/hivexget/hivexregedit to check hives we write
     syslinux-common                                # /usr/lib/syslinux/mbr/mbr.bin: GPL MBR boot code
     coreutils ca-certificates                      # cp --sparse/--reflink; TLS for pip
+    time                                           # /usr/bin/time: each command's own peak RSS (tests/scale, bench)
     xorriso                                        # rescue-build: the hybrid BIOS/UEFI ISO
     e2fsprogs                                      # mke2fs: ext4 backup disks in the boot tests (and in the image)
     qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
