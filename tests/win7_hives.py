@@ -250,7 +250,8 @@ def logged_dirty_system(boot: PartitionId, windows: PartitionId, *, seed: int) -
         bitmap[i] = 0xFF  # eight 512-byte pages per 4 KiB block, as Windows tracks them
     vector = b"DIRT" + bytes(bitmap)
     vector += bytes(-len(vector) % 512)
-    log = bytes(log_base.data[:512]) + vector + b"".join(after[4096 + i * 4096:8192 + i * 4096] for i in blocks)
+    pages = b"".join(after[4096 + i * 4096:8192 + i * 4096] for i in blocks)
+    log = bytes(log_base.data[:512]) + vector + pages
     primary = Hive.from_bytes(after, name="SYSTEM")
     primary.set_header_fields(seq2=primary.header.seq1 - 1)
     return {"SYSTEM": bytes(primary.data[:4096]) + clean[4096:], "SYSTEM.LOG1": log, "SYSTEM.LOG2": b""}

@@ -74,7 +74,7 @@ def needs_replay(primary: bytes) -> bool:
 
 
 def replay(primary: bytes, logs: list[LogFile], name: str) -> Recovery:
-    """Recover the dirty hive ``primary`` from ``logs`` (LOG1, LOG2, LOG as found); `DirtyHiveError` if not."""
+    """Recover the dirty hive ``primary`` from ``logs`` (LOG1, LOG2, LOG as found), or `DirtyHiveError`."""
     def fail(detail: str) -> DirtyHiveError:
         return DirtyHiveError(hive=name, detail=detail)
 
@@ -161,7 +161,8 @@ def _classify(lf: LogFile, fail: Any) -> _Log | None:
     if f["file_type"] in (FILE_TYPE_LOG_OLD, FILE_TYPE_LOG_VERY_OLD):
         sig = data[LOG_BASE_BLOCK_SIZE:LOG_BASE_BLOCK_SIZE + 4]
         if sig != DIRTY_VECTOR_SIGNATURE:
-            raise fail(f"{lf.name}: no dirty vector (signature {sig!r} instead of {DIRTY_VECTOR_SIGNATURE!r})")
+            raise fail(f"{lf.name}: no dirty vector (signature {sig!r} instead of "
+                       f"{DIRTY_VECTOR_SIGNATURE!r})")
         return _Log(lf.name, data, f, "old")
     if f["file_type"] == FILE_TYPE_LOG_NEW:
         return _Log(lf.name, data, f, "new")
@@ -210,7 +211,8 @@ def _apply_dirty_vector(primary: bytes, log: _Log, fail: Any) -> tuple[bytearray
     pages_start = -(-(vec_start + len(bitmap)) // LOG_SECTOR) * LOG_SECTOR
     need = pages_start + len(bits) * DIRTY_PAGE
     if need > len(log.data):
-        raise fail(f"{log.name}: truncated: {len(bits)} dirty pages need {need} bytes, the file has {len(log.data)}")
+        raise fail(f"{log.name}: truncated: {len(bits)} dirty pages need {need} bytes, the file has "
+                   f"{len(log.data)}")
     if not bits:
         raise fail(f"{log.name}: its dirty vector marks no page")
     data = _sized(primary, hbins)
@@ -325,7 +327,8 @@ def _entry(log: _Log, off: int, h: dict[str, Any], fail: Any) -> _Entry:
                    "(torn or damaged write)")
     hbins = h["hbins_size"]
     if hbins == 0 or hbins % HBIN_ALIGN or BASE_BLOCK_SIZE + hbins > MAX_HIVE_SIZE:
-        raise fail(f"{where}: hive bins data size {hbins:#x} is not a positive multiple of 4096 under the cap")
+        raise fail(f"{where}: hive bins data size {hbins:#x} is not a positive multiple of 4096 under "
+                   "the cap")
     body = log.data[off:off + size]
     if marvin32(body[:32], MARVIN32_LOG_SEED) != h["hash2"] or \
             marvin32(body[LOG_ENTRY.size:], MARVIN32_LOG_SEED) != h["hash1"]:

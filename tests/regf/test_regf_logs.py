@@ -68,7 +68,8 @@ def test_marvin32_gives_the_hashes_windows_wrote() -> None:
     offs = _entry_offsets(log)
     assert len(offs) == 3
     for off in offs:
-        size, hash1, hash2 = struct.unpack_from("<I", log, off + 4)[0], *struct.unpack_from("<QQ", log, off + 24)
+        size = struct.unpack_from("<I", log, off + 4)[0]
+        hash1, hash2 = struct.unpack_from("<QQ", log, off + 24)
         assert marvin32(log[off + 40:off + size], seed) == hash1
         assert marvin32(log[off:off + 32], seed) == hash2
     assert marvin32(b"abc", seed) != marvin32(b"abd", seed)
@@ -116,6 +117,19 @@ def test_logs_given_in_any_order() -> None:
     assert replay(primary, logs[::-1], "h").data == replay(primary, logs, "h").data
 
 
+def test_single_log_scheme_and_log_artifact() -> None:
+    primary, logs = _sample("yarp_OldDirtyHive", "OldDirtyHive")
+    good = replay(primary, logs, "h")
+    log1 = logs[0].data
+    # The single-log scheme: only NAME.LOG.
+    single = [LogFile("OldDirtyHive.LOG1", None), LogFile("OldDirtyHive.LOG2", None),
+              LogFile("OldDirtyHive.LOG", log1)]
+    r = replay(primary, single, "h")
+    assert r.used == ("OldDirtyHive.LOG",) and r.data == good.data
+    # Beside .LOG1/.LOG2, a .LOG is an installation artifact that Windows ignores, even a damaged one.
+    assert replay(primary, _logs_with(logs, LOG=b"regf" + bytes(1000)), "h").data == good.data
+
+
 def test_stale_log_is_skipped() -> None:
     primary, logs = _sample("yarp_NewDirtyHive2", "NewDirtyHive")
     r = replay(primary, logs, "NewDirtyHive")
@@ -134,7 +148,7 @@ def system_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_system_b_matches_regipy_value_by_value(system_b: Path, tmp_path: Path) -> None:
-    recovery = pytest.importorskip("regipy.recovery")
+    from regipy import recovery  # the `test` extra installs it: a missing regipy fails, never skips
     r = replay((system_b / "SYSTEM_B").read_bytes(), _logs(system_b, "SYSTEM_B"), "SYSTEM_B")
     assert r.used == ("SYSTEM_B.LOG1", "SYSTEM_B.LOG2") and r.sequence == 2130
     assert r.applied == ("SYSTEM_B.LOG1: entries 2107-2110 (10 dirty pages)",

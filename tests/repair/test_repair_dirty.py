@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import need_root_tools
 from tests.ntfs3g import mounted_ntfs
-from tests.repair.repair_helpers import (SYSTEM, disk_copy, hive_key_values, read_ntfs_files, rescue, rescue_json,
+from tests.repair.repair_helpers import (disk_copy, hive_key_values, read_ntfs_files, rescue, rescue_json,
                                          set_mbr_signature)
 from tests.win7_hives import LOGGED_COMPUTER
 
