@@ -1,5 +1,5 @@
-"""PE (Portable Executable) structures needed to read a driver file's version resource (FORMAT.md names
-the public specification: Microsoft "PE Format" and "VS_FIXEDFILEINFO")."""
+"""PE (Portable Executable) structures needed to read a driver file's version resource (BOOT.md §10.3;
+its §12 names the public specification: Microsoft "PE Format" and "VS_FIXEDFILEINFO")."""
 
 from __future__ import annotations
 
