@@ -14,7 +14,7 @@ refuse instead: "exactly as Windows would, or not at all".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from ..errors import DirtyHiveError, Error
 from .c_regf import (BASE_BLOCK, BASE_BLOCK_FLAGS_OFFSET, BASE_BLOCK_SIZE, DIRTY_PAGE, DIRTY_PAGE_REF,
@@ -60,6 +60,18 @@ class _Log:
     kind: str                 # "old" | "new"
 
 
+_Fail = Callable[[str], DirtyHiveError]  # makes the error naming the hive, for a reason
+
+
+class _Replayed(NamedTuple):
+    data: bytearray
+    sequence: int
+    used: list[str]
+    applied: list[str]
+    skipped: list[str]
+    log_format: str
+
+
 def _serial_lt(a: int, b: int) -> bool:
     """a < b for 32-bit sequence numbers that may wrap (serial number arithmetic)."""
     return a != b and (b - a) & 0xFFFFFFFF < 0x80000000
@@ -82,8 +94,8 @@ def replay(primary: bytes, logs: list[LogFile], name: str) -> Recovery:
     present = {lf.name.rsplit(".", 1)[-1].upper(): lf for lf in logs}
     dual = [present[k] for k in ("LOG1", "LOG2") if k in present and present[k].data is not None]
     if dual:
-        # .LOG beside .LOG1/.LOG2 is an artifact of the installation image (msuhanov, "Multiple
-        # transaction log files"): Windows ignores it in the dual-logging scheme.
+        # .LOG beside .LOG1/.LOG2 is an artifact of the installation image: Windows ignores it in the
+        # dual-logging scheme (BOOT.md §9.4).
         candidates = [present[k] for k in ("LOG1", "LOG2") if k in present]
     elif "LOG" in present and present["LOG"].data is not None:
         candidates = [present["LOG"]]
@@ -111,13 +123,13 @@ def replay(primary: bytes, logs: list[LogFile], name: str) -> Recovery:
         if missing:
             raise fail(f"{missing[0]} is missing: it may hold the newest changes")
         result = _replay_new(primary, base, parsed, fail)
-    data, seq, used, applied, skipped, fmt = result
-    _validate(data, name, fail)
-    return Recovery(data=bytes(data), log_format=fmt, sequence=seq, used=tuple(used), applied=tuple(applied),
-                    skipped=tuple(skipped + empty))
+    _validate(result.data, name, fail)
+    return Recovery(data=bytes(result.data), log_format=result.log_format, sequence=result.sequence,
+                    used=tuple(result.used), applied=tuple(result.applied),
+                    skipped=tuple(result.skipped + empty))
 
 
-def _primary_base(primary: bytes, fail: Any) -> dict[str, Any]:
+def _primary_base(primary: bytes, fail: _Fail) -> dict[str, Any]:
     if len(primary) < BASE_BLOCK_SIZE:
         raise fail(f"the file is {len(primary)} bytes, shorter than its 4096-byte base block")
     if len(primary) > MAX_HIVE_SIZE:
@@ -136,7 +148,7 @@ def _primary_base(primary: bytes, fail: Any) -> dict[str, Any]:
     return f
 
 
-def _classify(lf: LogFile, fail: Any) -> _Log | None:
+def _classify(lf: LogFile, fail: _Fail) -> _Log | None:
     """The log's validated base block and format; None for an empty log (Windows creates them empty)."""
     data = lf.data or b""
     if not data or not any(data[:LOG_BASE_BLOCK_SIZE]):
@@ -172,9 +184,9 @@ def _classify(lf: LogFile, fail: Any) -> _Log | None:
 # --- old format (Vista/7): one log, its dirty pages written over the primary ------------------------------
 
 
-def _replay_old(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: Any) -> tuple[Any, ...]:
+def _replay_old(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: _Fail) -> _Replayed:
     # The boot loader, which loads SYSTEM, takes the first applicable log, LOG1 before LOG2: applicable
-    # means a valid base block whose last-written timestamp is the primary's (msuhanov, "Old format").
+    # means a valid base block whose last-written timestamp is the primary's (BOOT.md §9.4).
     skipped: list[str] = []
     for log in logs:
         why = _old_mismatch(base, log)
@@ -184,7 +196,8 @@ def _replay_old(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: An
         data, pages = _apply_dirty_vector(primary, log, fail)
         seq = base["seq1"]
         _finish(data, seq=seq, hbins=log.base["hbins_size"], flags=None)
-        return data, seq, [log.name], [f"{log.name}: {pages} dirty pages of 512 bytes"], skipped, "old"
+        applied = [f"{log.name}: {pages} dirty pages of 512 bytes"]
+        return _Replayed(data, seq, [log.name], applied, skipped, "old")
     raise fail("no log applies to it: " + "; ".join(skipped))
 
 
@@ -200,7 +213,7 @@ def _old_mismatch(base: dict[str, Any], log: _Log) -> str:
     return ""
 
 
-def _apply_dirty_vector(primary: bytes, log: _Log, fail: Any) -> tuple[bytearray, int]:
+def _apply_dirty_vector(primary: bytes, log: _Log, fail: _Fail) -> tuple[bytearray, int]:
     hbins = log.base["hbins_size"]
     nbits = hbins // DIRTY_PAGE
     vec_start = LOG_BASE_BLOCK_SIZE + len(DIRTY_VECTOR_SIGNATURE)
@@ -239,10 +252,10 @@ class _Entry:
     pages: tuple[tuple[int, int, int], ...]   # (hive-bins offset, size, offset in the log file)
 
 
-def _replay_new(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: Any) -> tuple[Any, ...]:
+def _replay_new(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: _Fail) -> _Replayed:
     # Both logs are used, the one with the earlier entries first; a log whose entries start before
     # the primary's secondary sequence number is stale and skipped; the second must continue the first
-    # at the next sequence number (msuhanov, "New format" and "Multiple transaction log files").
+    # at the next sequence number (BOOT.md §9.4).
     ordered = sorted(logs, key=lambda log: log.base["seq1"])
     if len(ordered) == 2:
         a, b = ordered
@@ -292,10 +305,10 @@ def _replay_new(primary: bytes, base: dict[str, Any], logs: list[_Log], fail: An
     flags = int.from_bytes(data[BASE_BLOCK_FLAGS_OFFSET:BASE_BLOCK_FLAGS_OFFSET + 4], "little")
     flags = (flags & ~LOG_ENTRY_FLAG_MASK) | (final.flags & LOG_ENTRY_FLAG_MASK)
     _finish(data, seq=final.sequence, hbins=final.hbins, flags=flags)
-    return data, final.sequence, used, applied, skipped, "new"
+    return _Replayed(data, final.sequence, used, applied, skipped, "new")
 
 
-def _entries(log: _Log, start: int, fail: Any) -> list[_Entry]:
+def _entries(log: _Log, start: int, fail: _Fail) -> list[_Entry]:
     """The log's entries from ``start`` on, each checked; stops at the first that is not the next one."""
     out: list[_Entry] = []
     data = log.data
@@ -319,7 +332,7 @@ def _entries(log: _Log, start: int, fail: Any) -> list[_Entry]:
     return out
 
 
-def _entry(log: _Log, off: int, h: dict[str, Any], fail: Any) -> _Entry:
+def _entry(log: _Log, off: int, h: dict[str, Any], fail: _Fail) -> _Entry:
     where = f"{log.name}: log entry {h['sequence']} at offset {off}"
     size = h["size"]
     if size < LOG_ENTRY.size or size % LOG_SECTOR or off + size > len(log.data):
@@ -360,7 +373,7 @@ def _sized(primary: bytes, hbins: int) -> bytearray:
     return data
 
 
-def _check_covered(primary: bytes, hbins: int, written: set[int], log_name: str, fail: Any) -> None:
+def _check_covered(primary: bytes, hbins: int, written: set[int], log_name: str, fail: _Fail) -> None:
     """Every page of the hive bins must come from the primary file or from the log."""
     have = max(0, len(primary) - BASE_BLOCK_SIZE) // DIRTY_PAGE
     holes = [p for p in range(have, hbins // DIRTY_PAGE) if p not in written]
@@ -381,7 +394,7 @@ def _finish(data: bytearray, *, seq: int, hbins: int, flags: int | None) -> None
     data[pos:pos + width] = base_block_checksum(data).to_bytes(width, "little")
 
 
-def _validate(data: bytearray, name: str, fail: Any) -> None:
+def _validate(data: bytearray, name: str, fail: _Fail) -> None:
     """The recovered hive must read as a whole: every bin and cell, every key, value and data."""
     try:
         hive = Hive(bytes(data), name=name)
