@@ -39,16 +39,19 @@ def _config(img: Path, start: int, size: int) -> dict[str, bytes]:
 def test_dirty_system_replayed_then_repaired(tmp_path: Path) -> None:
     info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake", dirty_system="logged")
     c = info.part("windows")
+    with mounted_ntfs(info.path, c.start, c.size, readonly=False) as mnt:  # found whatever its case
+        cfg = mnt / "Windows/System32/config"
+        (cfg / "SYSTEM.LOG1").rename(cfg / "system.log1")
     before = _config(info.path, c.start, c.size)
     seq1, seq2 = struct.unpack_from("<II", before["SYSTEM"], 4)
-    assert seq1 == seq2 + 1 and len(before["SYSTEM.LOG1"]) > 4096 and before["SYSTEM.LOG2"] == b""
+    assert seq1 == seq2 + 1 and len(before["system.log1"]) > 4096 and before["SYSTEM.LOG2"] == b""
     names = hive_key_values(before["SYSTEM"], COMPUTER_NAME)
     assert names is not None and LOGGED_COMPUTER.encode("utf-16-le") not in names["ComputerName"][1]
 
     # Showing reads it as recovered and says so.
     r = rescue("bcd", "show", str(info.path))
     assert r.returncode == 0, r.stderr
-    assert "was dirty: read as recovered from its logs (SYSTEM.LOG1: 24 dirty pages" in r.stdout
+    assert "was dirty: read as recovered from its logs (SYSTEM.LOG1: 24 dirty pages" in r.stdout, r.stdout
     assert "problem" not in r.stderr
 
     set_mbr_signature(info.path, NEW_SIG)
@@ -61,19 +64,19 @@ def test_dirty_system_replayed_then_repaired(tmp_path: Path) -> None:
 
     after = _config(info.path, c.start, c.size)
     seq1, seq2 = struct.unpack_from("<II", after["SYSTEM"], 4)
-    assert seq1 == seq2 and seq1 > struct.unpack_from("<I", before["SYSTEM.LOG1"], 4)[0]
+    assert seq1 == seq2 and seq1 > struct.unpack_from("<I", before["system.log1"], 4)[0]
     names = hive_key_values(after["SYSTEM"], COMPUTER_NAME)  # hivex reads the written hive
     assert names is not None and names["ComputerName"][1] == (LOGGED_COMPUTER + "\0").encode("utf-16-le")
     md = hive_key_values(after["SYSTEM"], "MountedDevices")
     assert md is not None and struct.unpack_from("<I", md["\\DosDevices\\C:"][1])[0] == NEW_SIG
     # The log is emptied, the empty LOG2 left as it was; the originals are kept beside them.
-    assert after["SYSTEM.LOG1"] == b"" and after["SYSTEM.LOG2"] == b""
+    assert after["system.log1"] == b"" and after["SYSTEM.LOG2"] == b""
     kept = {n: d for n, d in after.items() if ".rescue-bak-" in n}
-    assert sorted(n.split(".rescue-bak-")[0] for n in kept) == ["SYSTEM", "SYSTEM.LOG1"]
+    assert sorted(n.split(".rescue-bak-")[0] for n in kept) == ["SYSTEM", "system.log1"]
     for n, d in kept.items():
         assert d == before[n.split(".rescue-bak-")[0]]
     assert sorted(b.split("\\")[-1].split(".rescue-bak-")[0] for b in rep["backups"]
-                  if "config" in b) == ["SYSTEM", "SYSTEM.LOG1"]
+                  if "config" in b) == ["SYSTEM", "system.log1"]
 
     # A second run finds a clean hive: nothing replayed, nothing left to change.
     rc, again = rescue_json("fix-boot", str(info.path), "--yes")
