@@ -42,12 +42,9 @@ def print_adapt(report: AdaptReport, as_json: bool, *, preview: bool = False) ->
         click.echo(f"  {ch['hive']}: {ch['key']} {ch['value']} ({ch['type']}): {old} → {ch['new']!r}")
     if not report.changes and not report.files and not report.problems:
         click.echo("nothing to change: this Windows already starts the drivers for this controller")
-    for b in report.backups:
-        click.echo(f"backup kept: {b}")
-    for n in report.notes:
-        click.echo(f"note: {n}")
-    for p in report.problems:
-        click.echo(f"problem: {p}", err=True)
+    for label, lines in (("backup kept", report.backups), ("note", report.notes), ("problem", report.problems)):
+        for line in lines:
+            click.echo(f"{label}: {line}", err=label == "problem")
     if report.dry_run and not preview:
         click.echo("dry run: nothing was written")
     return adapt_exit_code(report)
