@@ -202,8 +202,15 @@ class AdaptRequest:
 
 
 def adapt_written_disk(path: str, request: AdaptRequest) -> tuple[list[str], list[str]]:
-    """Adapt a just restored or cloned disk; (what was done, what was left undone) as text lines."""
-    report = adapt_disk(path, request.controller, drivers=request.drivers, dry_run=False)
+    """Adapt a just restored or cloned disk; (what was done, what was left undone) as text lines.
+
+    The restore or clone itself is complete by now, so a refusal here (Windows 7 onto NVMe without a
+    driver, no driver in the folder for the controller) is what was left undone, not the command's error.
+    """
+    try:
+        report = adapt_disk(path, request.controller, drivers=request.drivers, dry_run=False)
+    except (UnsupportedError, FormatError, UsageError) as e:
+        return [], [f"adapt not done (run `rescue adapt` once this is solved): {e.message}"]
     actions = [f"adapt: {f.name} ({f.action})" for f in report.files if f.action != "keep"]
     actions += [f"adapt: {c['key']} {c['value']}: {c['old']!r} -> {c['new']!r}" for c in report.changes]
     actions += [f"kept a copy: {b}" for b in report.backups]

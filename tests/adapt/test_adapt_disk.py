@@ -179,7 +179,15 @@ def test_restore_adapt_onto_blank_disk(tmp_path: Path) -> None:
     r = rescue("restore", str(folder), str(target), "--adapt", "--controller", "ahci", "--yes")
     assert r.returncode == 0, r.stderr
     c = info.part("windows")
-    hive = _system(target, c, tmp_path / "SYSTEM")
-    for cs in ("ControlSet001", "ControlSet002"):
-        svc = hive_key_values(hive, f"{cs}\\Services\\msahci")
-        assert svc is not None and svc["Start"] == (RegType.DWORD, bytes(4))
+    with (tmp_path / "clone.img").open("wb") as f:
+        f.truncate(info.size)
+    r = rescue("clone", str(info.path), str(tmp_path / "clone.img"), "--adapt", "--controller", "ahci", "--yes")
+    assert r.returncode == 0, r.stderr
+    for img in (target, tmp_path / "clone.img"):
+        hive = _system(img, c, tmp_path / "SYSTEM")
+        for cs in ("ControlSet001", "ControlSet002"):
+            svc = hive_key_values(hive, f"{cs}\\Services\\msahci")
+            assert svc is not None and svc["Start"] == (RegType.DWORD, bytes(4)), img
+    # The restore is complete before the adapt runs: a refusal there is what was left undone (102).
+    r = rescue("restore", str(folder), str(target), "--adapt", "--controller", "nvme", "--yes")
+    assert r.returncode == 102 and "adapt not done" in r.stderr and "--drivers DIR" in r.stderr, r.stderr
