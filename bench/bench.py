@@ -3,8 +3,10 @@
 Everything runs on one cached disk image (see make_disk.py), back to back, never in parallel, so the
 ratios printed come from the same run on the same (shared, 2-core) machine. Each command's wall time
 includes making its output durable (our tool fsyncs itself; for the others an fsync of the output file
-or target device is added to the timed span), and peak RSS is taken per process from wait4(); for a
-pipeline the peaks of its processes are added up (they run at the same time).
+or target device is added to the timed span), and peak RSS is each process's own, measured by the
+launcher tests/scale/peak.py shares with the scale tests (GNU time starts each stage: a child of this
+process would inherit its ~128 MiB high-water mark); for a pipeline the peaks of its processes are added
+up (they run at the same time).
 
 Page cache: warm for everyone. Before any timing, one untimed `ntfsclone --save-image -o /dev/null`
 reads every used cluster through the partition's loop device, which fills both the loop device's cache
@@ -32,6 +34,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import make_disk  # noqa: E402  (a sibling script, not a package)
+from tests.scale.peak import read_peak, wrap  # noqa: E402  (run.sh puts the checkout on PYTHONPATH)
 
 MiB = 1 << 20
 PASSWORD = b"correct horse battery staple\n"
@@ -80,6 +83,7 @@ def pipeline(stages: list[list[str]], stdout_path: str | None, logdir: str, tag:
              env: dict[str, str] | None = None) -> tuple[float, list[tuple[str, int]], float, list[int], bytes]:
     """Run ``stages`` as a shell-less pipeline; returns (wall, [(name, maxrss)], cpu, exit codes, stdout)."""
     procs: list[subprocess.Popen[bytes]] = []
+    reports: list[str] = []  # each stage's peak RSS, written by its launcher
     out_f = open(stdout_path, "wb") if stdout_path else None
     started = time.monotonic()
     try:
@@ -87,7 +91,8 @@ def pipeline(stages: list[list[str]], stdout_path: str | None, logdir: str, tag:
         for i, argv in enumerate(stages):
             last = i == len(stages) - 1
             err = open(os.path.join(logdir, f"{tag}.{i}.{os.path.basename(argv[0])}.stderr"), "wb")
-            p = subprocess.Popen(argv, stdin=prev, stdout=(out_f if (last and out_f) else subprocess.PIPE),
+            reports.append(os.path.join(logdir, f"{tag}.{i}.peak"))
+            p = subprocess.Popen(wrap(argv, reports[-1]), stdin=prev, stdout=(out_f if (last and out_f) else subprocess.PIPE),
                                  stderr=err, env=env, cwd=ROOT)
             err.close()
             if prev is not None:
@@ -101,11 +106,12 @@ def pipeline(stages: list[list[str]], stdout_path: str | None, logdir: str, tag:
         rss: list[tuple[str, int]] = []
         cpu = 0.0
         codes: list[int] = []
-        for p in procs:
+        for p, argv, report in zip(procs, stages, reports):
+            # The launcher's CPU includes the stage it waited for; its ru_maxrss is ours, inherited.
             _, status, ru = os.wait4(p.pid, 0)
             p.returncode = os.waitstatus_to_exitcode(status)
             codes.append(p.returncode)
-            rss.append((os.path.basename(p.args[0] if p.args[0] != sys.executable else "rescue"), ru.ru_maxrss * 1024))
+            rss.append((os.path.basename(argv[0] if argv[0] != sys.executable else "rescue"), read_peak(report)))
             cpu += ru.ru_utime + ru.ru_stime
         if out_f is not None:
             out_f.flush()

@@ -1,6 +1,15 @@
 #!/bin/sh
 # Entry point: build (or reuse) the benchmark disk, then time rescue vs partclone/ntfsclone.
 # Usage: bench/run.sh [--size 2G --data 600M] [--keep] [--restore-encrypted]   (as root)
+#        bench/run.sh --scale [--size 1T --used 25G,50G,...]   full/incremental/merge of a synthetic disk
 set -e
 cd "$(dirname "$0")/.."
-PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" exec python3 bench/bench.py "$@"
+# The project's venv when there is one: the bench runs `python -m rescue` with its own interpreter.
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+SCRIPT=bench/bench.py
+if [ "${1:-}" = "--scale" ]; then
+    shift
+    SCRIPT=bench/scale.py
+fi
+PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" "$SCRIPT" "$@"
