@@ -155,3 +155,16 @@ def test_windows10_storahci_and_stornvme_with_start_override(win10: Path, tmp_pa
     assert _sets(nvme) == {("services\\stornvme\\startoverride", "0", 3, 0)}  # Start is 0 already
     assert_only_edits(before, tmp_path / "SYSTEM_nvme", nvme.edits)
     assert not any("criticaldevicedatabase" in e.key.lower() for e in ahci.edits + nvme.edits)
+
+
+def test_windows10_sample_b_has_ahci_disabled_by_start_override(tmp_path: Path) -> None:
+    """``dirty/regipy_SYSTEM_B`` as Windows left it: storahci Start=0 but StartOverride\\0 = 3 (disabled)."""
+    src = tmp_path / "SYSTEM_B"
+    src.write_bytes(lzma.decompress(shared_fixture("hives/dirty/regipy_SYSTEM_B/SYSTEM_B.xz").read_bytes()))
+    make_clean(src)  # test-only: its logs are left out here (their replay is hivefiles' business)
+    before = dump(src)
+    for ctl, expected in ((Controller("ahci", "given"), {("services\\storahci\\startoverride", "0", 3, 0)}),
+                          (RAID, {("services\\iastorv\\startoverride", "0", 3, 0)})):
+        plan = _adapt(src, tmp_path / f"SYSTEM_{ctl.kind}", ctl)
+        assert _sets(plan) == expected and not plan.problems
+        assert_only_edits(before, tmp_path / f"SYSTEM_{ctl.kind}", plan.edits)
