@@ -9,20 +9,18 @@ size and the engine's own figures from ``--json``.
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.crash.crashlib import image_files, rescue_env
 from tests.crash.fuseshim import mounted_shim
 from tests.scale.peak import measure
 from tests.scale.synthdisk import Layout
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SERVER = Path(__file__).resolve().parent / "synth_fuse.py"
-_FILE_RE = re.compile(r"^(\d{8}-\d{6}-[0-9a-f]{6})\.(manifest|v\d{4})$")  # FORMAT.md "Files"
 
 
 @dataclass
@@ -43,24 +41,10 @@ class Step:
         return v if isinstance(v, int) else 0
 
 
-def rescue_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("RESCUE_PASSWORD", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def _image_sizes(folder: Path, image_id: str) -> tuple[int, int]:
     """(all files of the image, its manifest) in bytes."""
-    total = manifest = 0
-    for name in os.listdir(folder):
-        m = _FILE_RE.match(name)
-        if m and m.group(1) == image_id:
-            size = (folder / name).stat().st_size
-            total += size
-            if m.group(2) == "manifest":
-                manifest = size
-    return total, manifest
+    sizes = {name: (folder / name).stat().st_size for name in image_files(folder, image_id)}
+    return sum(sizes.values()), sizes.get(f"{image_id}.manifest", 0)
 
 
 def _rescue(name: str, argv: list[str], folder: Path, read_bytes: int | None = None) -> Step:
