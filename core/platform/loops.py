@@ -47,26 +47,44 @@ def attach_loop(path: str, *, offset: int = 0, size: int | None = None, readonly
 
 def in_use(dev: str) -> bool:
     """Whether loop device ``dev`` still has a backing file (it is attached)."""
-    return os.path.exists(f"/sys/block/{os.path.basename(dev)}/loop/backing_file")
+    return _binding(dev) is not None
+
+
+def _binding(dev: str) -> tuple[str, str] | None:
+    """What ``dev`` is attached to now (backing file, offset), or None when it is free."""
+    sysfs = f"/sys/block/{os.path.basename(dev)}/loop"
+    try:
+        with open(f"{sysfs}/backing_file") as f:
+            back = f.read().strip()
+        with open(f"{sysfs}/offset") as f:
+            return back, f.read().strip()
+    except OSError:
+        return None
 
 
 def detach_loop(dev: str, *, error: ErrorFor, wait: bool = True) -> None:
     """Detach ``dev``; with ``wait``, also until the kernel has really let it go (bounded).
 
     ``wait=False`` leaves a device that is still open to the kernel, which frees it when its last
-    user closes it (a lazily unmounted filesystem).
+    user closes it (a lazily unmounted filesystem). Only the binding we detached is waited for: once the
+    kernel frees the device another process may attach something else to the same name at once, and
+    detaching that would pull a disk from under it.
     """
+    ours = _binding(dev)
     for n in range(DETACH_TRIES):
-        if not in_use(dev) or attempt(["losetup", "-d", dev]).ok:
+        if ours is None or _binding(dev) != ours:
+            return  # already free (or freed and taken by someone else: not ours to touch)
+        if attempt(["losetup", "-d", dev]).ok:
             break
         time.sleep(0.1 * (n + 1))
     else:
         raise error(f"losetup -d {dev} kept failing; detach it by hand")
+    # A successful detach of a device still open only marks it (autoclear): the kernel frees it when its
+    # last user (a driver flushing on its way out) closes it.
     deadline = time.monotonic() + DETACH_WAIT
-    while wait and in_use(dev):
+    while wait and _binding(dev) == ours:
         if time.monotonic() > deadline:
             raise error(f"loop device {dev} is still in use")
-        attempt(["losetup", "-d", dev])
         time.sleep(0.05)
 
 
