@@ -5,10 +5,11 @@ chosen bytes, or every read from a point on.
 one file, ``disk.img``, whose bytes are IMAGE's; any read that touches one of the listed byte ranges
 fails with EIO, as a disk's unreadable sector does. With ``BYTES:ERRNO`` (``EIO`` or ``ENODEV``), once
 BYTES have been served every later read fails with that error, as when a USB disk is pulled (EIO
-while the kernel still has the device, ENODEV once it is gone). Files are opened with ``direct_io`` so the kernel passes
-each read through with its own offset and length (no page-cache rounding, no readahead): a 512-byte
-read next to a bad range succeeds, exactly as on a real disk. It prints ``ready`` once mounted and
-runs until ``fusermount3 -u MOUNTPOINT``; the count of failed reads goes to stderr at exit.
+while the kernel still has the device, ENODEV once it is gone). Files are opened with ``direct_io``
+so the kernel passes each read through with its own offset and length (no page-cache rounding, no
+readahead): a 512-byte read next to a bad range succeeds, exactly as on a real disk. It prints
+``ready`` once mounted and runs until ``fusermount3 -u MOUNTPOINT``; the count of failed reads goes
+to stderr at exit.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import need_root_tools
 
 
-@contextmanager
-def mounted_shim(script: Path, args: list[str], mnt: Path) -> Iterator[Path]:
+def need_fuse() -> None:
+    """Fail without pyfuse3 (setup installs it); skip only where the kernel has no FUSE."""
     need_root_tools("fusermount3")
     try:
         import pyfuse3  # noqa: F401
@@ -29,6 +29,11 @@ def mounted_shim(script: Path, args: list[str], mnt: Path) -> Iterator[Path]:
         pytest.fail(f"pyfuse3/trio missing ({e}): scripts/setup.sh installs them")
     if not os.path.exists("/dev/fuse"):
         pytest.skip("no /dev/fuse: the kernel has no FUSE here")
+
+
+@contextmanager
+def mounted_shim(script: Path, args: list[str], mnt: Path) -> Iterator[Path]:
+    need_fuse()
     mnt.mkdir(exist_ok=True)
     # Each shim takes: its image, the mount point, then its own arguments.
     proc = subprocess.Popen([sys.executable, str(script), args[0], str(mnt), *args[1:]],

@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import need_root_tools
+from tests.crash.fuseshim import need_fuse
 
 SHIM = Path(__file__).with_name("powercut_fuse.py")
 CHILD_TIMEOUT = 120  # a job here takes a few seconds; a hang is a failure, not a wait
@@ -34,16 +34,6 @@ class CutRun:
     exit_code: int  # the child's: 0 finished, 1 raised, -9 killed at the cut
     error: str  # what the job raised, if it did
     stats: dict[str, object]
-
-
-def need_fuse() -> None:
-    need_root_tools("fusermount3")
-    try:
-        import pyfuse3  # noqa: F401
-    except ImportError as e:
-        pytest.fail(f"pyfuse3 missing ({e}): scripts/setup.sh installs it")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse: the kernel has no FUSE here")
 
 
 def _child(job: Callable[[Path], None], mnt: Path, err_path: Path) -> None:

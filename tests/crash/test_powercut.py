@@ -46,7 +46,8 @@ from core.engine.restore import execute_restore, plan_restore
 from core.engine.verify import verify
 from core.progress import Progress
 from tests.crash.crashlib import sha256_file, snapshot
-from tests.crash.powercut import CutRun, need_fuse, run_cut
+from tests.crash.fuseshim import need_fuse
+from tests.crash.powercut import CutRun, run_cut
 from tests.images import small_disk
 
 SEED = int(os.environ.get("CRASH_SEED", "20261207"))
