@@ -146,6 +146,11 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
     report.windows_partition = win.number
     where = f"partition {win.number}:\\{SYSTEM_HIVE.replace('/', chr(92))}"
     drivers_where = f"partition {win.number}:\\{DRIVERS.replace('/', chr(92))}"
+    if win.usage.hibernated:
+        # ntfs-3g would mount it read-only only; a dry run says so too rather than promise changes
+        report.problems.append(f"{where} not adapted: partition {win.number}: Windows is hibernated (or was shut "
+                               "down with Fast Startup); boot Windows and shut it down fully first")
+        return report
     stack = contextlib.ExitStack()
     try:
         files = stack.enter_context(open_volume(path, win.start, win.part.size, win.number, win.fs,

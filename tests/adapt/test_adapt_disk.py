@@ -101,8 +101,9 @@ def test_hibernated_windows_and_dirty_hive_are_left_alone_with_exit_102(tmp_path
     info = disk_copy("mbr-tiny", tmp_path / "disk.img")  # hibernated: ntfs-3g mounts it read-only only
     c = info.part("windows")
     sha = _sha(info.path)
-    rc, rep = rescue_json("adapt", str(info.path), "--controller", "ahci", "--yes")
-    assert rc == 102 and any("hibernated" in p for p in rep["problems"]) and not rep["changes"], rep
+    for mode in ("--dry-run", "--yes"):
+        rc, rep = rescue_json("adapt", str(info.path), "--controller", "ahci", mode)
+        assert rc == 102 and any("hibernated" in p for p in rep["problems"]) and not rep["changes"], rep
     assert _sha(info.path) == sha
     wake_up(info.path, c)
     with mounted_ntfs(info.path, c.start, c.size, readonly=False) as mnt:  # a write Windows never finished
