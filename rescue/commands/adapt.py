@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import click
@@ -99,4 +100,6 @@ def adapt_request(target: str, adapt: bool, controller: str | None, drivers: str
         if controller or drivers:
             raise UsageError(detail="--controller and --drivers belong to --adapt")
         return None
+    if drivers is not None and not os.path.isdir(drivers):
+        raise UsageError(detail=f"--drivers {drivers}: not a folder")
     return AdaptRequest(resolve_controller(target, controller), drivers)
