@@ -21,6 +21,8 @@ def print_adapt(report: AdaptReport, as_json: bool, *, preview: bool = False) ->
     if as_json:
         emit_json(report.as_json())
         return adapt_exit_code(report)
+    if preview:
+        click.echo("plan (nothing written yet):")
     c = report.controller
     ids = f"; ids {', '.join(c['ids'][:2])}" if c.get("ids") else ""
     click.echo(f"disk {report.disk}: controller {c['kind']} ({c['source']}"
