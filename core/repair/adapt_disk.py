@@ -189,9 +189,9 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
         if plan.edits:
             writer = HiveWriter(hive)
             apply_edits(writer, plan.edits)
-            bak = save_hive(files, SYSTEM_HIVE, writer)
-            if bak:
-                report.backups.append(f"partition {win.number}:{bak}")
+            logs: list[str] = []  # a hive replayed from its logs: the copies kept of the emptied logs
+            bak = save_hive(files, SYSTEM_HIVE, writer, kept_logs=logs)
+            report.backups += [f"partition {win.number}:{b}" for b in [bak, *logs] if b]
     return report
 
 
