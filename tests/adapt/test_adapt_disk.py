@@ -192,3 +192,23 @@ def test_restore_adapt_onto_blank_disk(tmp_path: Path) -> None:
     # The restore is complete before the adapt runs: a refusal there is what was left undone (102).
     r = rescue("restore", str(folder), str(target), "--adapt", "--controller", "nvme", "--yes")
     assert r.returncode == 102 and "adapt not done" in r.stderr and "--drivers DIR" in r.stderr, r.stderr
+
+
+def test_dirty_hive_with_its_log_is_replayed_then_adapted(tmp_path: Path) -> None:
+    """A SYSTEM hive left dirty by a crash, with the log Windows wrote: replayed as Windows would, then
+    adapted (exit 0); the log is emptied and the originals of both are kept and listed."""
+    info = disk_copy("mbr-small", tmp_path / "disk.img", hiberfil_magic=b"wake", dirty_system="logged")
+    c = info.part("windows")
+    before = read_ntfs_files(info.path, c.start, c.size, "Windows/System32/config")
+    seq1, seq2 = struct.unpack_from("<II", before["SYSTEM"], 4)
+    assert seq1 == seq2 + 1 and len(before["SYSTEM.LOG1"]) > 4096
+    rc, rep = rescue_json("adapt", str(info.path), "--controller", "ahci", "--yes")
+    assert rc == 0 and not rep["problems"], rep
+    assert rep["changes"], rep
+    after = read_ntfs_files(info.path, c.start, c.size, "Windows/System32/config")
+    seq1, seq2 = struct.unpack_from("<II", after["SYSTEM"], 4)
+    assert seq1 == seq2 and after["SYSTEM.LOG1"] == b""
+    kept = sorted(b.split("\\")[-1].split(".rescue-bak-")[0] for b in rep["backups"] if "config" in b)
+    assert kept == ["SYSTEM", "SYSTEM.LOG1"], rep["backups"]
+    msahci = hive_key_values(after["SYSTEM"], "ControlSet001\\services\\msahci")
+    assert msahci is not None and struct.unpack_from("<I", msahci["Start"][1])[0] == 0, msahci
