@@ -31,6 +31,7 @@ from core.fs.ntfs_volume import NtfsVolume, Stream
 from core.errors import Error
 from core.io.reader import BytesReader
 from tests.conftest import need_root_tools, shared_fixture
+from tests.fuzz_targets import refix as _refix, unfix as _unfix
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TIME_LIMIT = 5.0  # seconds per example: generous for a loaded CI box, tiny against a runaway loop
@@ -52,30 +53,6 @@ class PatchedReader:
             if lo < hi:
                 data[lo - offset:hi - offset] = p[lo - p_off:hi - p_off]
         return bytes(data)
-
-
-def _unfix(raw: bytes) -> bytearray:
-    """Logical bytes of a fixed-up block (test-side: USA at usa_ofs, one entry per 512-byte stride)."""
-    buf = bytearray(raw)
-    usa = int.from_bytes(buf[4:6], "little")
-    for i in range(len(buf) // 512):
-        buf[(i + 1) * 512 - 2:(i + 1) * 512] = buf[usa + 2 * (i + 1):usa + 2 * (i + 2)]
-    return buf
-
-
-def _refix(logical: bytearray) -> bytes:
-    """Protect logical bytes again with the header's USA (whatever the mutation left there)."""
-    buf = bytearray(logical)
-    usa = int.from_bytes(buf[4:6], "little")
-    count = len(buf) // 512
-    if usa + 2 * (count + 1) > len(buf) or usa & 1:
-        return bytes(buf)  # the mutation broke the USA itself: leave it for the parser to reject
-    usn = buf[usa:usa + 2]
-    for i in range(count):
-        end = (i + 1) * 512
-        buf[usa + 2 * (i + 1):usa + 2 * (i + 2)] = buf[end - 2:end]
-        buf[end - 2:end] = usn
-    return bytes(buf)
 
 
 def _check(call: object, size: int) -> FsUsage | None:
