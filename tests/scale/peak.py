@@ -21,7 +21,7 @@ TIME = "/usr/bin/time"  # Debian package "time" (scripts/setup.sh)
 
 
 def wrap(argv: list[str], report: str) -> list[str]:
-    """``argv`` started by GNU time, which writes the child's peak RSS (KiB) as the last line of ``report``."""
+    """``argv`` started by GNU time, which writes the child's peak RSS (KiB) as ``report``'s last line."""
     return [TIME, "-q", "-f", "%M", "-o", report, *argv]
 
 

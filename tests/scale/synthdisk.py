@@ -85,8 +85,9 @@ class Content:
 
     def version(self, block: int) -> int:
         """How many generation steps up to ours changed ``block``."""
+        seed = self.layout.seed
         return sum(1 for k in range(1, self.generation + 1)
-                   if xxhash.xxh64_intdigest(f"{block}:{k}".encode(), self.layout.seed) % 100 < CHANGE_PERCENT)
+                   if xxhash.xxh64_intdigest(f"{block}:{k}".encode(), seed) % 100 < CHANGE_PERCENT)
 
     def block(self, block: int) -> bytes:
         """64 KiB of content: ~45 % incompressible, ~35 % text-like (16 symbols: zstd halves it), ~20 %
