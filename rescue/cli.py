@@ -7,6 +7,7 @@ nothing else escapes as a traceback unless RESCUE_DEBUG=1.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import os
@@ -24,7 +25,23 @@ from core.errors import Cancelled, Error, UsageError, exit_codes
 # --help): importing all of them costs ~0.2 s, a tenth of a small incremental backup.
 COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
             "clone": "clone", "merge": "merge", "prune": "prune", "mount": "mount", "umount": "umount",
-            "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot", "adapt": "adapt"}
+            "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot", "adapt": "adapt", "help": "help"}
+
+# The overview `rescue --help` prints: the common jobs in plain words. It must fit the Linux console of
+# the rescue media (80x25, no scrollback), so the rest (options, exit codes) is one command away.
+COMMON_JOBS = [
+    ("rescue disks", "which disk is which: sda, nvme0n1 ..."),
+    ("rescue backup /dev/sda FOLDER", "image the whole disk into FOLDER"),
+    ("rescue backup /dev/sda FOLDER --incremental", "only what changed"),
+    ("rescue list FOLDER", "the backups in FOLDER"),
+    ("rescue verify FOLDER", "check every block of the latest backup"),
+    ("rescue restore FOLDER /dev/sdb", "put the latest backup onto a disk"),
+    ("rescue clone /dev/sda /dev/sdb", "copy a disk onto another"),
+    ("rescue mount FOLDER /mnt/img", "browse a backup, read-only"),
+    ("rescue extract FOLDER PATH --to DIR", "take files out of a backup"),
+]
+# The console's width: every line of the overview fits it.
+CONSOLE_WIDTH = 80
 
 
 class LazyGroup(click.Group):
@@ -38,17 +55,54 @@ class LazyGroup(click.Group):
         command: click.Command = importlib.import_module(f"rescue.commands.{module}").command
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        # A typo (`rescue restor`) gets the command it probably meant, in the same one line.
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            if close:
+                raise click.UsageError(f"no such command {name!r}; did you mean {close[0]}?", ctx)
+        return super().resolve_command(ctx, args)
 
-def _exit_codes_help() -> str:
-    """The exit codes for `rescue --help`, from the one table in core.errors (as README's table is)."""
-    lines = ["\b", "Exit codes (see README.md):"]
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write(overview())
+
+
+def overview() -> str:
+    """`rescue --help`: what the commands are for, in at most 25 lines of 80 columns."""
+    width = max(len(cmd) for cmd, _ in COMMON_JOBS if len(cmd) < 38) + 2
+    lines = ["Usage: rescue COMMAND [ARGS]...",
+             "",
+             "Back up, restore and clone the disks of Windows PCs, offline.",
+             "",
+             "Common jobs:"]
+    for cmd, what in COMMON_JOBS:
+        if len(cmd) + 2 + len(what) + 2 > CONSOLE_WIDTH or len(cmd) >= width:
+            lines += [f"  {cmd}", f"  {'':{width}}{what}"]
+        else:
+            lines.append(f"  {cmd:{width}}{what}")
+    shown = {cmd.split()[1] for cmd, _ in COMMON_JOBS}
+    others = " ".join(c for c in COMMANDS if c not in shown and c != "help")
+    lines += [""] + textwrap.wrap(f"Other commands: {others}", CONSOLE_WIDTH - 2, subsequent_indent="  ")
+    lines += ["",
+              "rescue COMMAND --help     what a command does and its options",
+              "rescue help exit-codes    what each exit code means",
+              "rescue --version          the version of this program"]
+    return "\n".join(lines) + "\n"
+
+
+def exit_codes_help() -> str:
+    """`rescue help exit-codes`: the one table in core.errors (as README's table is), 80 columns wide."""
+    lines = ["Exit codes (stable: scripts may rely on them):"]
     for code, meaning in exit_codes():
-        lines += textwrap.wrap(meaning, 90, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
-    return "\n".join(lines)
+        lines += textwrap.wrap(meaning, CONSOLE_WIDTH - 2, initial_indent=f"  {code:>3}  ",
+                               subsequent_indent=" " * 7)
+    return "\n".join(lines) + "\n"
 
 
-@click.group(cls=LazyGroup, epilog=_exit_codes_help(),
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": CONSOLE_WIDTH})
 @click.version_option(__version__, prog_name="rescue")
 def cli() -> None:
     """Offline backup, restore and cloning of Windows disks from rescue media."""

@@ -166,15 +166,31 @@ def test_click_usage_errors_are_one_line(setup: dict[str, Path], tmp_path: Path)
 
 
 def test_help_lists_commands() -> None:
+    """`rescue --help` fits the rescue media's 80x25 console (no scrollback), names every command and says
+    what to type for more (the README is not on the medium)."""
+    from rescue.cli import COMMANDS
     r = run_rescue("--help")
     assert r.returncode == 0
-    for cmd in ("backup", "disks", "list", "restore", "verify"):
-        assert cmd in r.stdout
+    lines = r.stdout.splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, r.stdout
+    for cmd in set(COMMANDS) - {"help"}:
+        assert f" {cmd}" in r.stdout, cmd
+    assert "README" not in r.stdout and "rescue help exit-codes" in r.stdout
+    r = run_rescue("help", "restore")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: rescue restore"), r.stdout
+
+
+def test_unknown_command_suggests_the_closest() -> None:
+    for typo, meant in (("restor", "restore"), ("dsks", "disks")):
+        r = run_rescue(typo)
+        assert r.returncode == 3
+        one_line_error(r.stderr)
+        assert f"did you mean {meant}?" in r.stderr, r.stderr
 
 
 def test_exit_codes_documented_and_unique() -> None:
     """Exit codes are an API: unique per class, each documented by the class that declares it, and README's
-    table and `rescue --help` list exactly what core/errors.py declares."""
+    table and `rescue help exit-codes` list exactly what core/errors.py declares, in 80 columns."""
     codes: dict[int, str] = {}
     for cls in [*all_error_classes(), *all_warning_classes()]:
         if cls.__dict__.get("exit_code") is not None:
@@ -185,7 +201,8 @@ def test_exit_codes_documented_and_unique() -> None:
         assert 100 <= cls.exit_code <= 127, f"{cls.__name__}: specific warnings use 100-127"
     table = "| code | meaning |\n|---|---|\n" + "\n".join(f"| {c} | {m} |" for c, m in exit_codes())
     assert table + "\n\n" in (ROOT / "README.md").read_text(), "README.md's exit-code table should be:\n" + table
-    r = run_rescue("--help")
+    r = run_rescue("help", "exit-codes")
+    assert r.returncode == 0 and max(len(line) for line in r.stdout.splitlines()) <= 80, r.stdout
     listed = [int(line.split()[0]) for line in r.stdout.split("Exit codes")[1].splitlines()[1:]
               if line.strip()[:1].isdigit()]
     assert listed == [c for c, _ in exit_codes()] and set(codes) <= set(listed), r.stdout
