@@ -17,12 +17,15 @@ from .errors import Cancelled
 
 @dataclass
 class Event:
-    """One progress report. ``done``/``total`` are bytes of the current stage's work."""
+    """One progress report. ``done``/``total`` count the current stage's work in ``unit``: "bytes", or
+    "blocks" where a stage counts items (verify checks blocks of unequal sizes), so a display never
+    shows a count as a size."""
 
     stage: str
     done: int = 0
     total: int = 0
     message: str = ""
+    unit: str = "bytes"
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Callable, Iterator
+import threading
+from typing import Any, Callable, Iterator, TypeVar
 from contextlib import contextmanager
 
 import click
 
-from core.errors import RamFolderError, UsageError
+from core.errors import RamFolderError, UsageError, WrongPassword
 from core.platform.ramfs import ram_filesystem
 from core.progress import Progress
 
 from .output import ProgressLine, emit_json
+
+T = TypeVar("T")
 
 PASSWORD_ENV = "RESCUE_PASSWORD"
 # A password file is a few bytes; refusing large files avoids reading a disk by mistake.
@@ -43,15 +46,71 @@ def read_password(password_file: str | None) -> bytes | None:
     return None
 
 
-def password_source(password_file: str | None) -> Callable[[], bytes | None]:
-    """A lazy password getter: asked only when an encrypted image needs it, read at most once."""
+# Tries at typing a password (or its repetition, or a confirmation) before the command gives up: enough
+# for a typo or two, few enough that a script stuck on a terminal ends.
+MAX_TRIES = 3
+
+
+def ask_password(new: bool) -> bytes | None:
+    """Ask on the terminal, never echoed. A new backup's password is typed twice (a typo would make the
+    backup unrestorable); there an empty answer means "not encrypted". None when stdin is no terminal."""
+    if not sys.stdin.isatty():
+        return None
+    for _ in range(MAX_TRIES):
+        with _interruptible():
+            pw = click.prompt("Password (empty: not encrypted)" if new else "Password", hide_input=True,
+                              err=True, default="", show_default=False)
+        if not new:
+            if pw:
+                return str(pw).encode()
+            click.echo("rescue: the password is empty; type it again", err=True)
+            continue
+        if not pw:
+            return None
+        with _interruptible():
+            again = click.prompt("The same password again", hide_input=True, err=True, default="",
+                                 show_default=False)
+        if again == pw:
+            return str(pw).encode()
+        click.echo("rescue: the two passwords differ; type them again", err=True)
+    raise UsageError(detail=f"no password after {MAX_TRIES} tries; nothing was done")
+
+
+def new_backup_password(password_file: str | None) -> bytes | None:
+    """A new image's password: --password-file, RESCUE_PASSWORD, or typed twice on the terminal."""
+    pw = read_password(password_file)
+    return pw if pw is not None else ask_password(new=True)
+
+
+def password_source(password_file: str | None, typed: list[bool] | None = None) -> Callable[[], bytes | None]:
+    """A lazy password getter: asked only when an encrypted image needs it, read at most once; typed on
+    the terminal when neither --password-file nor RESCUE_PASSWORD gives it (``typed`` then holds True)."""
     cache: list[bytes | None] = []
 
     def get() -> bytes | None:
         if not cache:
-            cache.append(read_password(password_file))
+            pw = read_password(password_file)
+            if pw is None:
+                pw = ask_password(new=False)
+                if pw is not None and typed is not None:
+                    typed.append(True)
+            cache.append(pw)
         return cache[0]
     return get
+
+
+def with_password(password_file: str | None, run: Callable[[Callable[[], bytes | None]], T]) -> T:
+    """``run(password)``, asking again when a password typed on the terminal was wrong (MAX_TRIES in all).
+    Safe to repeat: every engine call checks the password before it writes anything."""
+    for _ in range(MAX_TRIES - 1):
+        typed: list[bool] = []
+        try:
+            return run(password_source(password_file, typed))
+        except WrongPassword:
+            if not typed:
+                raise  # from a file or the environment: asking again would not change it
+            click.echo("rescue: wrong password; try again", err=True)
+    return run(password_source(password_file))  # the last try: a wrong password ends the command
 
 
 def refuse_ram(path: str, what: str, allow_ram: bool) -> None:
@@ -76,7 +135,7 @@ def scratch_check(scratch: str, allow_ram: bool) -> Callable[[Any], None]:
 def running(show_progress: bool = True) -> Iterator[tuple[Progress, ProgressLine]]:
     """A Progress whose cancel is wired to SIGINT/SIGTERM, and a terminal progress line."""
     line = ProgressLine(None if show_progress else False)
-    progress = Progress(lambda e: line(e) and None)
+    progress = Progress(line)
 
     def on_signal(signum: int, frame: object) -> None:
         progress.cancel()
@@ -91,16 +150,40 @@ def running(show_progress: bool = True) -> Iterator[tuple[Progress, ProgressLine
 
 
 def confirm_target(name: str, description: str, yes: bool) -> None:
-    """A destructive step needs --yes or the target's name typed back."""
+    """A destructive step needs --yes or the target's name typed back: as shown, or a disk's short name
+    (`sda` for /dev/sda), nothing else. A mistyped name is asked again (MAX_TRIES in all)."""
     if yes:
         return
     if not sys.stdin.isatty():
         raise UsageError(detail=f"refusing to overwrite {description} without confirmation: "
                                 "pass --yes, or run on a terminal and type the target's name")
+    accepted = {name}
+    if name.startswith("/dev/") and "/" not in name[len("/dev/"):]:
+        accepted.add(name[len("/dev/"):])
     click.echo(f"ALL DATA ON {description} WILL BE OVERWRITTEN.", err=True)
-    typed = click.prompt(f"Type the target's name ({name}) to continue", err=True, default="", show_default=False)
-    if typed.strip() != name:
-        raise UsageError(detail=f"confirmation did not match {name!r}; nothing was written")
+    for attempt in range(1, MAX_TRIES + 1):
+        with _interruptible():
+            typed = click.prompt(f"Type the target's name ({name}) to continue", err=True, default="",
+                                 show_default=False)
+        if str(typed).strip() in accepted:
+            return
+        if attempt < MAX_TRIES:
+            click.echo(f"rescue: {str(typed).strip()!r} is not {name}; type it again (Ctrl-C stops)", err=True)
+    raise UsageError(detail=f"confirmation did not match {name!r} in {MAX_TRIES} tries; nothing was written")
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C at a prompt stops the command (exit 130), even inside `running`, whose handler only asks
+    the engine to cancel at its next safe point, which a prompt never reaches."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def plan_then_write(plan: Any, show: Callable[[Any], None], execute: Callable[[Any, Progress], Any],

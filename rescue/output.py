@@ -42,13 +42,27 @@ def emit_json(value: Any) -> None:
 
 
 class ProgressLine:
-    """A one-line progress display (bytes, rate, ETA) on stderr, only when stderr is a terminal."""
+    """A one-line progress display (amount, rate, ETA) on stderr, only when stderr is a terminal.
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    The line is redrawn in place; a shorter line blanks what the longer one left, and the line of a
+    finished stage (or one followed by a message) ends with a newline, so nothing is glued to it."""
+
+    # A rate measured over less than this is noise (the first event of a stage, or a stage that
+    # reports only its end), shown as nothing rather than as "6.6 TiB/s".
+    MIN_RATE_SECONDS = 0.5
+
+    def __init__(self, enabled: bool | None = None, stream: Any = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.stream = stream  # None: click's stderr (tests pass a buffer)
         self.start = time.monotonic()
         self.stage = ""
-        self.shown = False
+        self.shown = 0  # length of the line now on screen, 0 when none is
+
+    def _write(self, text: str, nl: bool) -> None:
+        if self.stream is None:
+            click.echo(text, err=True, nl=nl)
+        else:
+            self.stream.write(text + ("\n" if nl else ""))
 
     def __call__(self, event: Event) -> None:
         if not self.enabled:
@@ -58,21 +72,37 @@ class ProgressLine:
             self.stage = event.stage
             self.start = time.monotonic()
         if event.message and not event.total:
-            click.echo(event.message, err=True)
+            self.finish()
+            self._write(event.message, True)
             return
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        rate = event.done / elapsed
-        eta = (event.total - event.done) / rate if rate > 0 and event.total else 0
+        line = self.format(event, time.monotonic() - self.start)
+        # blank what a longer previous line left on screen
+        self._write("\r" + line + " " * max(0, self.shown - len(line)), False)
+        self.shown = len(line)
+        if event.total and event.done >= event.total:
+            self.finish()
+
+    @classmethod
+    def format(cls, event: Event, elapsed: float) -> str:
+        """The line for ``event`` after ``elapsed`` seconds of its stage, in the event's own unit."""
+        def amount(n: float) -> str:
+            return human(n) if event.unit == "bytes" else f"{int(n)}"
+
         pct = 100 * event.done / event.total if event.total else 0
-        line = (f"\r{event.stage}: {pct:5.1f}%  {human(event.done)} / {human(event.total)}  "
-                f"{human(rate)}/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}   ")
-        click.echo(line, err=True, nl=False)
-        self.shown = True
+        unit = "" if event.unit == "bytes" else f" {event.unit}"
+        line = f"{event.stage}: {pct:5.1f}%  {amount(event.done)} / {amount(event.total)}{unit}"
+        if elapsed >= cls.MIN_RATE_SECONDS and event.done > 0:
+            rate = event.done / elapsed
+            line += f"  {amount(rate)}{unit}/s"
+            if event.total and event.done < event.total:
+                eta = int((event.total - event.done) / rate)
+                line += f"  ETA {eta // 60}:{eta % 60:02d}"
+        return line
 
     def finish(self) -> None:
         if self.shown:
-            click.echo("", err=True)
-            self.shown = False
+            self._write("", True)
+            self.shown = 0
 
 
 def show_layout(partitions: list[dict[str, Any]]) -> None:

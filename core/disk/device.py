@@ -306,16 +306,11 @@ def open_source(path: str, sector_size: int | None = None) -> Disk:
     return disk
 
 
-def open_target(path: str, *, sources: list[str], required_size: int, sector_size: int,
-                image_paths: list[str] | None = None, allow_create: bool = False) -> Disk:
-    """Open a restore/clone target for writing after every safety check passes.
-
-    Refuses (`TargetRefused`) a target that is a source under any alias, is mounted / swap / held,
-    holds the images, is read-only, is smaller than ``required_size`` or has another logical sector
-    size than ``sector_size``. A regular file is created (and sized to ``required_size``) only with
-    ``allow_create``; an existing file is never resized.
-    """
-    _check_sector_size(sector_size)
+def check_target_path(path: str, *, sources: list[str], image_paths: list[str] | None = None,
+                      allow_create: bool = False) -> safety.Footprint:
+    """The checks of `open_target` that need neither the image's size nor its sector size (it exists, is
+    a disk or file, is no source, holds no image, is not mounted or read-only), without opening it: a
+    restore makes them before it checks the image and asks for its password. Returns the footprint."""
     if not os.path.exists(path):
         if not allow_create:
             raise TargetRefused(target=path, detail="does not exist")
@@ -330,6 +325,21 @@ def open_target(path: str, *, sources: list[str], required_size: int, sector_siz
     if st is not None and stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
         # Root could write it anyway (file modes do not bind root), but nobody may: its owner made it read-only.
         raise TargetRefused(target=path, detail=f"is read-only (mode {stat.S_IMODE(st.st_mode):03o})")
+    return fp
+
+
+def open_target(path: str, *, sources: list[str], required_size: int, sector_size: int,
+                image_paths: list[str] | None = None, allow_create: bool = False) -> Disk:
+    """Open a restore/clone target for writing after every safety check passes.
+
+    Refuses (`TargetRefused`) a target that is a source under any alias, is mounted / swap / held,
+    holds the images, is read-only, is smaller than ``required_size`` or has another logical sector
+    size than ``sector_size``. A regular file is created (and sized to ``required_size``) only with
+    ``allow_create``; an existing file is never resized.
+    """
+    _check_sector_size(sector_size)
+    fp = check_target_path(path, sources=sources, image_paths=image_paths, allow_create=allow_create)
+    st = os.stat(path) if os.path.exists(path) else None
     if st is not None and stat.S_ISBLK(st.st_mode):
         disk = _open_block_target(path, st, required_size, sector_size)
     else:

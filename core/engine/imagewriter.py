@@ -93,6 +93,8 @@ class ImageWriter:
         manifest = mf.Manifest(self.image_id, self.uuid, self.encrypted, summary, meta, bytes(self.chunks), extents,
                                units, keys=self.keys)
         self.progress.check()
+        # Said, because the data stage already shows 100 % while this takes a moment (fsyncs).
+        self.progress.report(Event("finishing", message="finishing: writing the manifest"))
         # Once this file is durably in place the image exists, not before.
         write_durable(self.repo.path, f"{self.image_id}.manifest", mf.encode(manifest, self.wrap))
         return meta

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..disk.device import Disk, open_target
+from ..disk.device import Disk, check_target_path, open_target
 from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
@@ -97,6 +97,13 @@ def plan_restore(folder: str, image_id: str | None, target: str, password: Calla
                  scratch: str | None = None) -> RestorePlan:
     """Everything up to (not including) the first write."""
     repo = Repository(folder)
+    # The target first: a missing or refused one is said before the volumes are checked and a password
+    # is asked for; `_plan` checks it again with the image's size and sector size, and opens it.
+    try:
+        folder_files = [os.path.join(repo.path, n) for n in os.listdir(repo.path)]
+    except OSError:
+        folder_files = []  # unreadable folder: `Repository.resolve` below says so
+    check_target_path(target, sources=[], image_paths=folder_files)
     image_id = repo.resolve(image_id)
     progress.report(Event("check", message=f"checking the volumes of image {image_id} and its chain"))
     chain = Chain(repo, image_id, password)  # structural pre-flight: every volume of every image intact

@@ -59,8 +59,8 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
                 bad.append(err)
             data += length
             if i % 16 == 0:
-                progress.report(Event("verify", i + 1, total))
-        progress.report(Event("verify", total, total))
+                progress.report(Event("verify", i + 1, total, unit="blocks"))
+        progress.report(Event("verify", total, total, unit="blocks"))
         images = [m.image_id for m in chain.manifests]
     result = VerifyResult(image_id, total, data, time.monotonic() - started, bad, images)
     if bad:

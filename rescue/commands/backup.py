@@ -7,7 +7,7 @@ import click
 from core.engine.backup import BackupOptions, backup
 from core.errors import UsageError
 
-from ..context import read_password, refuse_ram, running
+from ..context import new_backup_password, refuse_ram, running
 from ..output import emit_json, human, report_warnings
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -34,7 +34,8 @@ def parse_size(text: str) -> int:
 @click.option("--level", type=int, default=1, show_default=True,
               help="zstd compression level (1-19); higher is smaller and slower.")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
-              help="Encrypt with the password in this file (or set RESCUE_PASSWORD).")
+              help="Encrypt with the password in this file (or set RESCUE_PASSWORD; on a terminal, "
+                   "without either, it is asked twice: empty for no encryption).")
 @click.option("--split", "split", default=None, help="Cap each volume file, e.g. 4G for FAT32, 650M, 4.7G.")
 @click.option("--sector-by-sector", is_flag=True, help="Store every sector, including free space, "
               "pagefile.sys and hiberfil.sys.")
@@ -56,7 +57,7 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
         raise UsageError(detail="--incremental and --differential contradict each other: give one of them")
     mode = "incremental" if incremental else "differential" if differential else "full"
     refuse_ram(folder, "backup folder", allow_ram)
-    options = BackupOptions(partitions=partitions, level=level, password=read_password(password_file),
+    options = BackupOptions(partitions=partitions, level=level, password=new_backup_password(password_file),
                             split=parse_size(split) if split else None, sector_by_sector=sector_by_sector,
                             mode=mode)
     with running(not as_json) as (progress, _):

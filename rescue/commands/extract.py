@@ -7,7 +7,7 @@ import click
 from core.errors import IntegrityError
 from rescue.mount.extract import extract
 
-from ..context import password_source, running
+from ..context import running, with_password
 from ..output import emit_json, human
 
 
@@ -19,7 +19,8 @@ from ..output import emit_json, human
 @click.option("--partition", type=int, default=None,
               help="Partition number (default: the Windows partition).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
-              help="Password of an encrypted image (or set RESCUE_PASSWORD).")
+              help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
+                   "otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(folder: str, path: str, to: str, image_id: str | None, partition: int | None,
             password_file: str | None, as_json: bool) -> int:
@@ -28,7 +29,8 @@ def command(folder: str, path: str, to: str, image_id: str | None, partition: in
     Never writes outside DIR; links are kept only when they point inside what is copied. Files that
     cannot be read (a damaged block) are listed and make the exit code 20."""
     with running(not as_json) as (progress, _):
-        result = extract(folder, image_id, password_source(password_file), path, to, partition, progress)
+        result = with_password(password_file,
+                               lambda pw: extract(folder, image_id, pw, path, to, partition, progress))
     if as_json:
         emit_json(result.as_json())
     else:

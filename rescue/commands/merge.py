@@ -6,7 +6,7 @@ import click
 
 from core.engine.merge import merge
 
-from ..context import password_source, refuse_ram, running
+from ..context import refuse_ram, running, with_password
 from ..output import emit_json, human
 from .backup import parse_size
 
@@ -27,8 +27,8 @@ def command(folder: str, image_id: str | None, password_file: str | None, level:
     that nothing else needs. The new image is committed before anything is removed."""
     refuse_ram(folder, "backup folder", allow_ram)  # the new full image is written there
     with running(not as_json) as (progress, _):
-        result = merge(folder, image_id, password_source(password_file), progress, level=level,
-                       split=parse_size(split) if split else None)
+        result = with_password(password_file, lambda pw: merge(folder, image_id, pw, progress, level=level,
+                                                               split=parse_size(split) if split else None))
     if as_json:
         emit_json(result.as_json())
         return 0

@@ -6,7 +6,7 @@ import click
 
 from rescue.mount.server import MountResult, mount
 
-from ..context import password_source
+from ..context import with_password
 from ..output import emit_json, human
 
 
@@ -15,7 +15,8 @@ from ..output import emit_json, human
 @click.argument("mountpoint")
 @click.option("--image", "image_id", default=None, help="Image id (default: the latest complete image).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
-              help="Password of an encrypted image (or set RESCUE_PASSWORD).")
+              help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
+                   "otherwise).")
 @click.option("--foreground", is_flag=True, help="Stay in the foreground; Ctrl-C unmounts.")
 @click.option("--log", "log_path", default=None,
               help="Log file of read errors (default: /run/rescue/mount-*.log; stderr with --foreground).")
@@ -40,6 +41,6 @@ def command(folder: str, mountpoint: str, image_id: str | None, password_file: s
             click.echo(f"  read errors are logged to {r.log}")
         click.echo(f"unmount with: rescue umount {r.mountpoint}" + ("  (or Ctrl-C)" if foreground else ""))
 
-    mount(folder, image_id, password_source(password_file), mountpoint, foreground=foreground,
-          log_path=log_path, on_ready=ready)
+    with_password(password_file, lambda pw: mount(folder, image_id, pw, mountpoint, foreground=foreground,
+                                                  log_path=log_path, on_ready=ready))
     return 0

@@ -6,7 +6,7 @@ import click
 
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
-from ..context import plan_then_write, password_source, running, scratch_check
+from ..context import plan_then_write, running, scratch_check, with_password
 from ..output import human, report_warnings, show_layout
 from .adapt import adapt_options, adapt_request
 
@@ -28,7 +28,8 @@ def show_plan(plan: RestorePlan) -> None:
 @click.argument("target")
 @click.option("--image", "image_id", default=None, help="Image id (default: the latest complete image).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
-              help="Password of an encrypted image (or set RESCUE_PASSWORD).")
+              help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
+                   "otherwise).")
 @click.option("--grow", type=int, default=None, help="Partition number to grow or shrink to fit the target "
               "(default: the Windows partition).")
 @click.option("--keep-layout", is_flag=True, help="Keep every partition at its original offset and size.")
@@ -52,8 +53,9 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     """
     request = adapt_request(target, adapt, adapt_controller, adapt_drivers)  # before the plan holds the disk
     with running(not as_json) as (progress, _):
-        plan = plan_restore(folder, image_id, target, password_source(password_file), progress, grow=grow,
-                            keep_layout=keep_layout, scratch=scratch)
+        plan = with_password(password_file, lambda pw: plan_restore(folder, image_id, target, pw, progress,
+                                                                    grow=grow, keep_layout=keep_layout,
+                                                                    scratch=scratch))
         plan.adapt = request
         # the scratch folder defaults to the backup folder (as plan_restore has it)
         result = plan_then_write(plan, show_plan, execute_restore, progress, as_json=as_json, dry_run=dry_run,

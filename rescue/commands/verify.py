@@ -6,7 +6,7 @@ import click
 
 from core.engine.verify import verify
 
-from ..context import password_source, running
+from ..context import running, with_password
 from ..output import emit_json, human
 
 
@@ -14,12 +14,13 @@ from ..output import emit_json, human
 @click.argument("folder")
 @click.option("--image", "image_id", default=None, help="Image id (default: the latest complete image).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
-              help="Password of an encrypted image (or set RESCUE_PASSWORD).")
+              help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
+                   "otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(folder: str, image_id: str | None, password_file: str | None, as_json: bool) -> int:
     """Verify an image: every volume, every block, authenticated and digest-checked."""
     with running(not as_json) as (progress, _):
-        result = verify(folder, image_id, password_source(password_file), progress)
+        result = with_password(password_file, lambda pw: verify(folder, image_id, pw, progress))
     if as_json:
         emit_json(result.as_json())
     else:
