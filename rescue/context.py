@@ -209,6 +209,8 @@ def plan_then_write(plan: Any, show: Callable[[Any], None], execute: Callable[[A
     if as_json:
         emit_json({"dry_run": False, "plan": plan.as_json(), "result": result.as_json()})
     else:
+        if result.actions:
+            click.echo("done:", err=True)
         for a in result.actions:
             click.echo(f"  {a}", err=True)
     return result

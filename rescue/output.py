@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import time
 from typing import Any, Iterable
 
@@ -11,6 +12,11 @@ import click
 
 from core.errors import Warning_, warnings_exit_code
 from core.progress import Event
+
+
+# What a line of the CLI's tables may take: the rescue media's console is 80 columns and wraps
+# mid-word beyond.
+WIDTH = 80
 
 
 def human(n: int | float | None) -> str:
@@ -35,6 +41,13 @@ def report_warnings(warnings: Iterable[str], *, show: bool = True) -> int:
             kind = "warning" if isinstance(w, Warning_) else "note"
             click.echo(f"rescue: {kind}: {w}", err=True)
     return warnings_exit_code(warnings)
+
+
+def show_plan_warnings(warnings: Iterable[str]) -> None:
+    """A plan's warnings, each called what it is: a warning (it will set the exit code) or a note."""
+    for w in warnings:
+        kind = "warning" if isinstance(w, Warning_) else "note"
+        click.echo(textwrap.fill(str(w), WIDTH, initial_indent=f"  {kind}: ", subsequent_indent="    "), err=True)
 
 
 def emit_json(value: Any) -> None:
@@ -105,13 +118,21 @@ class ProgressLine:
             self.shown = 0
 
 
+def fit(line: str, width: int = WIDTH) -> str:
+    """``line`` cut to ``width`` columns, marked with "…" where it was cut."""
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
 def show_layout(partitions: list[dict[str, Any]]) -> None:
-    """The plan table of a restore or clone: old -> new start and size, and the filesystem action."""
+    """The plan table of a restore or clone: old -> new start and size (human units, so it fits 80
+    columns), the filesystem action and the label (cut to fit)."""
     if not partitions:
         return
-    click.echo(f"  {'#':>2}  {'role':16} {'fs':6} {'old start':>12} {'old size':>10}  ->  "
-               f"{'new start':>12} {'new size':>10}  action", err=True)
+    rw = max(len("role"), *(len(p["role"]) for p in partitions))
+    click.echo(f"  {'#':>2} {'role':{rw}} {'fs':6} {'start':>9} {'size':>9} -> {'start':>9} {'size':>9} action",
+               err=True)
     for p in partitions:
-        click.echo(f"  {p['number']:>2}  {p['role']:16} {p['fs'] or 'raw':6} {p['old_start']:>12} "
-                   f"{human(p['old_size']):>10}  ->  {p['new_start']:>12} {human(p['new_size']):>10}  "
-                   f"{p['action']}{'  ' + repr(p['label']) if p.get('label') else ''}", err=True)
+        line = (f"  {p['number']:>2} {p['role']:{rw}} {p['fs'] or 'raw':6} {human(p['old_start']):>9} "
+                f"{human(p['old_size']):>9} -> {human(p['new_start']):>9} {human(p['new_size']):>9} "
+                f"{p['action']}{'  ' + repr(p['label']) if p.get('label') else ''}")
+        click.echo(fit(line), err=True)

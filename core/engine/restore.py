@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..disk.device import Disk, check_target_path, open_target
+from ..platform.firmware import boot_mode_note
 from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
@@ -138,6 +139,9 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
                        "those sectors are not restored"))
         if layout is not None and not layout.identical and any(m.action != "copy" for m in layout.moves):
             warnings.append("partitions are resized; the boot configuration is repaired after the data is written")
+        note = boot_mode_note(table.scheme) if table and table.has_windows else None
+        if note:
+            warnings.append(note)  # informs (the restore itself is sound): no exit code of its own
         parts = [m.as_json() | {"label": m.source.label, "type_id": m.source.partition.type_id}
                  for m in layout.moves] if layout else []
         required = max([m["new_start"] + m["new_size"] for m in parts] + [required])

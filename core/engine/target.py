@@ -116,6 +116,8 @@ def _finish(placer: Placer, table: ImageTable | None, progress: Progress, proble
     actions.append("partition table written" + ("" if layout.identical else " for the new layout"))
     moved = [m for m in layout.moves if m.new_start != m.old_start]
     if not any(m.role in BOOT_ROLES for m in moved):
+        if table.has_windows:  # said, so the end of a restore never leaves it a question
+            actions.append("boot repair: not needed, the partitions Windows starts from kept their places")
         return actions  # nothing Windows' boot configuration names moved
     # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
     # repair opens the disk itself (exclusively), so ours is closed first.
@@ -128,7 +130,9 @@ def _finish(placer: Placer, table: ImageTable | None, progress: Progress, proble
         problems.append(BootRepairWarning(detail=f"boot repair failed ({e.strerror or e}); the data and the "
                                                  f"partition table are written: run `rescue fix-boot {disk.path}`"))
         return actions
-    actions.extend(f"{c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
-    actions.extend(f"kept a copy: {b}" for b in report.backups)
+    actions.extend(f"boot repair: {c.area}: {c.where}: {c.old} -> {c.new}" for c in report.changes)
+    if not report.changes:
+        actions.append("boot repair: nothing to change, every boot entry already points at its partition")
+    actions.extend(f"boot repair: kept a copy of {b}" for b in report.backups)
     problems.extend(BootRepairWarning(detail=p) for p in report.problems)
     return actions

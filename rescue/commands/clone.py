@@ -7,7 +7,7 @@ import click
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
 from ..context import plan_then_write, running, scratch_check
-from ..output import human, report_warnings, show_layout
+from ..output import human, report_warnings, show_layout, show_plan_warnings
 from .adapt import adapt_options, adapt_request
 
 
@@ -16,8 +16,7 @@ def show_plan(plan: ClonePlan) -> None:
     click.echo(f"   to {plan.target_description}", err=True)
     show_layout(plan.partitions)
     click.echo(f"  data to copy: {human(plan.data_bytes)}", err=True)
-    for w in plan.warnings:
-        click.echo(f"  warning: {w}", err=True)
+    show_plan_warnings(plan.warnings)
     if plan.adapt:
         click.echo(f"  then: adapt the Windows to controller {plan.adapt.controller.describe()}", err=True)
 

@@ -7,7 +7,7 @@ import click
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import plan_then_write, running, scratch_check, with_password
-from ..output import human, report_warnings, show_layout
+from ..output import human, report_warnings, show_layout, show_plan_warnings
 from .adapt import adapt_options, adapt_request
 
 
@@ -17,8 +17,7 @@ def show_plan(plan: RestorePlan) -> None:
                f"uses {human(plan.required_size)} of {human(plan.target_size)}", err=True)
     show_layout(plan.partitions)
     click.echo(f"  data {human(plan.data_bytes)}, zero-filled {human(plan.zero_bytes)}", err=True)
-    for w in plan.warnings:
-        click.echo(f"  warning: {w}", err=True)
+    show_plan_warnings(plan.warnings)
     if plan.adapt:
         click.echo(f"  then: adapt the Windows to controller {plan.adapt.controller.describe()}", err=True)
 
