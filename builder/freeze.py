@@ -32,7 +32,10 @@ HIDDEN = ("zstandard", "blake3", "xxhash", "pyudev", "click", "cryptography.hazm
           # rescue.cli imports its commands by name, when they run:
           *(f"rescue.commands.{m}" for m in ("disks", "backup", "listing", "verify", "restore", "clone", "merge",
                                              "prune", "mount", "umount", "extract", "bcd", "fix_boot",
-                                             "adapt")))
+                                             "adapt", "guide")),
+          # `rescue guide` imports urwid only when it runs; urwid picks its terminal driver at run time
+          # (a Windows build adds urwid.display._win32_raw_display):
+          "rescue.guide.app", "urwid", "urwid.display.raw", "urwid.display._posix_raw_display")
 # Pulled in by optional integrations of the packages above (pyudev's GUI bindings, ...), never used:
 # without excluding them the folder grows from ~35 MB to ~130 MB.
 EXCLUDE = ("tkinter", "numpy", "IPython", "jedi", "PyQt5", "PySide2", "wx", "gi", "matplotlib", "pytest",

@@ -31,6 +31,7 @@ PACKAGES=(
     xorriso                                        # rescue-build: the hybrid BIOS/UEFI ISO
     e2fsprogs                                      # mke2fs: ext4 backup disks in the boot tests (and in the image)
     qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
+    tmux                                           # tests/guide: drives `rescue guide` in a real 80x25 terminal
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,27 @@
+"""`rescue guide`: the guided console (keyboard-only text screens) for people who do not type commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from core.errors import UsageError
+
+
+@click.command("guide")
+@click.option("--disk", "disk_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Offer this image file as a disk (repeatable; for tests and demos). "
+                   "Without it, the machine's disks are offered.")
+def command(disk_files: tuple[str, ...]) -> int:
+    """Back up, restore or clone step by step, by keyboard, in a text console (80x25 is enough).
+
+    Nothing is written to a disk before its plan was shown and its name typed back, as the other
+    commands ask. Exit status: 0 when the user leaves, 64 when Shell was chosen, 65 for Power off (the
+    rescue media's start-up acts on them); a job's own result is shown on its screen and in its log.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(detail="the guide needs a terminal (run it on a console, over SSH or in tmux)")
+    from rescue.guide.app import Guide  # urwid only when the guide runs: the other commands start faster
+
+    return Guide(list(disk_files)).run()

@@ -1,0 +1,59 @@
+"""The guide's main loop: which screen is shown, what Esc does there, and how the guide ends.
+
+Engine jobs run in a worker thread (`job`); the screens are only ever changed from the loop's thread,
+which polls the job's state a few times a second.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import urwid
+
+from .ui import PALETTE
+
+# How `rescue guide` ends, so the media's init knows what the user chose (on a normal machine both
+# simply end the guide). Outside the exit-code table of core.errors on purpose: they are not errors.
+EXIT_QUIT = 0
+EXIT_SHELL = 64
+EXIT_POWER_OFF = 65
+
+
+class Guide:
+    """The running guide: ``disks`` are given image files (--disk), or empty to discover the machine's."""
+
+    def __init__(self, disk_files: list[str]) -> None:
+        self.disk_files = disk_files
+        self.exit_code = EXIT_QUIT
+        self._escape: Callable[[], None] | None = None
+        self.loop = urwid.MainLoop(urwid.SolidFill(" "), PALETTE, unhandled_input=self._unhandled,
+                                   handle_mouse=False)
+
+    def show(self, widget: urwid.Widget, escape: Callable[[], None] | None) -> None:
+        """Put ``widget`` on the screen; Esc there calls ``escape`` (None: Esc does nothing)."""
+        self.loop.widget = widget
+        self._escape = escape
+
+    def _unhandled(self, key: str | tuple[str, int, int, int]) -> bool:
+        if key == "esc" and self._escape is not None:
+            self._escape()
+            return True
+        return False
+
+    def every(self, seconds: float, fn: Callable[[], bool]) -> None:
+        """Call ``fn`` every ``seconds`` until it returns False."""
+        def tick(_loop: urwid.MainLoop, _data: object) -> None:
+            if fn():
+                self.loop.set_alarm_in(seconds, tick)
+        self.loop.set_alarm_in(seconds, tick)
+
+    def quit(self, code: int) -> None:
+        self.exit_code = code
+        raise urwid.ExitMainLoop()
+
+    def run(self) -> int:
+        from .main_menu import main_menu
+
+        main_menu(self)
+        self.loop.run()
+        return self.exit_code

@@ -1,0 +1,76 @@
+"""Copy to a new disk (clone): the source, the target, the plan, the target's name typed, then the job
+(`core.engine.clone`, as `rescue clone`). The source is offered as a target too: the engine's own
+refusal says why that cannot be done."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from core.disk.discover import DiskSummary
+from core.engine.clone import ClonePlan, execute_clone, plan_clone
+from core.progress import Progress
+
+from . import job, result
+from .app import Guide
+from .confirm import confirm
+from .disks import disks, label
+from .ui import frame, human, menu, texts
+
+TITLE = "Copy to a new disk (clone)"
+# The clone's log goes where the CLI puts a clone's scratch file: there is no backup folder.
+LOG_DIR = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+
+
+def start(guide: Guide) -> None:
+    from .main_menu import main_menu
+
+    found = disks(guide.disk_files)
+    items = [(label(d), lambda d=d: _target(guide, found, d)) for d in found]
+    guide.show(frame(TITLE, menu(texts("Which disk should be copied?"), items)), lambda: main_menu(guide))
+
+
+def _target(guide: Guide, found: list[DiskSummary], source: DiskSummary) -> None:
+    items = [(label(d), lambda d=d: _plan(guide, found, source, d)) for d in found]
+    guide.show(frame(TITLE, menu(texts(f"Copy {source.name} onto which disk? It will be overwritten."), items)),
+               lambda: start(guide))
+
+
+def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: DiskSummary) -> None:
+    log = job.Log(os.path.join(LOG_DIR, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-clone.log"))
+    log.line(f"clone of {source.name} onto {target.name}: planning")
+
+    def planned(j: job.Job) -> None:
+        if j.error is not None:
+            result.refused(guide, TITLE, j.error)
+            return
+        plan: ClonePlan = j.result
+
+        def cancel() -> None:
+            plan.close()
+            _target(guide, found, source)
+        confirm(guide, TITLE, plan, [f"Copy {plan.source_description}"], lambda: _run(guide, plan, log), cancel)
+
+    job.run(guide, "Reading the source", log,
+            lambda progress: plan_clone(source.name, target.name, progress), planned)
+
+
+def _run(guide: Guide, plan: ClonePlan, log: job.Log) -> None:
+    log.line(f"confirmed: writing onto {plan.target}")
+
+    def work(progress: Progress) -> object:
+        try:
+            return execute_clone(plan, progress)
+        finally:
+            plan.close()
+
+    def done(j: job.Job) -> None:
+        r = j.result
+        lines = [] if r is None else [f"{plan.source} copied onto {plan.target}.",
+                                      f"{human(getattr(r, 'written_bytes', 0))} written and read back.",
+                                      *getattr(r, "actions", [])]
+        result.show(guide, TITLE, j, lines, ["Remove the old disk (or choose the new one in the firmware's",
+                                             "boot menu) and restart the PC."])
+
+    job.run(guide, TITLE, log, work, done)

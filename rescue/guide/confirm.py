@@ -1,0 +1,41 @@
+"""The plan of a restore or clone (partitions old -> new) and the confirmation: the target's name typed
+back, as the CLI asks. A wrong name writes nothing and asks again."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import urwid
+
+from .app import Guide
+from .ui import Entry, form, frame, human, texts
+
+
+def plan_lines(plan: Any) -> list[urwid.Widget]:
+    rows = [f"Onto: {plan.target_description}", "",
+            f" # {'role':14} {'fs':5} {'old size':>10} -> {'new size':>10}  action"]
+    for p in plan.partitions:
+        rows.append(f"{p['number']:>2} {str(p['role'])[:14]:14} {str(p['fs'] or 'raw')[:5]:5} "
+                    f"{human(p['old_size']):>10} -> {human(p['new_size']):>10}  {p['action']}")
+    out = texts(*rows)
+    out += texts(*(f"warning: {w}" for w in plan.warnings), style="warn")
+    return out
+
+
+def confirm(guide: Guide, title: str, plan: Any, intro: list[str], go: Callable[[], None],
+            back: Callable[[], None], problem: str = "") -> None:
+    """Show the plan; ``go`` runs only once the target's name was typed exactly (spaces trimmed)."""
+    def typed(text: str) -> None:
+        if text.strip() != plan.target:
+            confirm(guide, title, plan, intro, go, back,
+                    f"{text.strip()!r} is not {plan.target!r}: nothing was written. Type it again, or Esc.")
+            return
+        go()
+
+    lines = texts(*intro) + plan_lines(plan) + [urwid.Divider()]
+    lines += texts(f"ALL DATA ON {plan.target_description} WILL BE OVERWRITTEN.", style="error")
+    if problem:
+        lines += texts(problem, style="warn")
+    lines += texts(f"Type the target's name ({plan.target}) to continue:")
+    guide.show(frame(title, form(lines, Entry("> ", typed)), "Enter: confirm   Esc: cancel, nothing is written"),
+               back)

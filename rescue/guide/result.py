@@ -1,0 +1,49 @@
+"""How a job ended: what was done and what to do next, or the error in plain words with its exit code
+and the log file's name. A stopped job says that what was finished before is untouched."""
+
+from __future__ import annotations
+
+from core.errors import Cancelled, Error, warnings_exit_code
+
+from .app import Guide
+from .job import Job
+from .ui import frame, menu, texts
+
+
+def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[str]) -> None:
+    from .main_menu import main_menu
+
+    lines = []
+    if job.error is not None:
+        e = job.error
+        if isinstance(e, Cancelled):
+            lines += texts("Stopped. Nothing that was finished before was changed.", style="warn")
+        else:
+            lines += texts("It did not work:", style="error")
+        lines += texts(e.message, f"(exit code {e.exit_code})")
+        job.log.line(f"ended: exit {e.exit_code}")
+    else:
+        warnings = list(getattr(job.result, "warnings", []))
+        code = warnings_exit_code(warnings)
+        lines += texts("Done.", style="good")
+        lines += texts(*done)
+        lines += texts(*(f"warning: {w}" for w in warnings), style="warn")
+        if code:
+            lines += texts(f"(exit code {code})")
+        lines += texts("", *next_steps)
+        job.log.line(f"ended: exit {code}")
+    lines += texts("", f"Log: {job.log.path}")
+    if job.log.error:
+        lines += texts(job.log.error, style="warn")
+    body = menu(lines, [("Back to the main screen", lambda: main_menu(guide))])
+    guide.show(frame(title, body, "Enter: main screen"), lambda: main_menu(guide))
+
+
+def refused(guide: Guide, title: str, error: Error, back: str = "Back to the main screen") -> None:
+    """An engine refusal before anything was written, in the engine's own words."""
+    from .main_menu import main_menu
+
+    lines = texts("This cannot be done:", style="error")
+    lines += texts(error.message, f"(exit code {error.exit_code})", "", "Nothing was written.")
+    guide.show(frame(title, menu(lines, [(back, lambda: main_menu(guide))]), "Enter: main screen"),
+               lambda: main_menu(guide))

@@ -1,0 +1,85 @@
+"""The widgets every screen of the guide shares: palette, frame, menus, text entries, plain sizes.
+
+Sixteen colours and plain ASCII only: the guide must read the same on the Linux console (TERM=linux),
+a serial line, SSH and a Windows console, at 80x25.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import urwid
+
+# Foreground, background: the 16 colours every console has.
+PALETTE = [
+    ("body", "light gray", "black"),
+    ("title", "white,bold", "dark blue"),
+    ("keys", "black", "light gray"),
+    ("focus", "black", "light cyan"),
+    ("error", "light red,bold", "black"),
+    ("warn", "yellow,bold", "black"),
+    ("good", "light green,bold", "black"),
+    ("bar", "black", "light gray"),
+    ("bar_done", "white", "dark green"),
+    ("edit", "white", "dark gray"),
+]
+
+
+def human(n: int | float) -> str:
+    """Binary units as the CLI prints them (1.5 GiB)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def frame(title: str, body: urwid.Widget, keys: str = "Up/Down: choose   Enter: select   Esc: back") -> urwid.Frame:
+    """A screen: title bar on top, the body, and the keys that work here at the bottom."""
+    head = urwid.AttrMap(urwid.Text(f" rescue guide - {title}"), "title")
+    foot = urwid.AttrMap(urwid.Text(f" {keys}"), "keys")
+    return urwid.Frame(urwid.AttrMap(body, "body"), header=head, footer=foot)
+
+
+def button(label: str, on_press: Callable[[], None]) -> urwid.Widget:
+    b = urwid.Button(label, on_press=lambda _b: on_press())
+    return urwid.AttrMap(b, None, focus_map="focus")
+
+
+def menu(intro: list[urwid.Widget], items: Sequence[tuple[str, Callable[..., None]]]) -> urwid.Widget:
+    """Text on top, then one line per choice; the first choice has the focus."""
+    widgets: list[urwid.Widget] = [*intro, urwid.Divider()] if intro else []
+    first = len(widgets)
+    widgets += [button(label, action) for label, action in items]
+    walker = urwid.SimpleFocusListWalker(widgets)
+    if items:
+        walker.set_focus(first)
+    return urwid.Padding(urwid.ListBox(walker), left=1, right=1)
+
+
+class Entry(urwid.Edit):
+    """A one-line text entry that calls ``on_enter(text)`` on Enter (``mask`` hides what is typed)."""
+
+    def __init__(self, caption: str, on_enter: Callable[[str], None], mask: str | None = None,
+                 text: str = "") -> None:
+        super().__init__(caption, text, mask=mask)
+        self._on_enter = on_enter
+
+    def keypress(self, size: tuple[()] | tuple[int] | tuple[int, int], key: str) -> str | None:
+        if key == "enter":
+            self._on_enter(self.edit_text)
+            return None
+        result: str | None = super().keypress(size, key)
+        return result
+
+
+def form(lines: list[urwid.Widget], entry: urwid.Widget) -> urwid.Widget:
+    """Explanatory text, then the entry with the focus."""
+    walker = urwid.SimpleFocusListWalker([*lines, urwid.Divider(), urwid.AttrMap(entry, "edit")])
+    walker.set_focus(len(walker) - 1)
+    return urwid.Padding(urwid.ListBox(walker), left=1, right=1)
+
+
+def texts(*lines: str, style: str | None = None) -> list[urwid.Widget]:
+    return [urwid.Text((style, line) if style else line) for line in lines]

@@ -1,0 +1,224 @@
+"""The guide driven as a person would, through a real 80x25 terminal (tmux), on image files: encrypted
+full and incremental backups, a restore of the latest point checked bit for bit, refusals in the
+engine's words with nothing written, a cancelled backup, a wrong password asked again then given up."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from core.engine.repo import Repository
+from tests.guide.terminal import Terminal, flat
+from tests.images import run_rescue, small_disk
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+PASSWORD = "correct horse"
+# Main screen, top to bottom
+BACKUP, RESTORE, CLONE, SHELL, POWER_OFF = 0, 1, 2, 5, 6
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def blank(p: Path, size: int) -> Path:
+    with open(p, "wb") as f:
+        f.truncate(size)
+    return p
+
+
+@pytest.fixture
+def term(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Terminal]]:
+    opened: list[Terminal] = []
+    yield opened
+    for t in opened:
+        t.close()
+
+
+def start(term: list[Terminal], tmp: Path, name: str, disks: list[Path]) -> Terminal:
+    t = Terminal(tmp, name, disks)
+    term.append(t)
+    t.wait("What do you want to do?")
+    return t
+
+
+def choose(t: Terminal, index: int) -> None:
+    t.keys(*["Down"] * index, "Enter")
+
+
+def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = False, encrypt: bool = True,
+            level: int = 0, full_again: bool = False) -> str:
+    """From the main screen through a backup to its result screen; returns that screen."""
+    choose(t, BACKUP)
+    t.wait("Which disk do you want to back up?")
+    choose(t, disk)
+    t.wait("Where should the backup go?")
+    t.type(str(folder))
+    if incremental:
+        t.wait("Only what changed since the last backup")
+        choose(t, 0)
+        t.wait("The earlier backups are encrypted: type their password.")
+        t.type(PASSWORD)
+    else:
+        if full_again:
+            t.wait("Everything again (full backup)")
+            choose(t, 1)
+        t.wait("Encrypt the backup?")
+        choose(t, 0 if encrypt else 1)
+        if encrypt:
+            t.wait("Choose the password of this backup")
+            t.type(PASSWORD)
+            t.wait("Type the same password again")
+            t.type(PASSWORD)
+    t.wait("How much should the backup be compressed?")
+    choose(t, level)
+    t.wait("Start the backup")
+    t.keys("Enter")
+    if level == 2:
+        return t.wait("Step: backup")
+    return t.wait("Log: ")
+
+
+def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal], tmp_path: Path) -> None:
+    src = small_disk(tmp_path / "src.img")
+    target = blank(tmp_path / "target.img", src.stat().st_size)
+    folder = tmp_path / "backups"
+    t = start(term, tmp_path, "full-incremental-restore", [src, target])
+
+    screen = back_up(t, folder)
+    assert "Done." in screen and "full backup" in screen
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+    with open(src, "r+b") as f:  # the PC is used: change some of the raw partition
+        f.seek(80 * MiB)
+        f.write(random.Random(7).randbytes(MiB))
+    screen = back_up(t, folder, incremental=True)
+    assert "Done." in screen and "incremental backup" in screen
+    images = Repository(str(folder)).list_images()
+    assert [(i.kind, i.complete, i.encrypted) for i in images] == [("full", True, True),
+                                                                   ("incremental", True, True)]
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+    before = digest(target)
+    choose(t, RESTORE)
+    t.wait("Where is the backup?")
+    t.type(str(folder))
+    screen = t.wait("Which restore point?")
+    assert "(latest)" in screen.splitlines()[3] and "changes only" in screen.splitlines()[3]
+    choose(t, 0)
+    t.wait("Which disk should be overwritten")
+    choose(t, 1)
+    t.wait("This backup is encrypted: type its password.")
+    t.type("wrong password")
+    screen = t.wait("Wrong password for image")
+    t.type(PASSWORD)
+    screen = t.wait("Type the target's name")
+    assert "-> " in screen and "copy" in screen  # the plan: partitions old -> new
+    t.type("target.img")  # not the name as the CLI asks for it: refused, asked again
+    t.wait("nothing was written. Type it again")
+    assert digest(target) == before
+    t.keys("C-u")
+    t.type(str(target))
+    screen = t.wait("Log: ")
+    assert "Done." in screen and "restored onto" in screen
+    assert digest(target) == digest(src)  # bit for bit the disk as the incremental saw it
+    logs = sorted(folder.glob("rescue-guide-*.log"))
+    assert len(logs) == 3 and "ended: exit 0" in logs[-1].read_text()
+
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    choose(t, SHELL)
+    assert t.exit_code() == 64
+
+
+def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Path) -> None:
+    src = small_disk(tmp_path / "src.img")
+    tiny = blank(tmp_path / "tiny.img", 16 * MiB)
+    folder = tmp_path / "backups"
+    t = start(term, tmp_path, "refusals", [src, tiny])
+    assert "Done." in back_up(t, folder)
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    src_digest, tiny_digest = digest(src), digest(tiny)
+
+    # a wrong password is asked again; Esc gives up, nothing written
+    choose(t, RESTORE)
+    t.wait("Where is the backup?")
+    t.type(str(folder))
+    t.wait("Which restore point?")
+    t.keys("Enter")
+    t.wait("Which disk should be overwritten")
+    choose(t, 1)
+    t.wait("This backup is encrypted")
+    t.type("not it")
+    t.wait("Wrong password for image")
+    t.keys("Escape")
+    t.wait("No password given: nothing was written.")
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+    # a target too small: the engine's refusal, exit 40, nothing written
+    choose(t, RESTORE)
+    t.wait("Where is the backup?")
+    t.type(str(folder))
+    t.wait("Which restore point?")
+    t.keys("Enter")
+    t.wait("Which disk should be overwritten")
+    choose(t, 1)
+    t.wait("This backup is encrypted")
+    t.type(PASSWORD)
+    screen = t.wait("This cannot be done:")
+    assert "(exit code 40)" in screen and "Nothing was written." in screen and "tiny.img" in screen
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+    # clone a disk onto itself: the engine says it is the source
+    choose(t, CLONE)
+    t.wait("Which disk should be copied?")
+    t.keys("Enter")
+    t.wait("onto which disk?")
+    t.keys("Enter")
+    screen = t.wait("This cannot be done:")
+    assert "it is source" in flat(screen) and "(exit code 40)" in screen
+    assert digest(src) == src_digest and digest(tiny) == tiny_digest
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    choose(t, POWER_OFF)
+    assert t.exit_code() == 65
+
+
+def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path) -> None:
+    src = small_disk(tmp_path / "src.img")
+    with open(src, "r+b") as f:  # text in the raw partition: slow to compress at the smallest setting
+        rnd = random.Random(3)
+        words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9)))
+                 for _ in range(4096)]
+        f.seek(40 * MiB)
+        f.write(b" ".join(rnd.choice(words) for _ in range(9 * MiB // 6))[:54 * MiB])
+    folder = tmp_path / "backups"
+    t = start(term, tmp_path, "cancel", [src])
+    assert "Done." in back_up(t, folder, encrypt=False)
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    earlier = {p.name: digest(p) for p in folder.iterdir() if not p.name.endswith(".log")}
+
+    back_up(t, folder, encrypt=False, level=2, full_again=True)  # full again, "Smallest: much slower"
+    t.keys("Escape")
+    t.wait("Stop now?")
+    t.keys("Down", "Enter")
+    screen = t.wait("Log: ")
+    assert "Stopped." in screen and "(exit code 130)" in screen
+    now = {p.name: digest(p) for p in folder.iterdir() if not p.name.endswith(".log")}
+    assert now == earlier  # the earlier image untouched, nothing of the stopped one left
+    assert run_rescue("verify", str(folder)).returncode == 0
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    choose(t, SHELL)
+    assert t.exit_code() == 64
