@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from tests.crash.fuseshim import need_fuse
+from tests.crash.fuseshim import need_fuse, unmount
 
 SHIM = Path(__file__).with_name("powercut_fuse.py")
 CHILD_TIMEOUT = 120  # a job here takes a few seconds; a hang is a failure, not a wait
@@ -91,13 +91,7 @@ def run_cut(input_dir: Path, work: Path, job: Callable[[Path], None], cut: int, 
                 os.waitpid(child, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-        subprocess.run(["fusermount3", "-u", str(mnt)], check=False, capture_output=True)
-        try:
-            fs.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            fs.kill()
-            fs.wait()
-            subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
+        unmount(mnt, fs, 30)
     assert fs.returncode == 0, f"power-cut filesystem failed: {fs.stderr.read() if fs.stderr else ''}"
     info = json.loads(stats.read_text())
     code = status if status < 0 else os.waitstatus_to_exitcode(status)

@@ -27,6 +27,7 @@ from core.fs.ntfs_volume import NtfsVolume, Stream
 from core.errors import FormatError, UnsupportedError
 from core.io.reader import BytesReader, FdReader
 from tests.conftest import need_root_tools, shared_fixture
+from tests.fuzz_targets import unfix as _logical
 
 SECTOR = 512
 
@@ -341,15 +342,6 @@ def test_used_extents_alone_rebuild_the_volume(built: tuple[Path, int, bool], tm
 
 
 # --- a fragmented $MFT whose runlist continues in an extension record ------------------------------
-
-def _logical(raw: bytes) -> bytearray:
-    """Undo fixups (test side: the USA at usa_ofs holds the saved last two bytes of each 512-byte block)."""
-    buf = bytearray(raw)
-    usa = int.from_bytes(buf[4:6], "little")
-    for i in range(len(buf) // 512):
-        buf[(i + 1) * 512 - 2:(i + 1) * 512] = buf[usa + 2 * (i + 1):usa + 2 * (i + 2)]
-    return buf
-
 
 def _protect(buf: bytearray) -> bytes:
     usa = int.from_bytes(buf[4:6], "little")
