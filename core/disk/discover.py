@@ -20,12 +20,15 @@ from typing import Any
 
 from ..errors import Error
 from ..io.reader import WindowReader
-from ..platform.mounts import mounts
+from ..platform.mounts import Mount, mounts
+from ..platform.tools import attempt
 from . import safety, sysblock
 
 # Partition tables are recognised by the 0x55AA signature at the end of sector 0 (MBR and the GPT
 # protective MBR both have it); without it the disk has no partition table.
 _SIGNATURE_OFFSET = 510
+# blkid reads a few sectors; a disk that takes longer is failing, and listing disks must not hang on it.
+BLKID_TIMEOUT = 30.0
 
 
 @dataclass
@@ -36,9 +39,11 @@ class PartitionSummary:
     start: int
     size: int
     type_id: str
-    fs: str = ""  # "ntfs", "fat32", ... or "unreadable"
+    fs: str = ""  # "ntfs", "fat32", "ext4" (blkid), ... or "unreadable"
     label: str = ""
     has_windows: bool = False
+    free: int | None = None  # bytes; None when it cannot be known without writing (see `_free_space`)
+    mounted_at: str = ""
 
 
 @dataclass
@@ -59,6 +64,7 @@ class DiskSummary:
     table: str = ""  # "mbr", "gpt", "no partition table", "unreadable: ..."
     partitions: list[PartitionSummary] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # mounted / swap / held (from core.disk.safety)
+    description: str = ""  # "USB disk, 500.1 GB": what a person recognises it by
 
 
 def _human_size(size: int) -> str:
@@ -156,11 +162,68 @@ def _probe_fs(ps: PartitionSummary, disk: Any, start: int, size: int, type_id: s
         ps.fs = "unreadable"
         return
     try:
-        usage = probe_usage(WindowReader(disk, start, size), type_id=type_id)
+        # keep_volatile: pagefile.sys and hiberfil.sys count as used, as the filesystem has them
+        usage = probe_usage(WindowReader(disk, start, size), type_id=type_id, keep_volatile=True)
     except Error:
         ps.fs = "unreadable"
         return
     ps.fs, ps.label, ps.has_windows = usage.fs, usage.label, usage.has_windows
+    if usage.fs == "ntfs" or usage.fs.startswith("fat"):
+        # what the allocation map ($Bitmap, the FAT) leaves unused: known without mounting anything
+        ps.free = max(0, size - usage.used_bytes)
+    elif usage.fs == "raw":
+        ps.fs, ps.label = _blkid(disk.path, start, size)
+
+
+def _blkid(path: str, start: int, size: int) -> tuple[str, str]:
+    """Filesystems we do not parse (ext4, exFAT, swap, ...): their type and label as blkid's low-level
+    probe reads them at that offset (no cache, nothing written); ("", "") when it finds none."""
+    try:
+        out = attempt(["blkid", "-p", "-o", "export", "-O", str(start), "-S", str(size), path], timeout=BLKID_TIMEOUT)
+    except Error:
+        return "", ""  # blkid not installed: the filesystem stays unnamed
+    if not out.ok:
+        return "", ""
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    return fields.get("TYPE", ""), fields.get("LABEL", "")
+
+
+def _mounted_partitions(rdev: int, table: list[Mount]) -> dict[int, Mount]:
+    """Partition number -> its mount, for the partitions of the disk ``rdev`` that are mounted."""
+    out: dict[int, Mount] = {}
+    numbered = [(_int(sysblock.read_attr(sysblock.sysfs_dir(p), "partition") or ""), p)
+                for p in sysblock.partitions(rdev)]
+    for number, prdev in [(0, rdev), *numbered]:  # 0: a filesystem on the whole disk
+        for m in table:
+            if m.dev == prdev or _rdev(m.source) == prdev:
+                out[number] = m
+                break
+    return out
+
+
+def _rdev(path: str) -> int | None:
+    if not path.startswith("/dev/"):
+        return None
+    try:
+        return os.stat(path).st_rdev
+    except OSError:
+        return None
+
+
+def _free_space(summary: DiskSummary, rdev: int, table: list[Mount]) -> None:
+    """Free space of mounted partitions from the kernel (statvfs: what a user may still write), which
+    also covers filesystems we do not parse; unmounted ones keep what their allocation map said."""
+    mounted = _mounted_partitions(rdev, table)
+    for ps in summary.partitions:
+        m = mounted.get(ps.number)
+        if m is None:
+            continue
+        ps.mounted_at = m.mount_point
+        try:
+            st = os.statvfs(m.mount_point)
+        except OSError:
+            continue
+        ps.free = st.f_bavail * st.f_frsize
 
 
 def _attr(device: Any, name: str) -> str:
@@ -207,7 +270,7 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
             name=name,
             model=model or ("Loop device" if backing else ""),
             serial=serial,
-            bus=props.get("ID_BUS") or props.get("ID_PATH") or _bus_from_sysfs(sys_name),
+            bus=_bus(sys_name, props),
             size=size,
             logical_sector_size=_int(_attr(device, "queue/logical_block_size"), 512),
             physical_sector_size=_int(_attr(device, "queue/physical_block_size"), 512),
@@ -221,9 +284,35 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
         _read_partitions(summary, probe)
         if "No medium found" in summary.table:
             continue  # an optical drive or card reader whose size sysfs still reports without a medium
+        if probe and summary.table.startswith("no partition table"):
+            # a stick formatted without a partition table: its filesystem shown as "partition" 0
+            fs, label = _blkid(name, 0, size)
+            if fs:
+                summary.partitions.append(PartitionSummary(number=0, start=0, size=size, type_id="", fs=fs,
+                                                           label=label))
+        if probe:
+            _free_space(summary, rdev, table)
+        summary.description = f"{BUS_NAMES.get(summary.bus, 'disk')}, {_human_size(size)}"
         out.append(summary)
     out.sort(key=lambda s: s.name)
     return out
+
+
+# What a person calls a disk on each bus.
+BUS_NAMES = {"usb": "USB disk", "sata": "SATA disk", "nvme": "NVMe disk", "scsi": "SCSI disk",
+             "virtio": "virtual disk", "mmc": "memory card", "loop": "disk image file", "xen": "virtual disk"}
+
+
+def _bus(sys_name: str, props: dict[str, str]) -> str:
+    """"usb", "sata", "nvme", ...: from the device's place in sysfs, which the rescue media have without
+    a udev daemon (a USB disk is a SCSI disk by its name, and on a USB port by its path); then udev."""
+    path = os.path.realpath(f"/sys/block/{sys_name}")
+    for marker, bus in (("/usb", "usb"), ("/nvme", "nvme"), ("/virtio", "virtio"), ("/ata", "sata"),
+                        ("/mmc", "mmc")):
+        if marker in path:
+            return bus  # libata names SATA and PATA alike: both are "sata" here
+    udev = {"ata": "sata"}.get(props.get("ID_BUS", ""), props.get("ID_BUS", ""))
+    return udev or _bus_from_sysfs(sys_name)
 
 
 def _bus_from_sysfs(sys_name: str) -> str:

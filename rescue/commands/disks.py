@@ -6,15 +6,17 @@ import dataclasses
 
 import click
 
-from core.disk.discover import describe, list_disks
+from core.disk.discover import list_disks
 
-from ..output import emit_json, human
+from ..output import emit_json, fit, human
 
 
 @click.command("disks")
 @click.option("--json", "as_json", is_flag=True, help="Print the disks as JSON.")
 def command(as_json: bool) -> int:
-    """List the disks of this machine with their partitions and what is on them."""
+    """List the disks of this machine: bus, size, model, and each partition's filesystem, label, size and
+    free space (from the filesystem's allocation map, or the kernel's when it is mounted; "?" when
+    neither tells)."""
     disks = list_disks()
     if as_json:
         emit_json([dataclasses.asdict(d) for d in disks])
@@ -23,11 +25,17 @@ def command(as_json: bool) -> int:
         click.echo("no disks found")
     for d in disks:
         flags = [f for f, on in (("removable", d.removable), ("read-only", d.read_only)) if on]
-        flags += d.busy
-        click.echo(f"{describe(d)}  {d.bus or '-'}  {d.table or '-'}"
-                   f"{'  [' + ', '.join(flags) + ']' if flags else ''}")
+        click.echo(fit(f"{d.name}  {d.description}  {d.table or '-'}" + (f"  [{', '.join(flags)}]" if flags else "")))
+        about = ", ".join(x for x in (d.model, f"serial {d.serial}" if d.serial else "",
+                                      f"file {d.backing_file}" if d.backing_file else "") if x)
+        if about:
+            click.echo(fit(f"      {about}"))
+        for b in d.busy:
+            click.echo(fit(f"      in use: {b}"))
         for p in d.partitions:
+            free = f"{human(p.free)} free" if p.free is not None else "? free"
             extra = "  Windows" if p.has_windows else ""
-            click.echo(f"    {p.number:>2}  start {p.start:>14}  {human(p.size):>10}  {p.fs or '?':10} "
-                       f"{p.label!r}{extra}")
+            where = f"  on {p.mounted_at}" if p.mounted_at else ""
+            click.echo(fit(f"  {p.number:>3}  {p.fs or '?':8} {repr(p.label) if p.label else '-':18} {human(p.size):>10}  {free:>14}"
+                           f"{extra}{where}"))
     return 0
