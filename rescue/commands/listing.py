@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from core.engine.repo import ImageEntry, Repository
 from core.errors import IncompleteImage, NewerFormat
 
-from ..output import emit_json, human
+from ..output import WIDTH, emit_json, fit, human
 
 
 def _tree(images: list[ImageEntry]) -> list[tuple[int, ImageEntry]]:
@@ -38,17 +40,25 @@ def command(folder: str, as_json: bool) -> int:
     if not images:
         click.echo("no images")
         return 0
-    click.echo(f"{'ID':32} {'KIND':12} {'TIME':20} {'SIZE':>10}  STATE")
+    rows = []
     for depth, i in _tree(images):
-        state = "complete" + (", encrypted" if i.encrypted else "")
+        state, why = "ok" + (", encrypted" if i.encrypted else ""), ""
         if not i.complete:
             if not i.has_manifest or isinstance(i.exception, IncompleteImage):
-                label = "INCOMPLETE"
+                state = "INCOMPLETE"
             elif isinstance(i.exception, NewerFormat):
-                label = "NEWER FORMAT"  # intact, but written by a later version of this program
+                state = "NEWER FORMAT"  # intact, but written by a later version of this program
             else:
-                label = "DAMAGED"
-            state = f"{label}: {i.error}"
-        name = ("  " * depth + ("└ " if depth else "") + i.id)
-        click.echo(f"{name:32} {i.kind:12} {i.time[:19]:20} {human(i.bytes) if i.complete else '-':>10}  {state}")
+                state = "DAMAGED"
+            why = str(i.error)
+        name = "  " * depth + ("└ " if depth else "") + i.id
+        rows.append((name, i.kind, i.time[:16].replace("T", " "), human(i.bytes) if i.complete else "-", state, why))
+    # columns as wide as their widest entry, so a line fits 80 columns; the reason of an unusable image
+    # goes on its own lines, wrapped at words
+    nw, kw = max(len("ID"), *(len(r[0]) for r in rows)), max(len("KIND"), *(len(r[1]) for r in rows))
+    click.echo(f"{'ID':{nw}} {'KIND':{kw}} {'TIME':16} {'SIZE':>9} STATE")
+    for name, kind, when, size, state, why in rows:
+        click.echo(fit(f"{name:{nw}} {kind:{kw}} {when:16} {size:>9} {state}"))
+        if why:
+            click.echo(textwrap.fill(why, WIDTH, initial_indent="    ", subsequent_indent="    "))
     return 0

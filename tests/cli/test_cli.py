@@ -311,3 +311,21 @@ def test_a_command_group_alone_shows_its_help_not_an_error() -> None:
         r = run_rescue(*args)
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("Usage: rescue") and "error" not in r.stderr, (r.stdout[:200], r.stderr)
+
+
+def test_list_fits_80_columns(setup: dict[str, Path], tmp_path: Path) -> None:
+    """`rescue list` of a chain (an incremental under its full image) and an unfinished backup: no line
+    wider than the rescue media's console, the reason of the unusable image on its own lines."""
+    import shutil
+    bk = tmp_path / "bk"
+    shutil.copytree(setup["bk"], bk)
+    r = run_rescue("backup", str(setup["src"]), str(bk), "--incremental", "--password-file", str(setup["pw"]))
+    assert r.returncode == 0, r.stderr
+    (bk / "20990101-000000-abcdef.v0001").write_bytes(b"x" * 100)  # a backup that never finished
+    r = run_rescue("list", str(bk))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), r.stdout
+    assert lines[0].split() == ["ID", "KIND", "TIME", "SIZE", "STATE"]
+    assert any("└ " in line and " incremental " in line and line.endswith("ok, encrypted") for line in lines)
+    assert any("INCOMPLETE" in line for line in lines), r.stdout
