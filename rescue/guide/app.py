@@ -6,9 +6,14 @@ which polls the job's state a few times a second.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Callable
 
 import urwid
+
+from core.errors import Cancelled
+from core.progress import Progress
 
 from .ui import PALETTE
 
@@ -26,6 +31,8 @@ class Guide:
         self.disk_files = disk_files
         self.exit_code = EXIT_QUIT
         self._escape: Callable[[], None] | None = None
+        self.running: Progress | None = None  # the progress of the job now running, if any
+        self.terminating = False
         self.loop = urwid.MainLoop(urwid.SolidFill(" "), PALETTE, unhandled_input=self._unhandled,
                                    handle_mouse=False)
 
@@ -51,9 +58,29 @@ class Guide:
         self.exit_code = code
         raise urwid.ExitMainLoop()
 
+    def _terminate(self, signum: int, frame: object) -> None:
+        # SIGTERM (the system shutting down): stop a running job through the engine, then end with 130
+        self.terminating = True
+        if self.running is not None:
+            self.running.cancel()
+        else:
+            os.write(self._wake, b"q")  # the loop sleeps in select(): wake it, it ends there
+
+    def _woken(self, _data: bytes) -> bool:
+        self.quit(Cancelled.exit_code)
+        return False
+
     def run(self) -> int:
         from .main_menu import main_menu
 
-        main_menu(self)
-        self.loop.run()
+        # Ctrl-C would kill a job between two writes; here Esc stops a job, asked once, through the engine.
+        old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+               signal.SIGTERM: signal.signal(signal.SIGTERM, self._terminate)}
+        self._wake = self.loop.watch_pipe(self._woken)
+        try:
+            main_menu(self)
+            self.loop.run()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
         return self.exit_code

@@ -11,6 +11,8 @@ import os
 from core.disk import discover
 from core.disk.discover import DiskSummary, describe
 
+from .ui import human
+
 
 def disks(files: list[str]) -> list[DiskSummary]:
     if not files:
@@ -27,13 +29,17 @@ def disks(files: list[str]) -> list[DiskSummary]:
 
 
 def label(d: DiskSummary) -> str:
-    """One or two lines: which disk, then what is on it ("Windows on partition 2 (ntfs 'C'), ...")."""
+    """Two lines: which disk, then what is on it ("1: ntfs 'System' 100.0 MiB, 2: ntfs Windows 40.0 GiB")."""
     parts = []
     for p in d.partitions:
-        what = p.fs or "?"
+        what = f"{p.number}: {p.fs or 'other'}"
         if p.label:
             what += f" '{p.label}'"
-        parts.append(f"{what}{' Windows' if p.has_windows else ''}")
+        what += f"{' Windows' if p.has_windows else ''} {human(p.size)}"
+        free = getattr(p, "free", None)  # known for NTFS and FAT from their allocation maps
+        if free is not None:
+            what += f" ({human(free)} free)"
+        parts.append(what)
     contents = ", ".join(parts) if parts else (d.table or "empty")
     busy = f"  [{', '.join(d.busy)}]" if d.busy else ""
     return f"{describe(d)}{busy}\n    {contents}"

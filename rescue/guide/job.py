@@ -95,6 +95,11 @@ def run(guide: Guide, title: str, log: Log, work: Callable[[Progress], Any],
             numbers.set_text(f"{human(e.done)} of {human(e.total)}   {human(rate)}/s   "
                              f"time left {int(left) // 60}:{int(left) % 60:02d}")
         if job.done:
+            guide.running = None
+            if guide.terminating:
+                log.line("the guide was asked to end (SIGTERM); ended: exit "
+                         f"{job.error.exit_code if job.error is not None else 0}")
+                guide.quit(job.error.exit_code if job.error is not None else 0)
             on_done(job)
             return False
         return True
@@ -115,5 +120,6 @@ def run(guide: Guide, title: str, log: Log, work: Callable[[Progress], Any],
                    lambda: guide.show(screen, ask_stop))
 
     guide.show(screen, ask_stop)
+    guide.running = job.progress
     threading.Thread(target=worker, name="guide-job", daemon=True).start()
     guide.every(REFRESH_SECONDS, refresh)
