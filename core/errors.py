@@ -53,6 +53,13 @@ class BusyError(UsageError):
     # A mount still in use (a shell inside it): nothing was done, like any usage error.
 
 
+class SerialChanged(UsageError):
+    """The source's serial is {new!r} where image {image} has {old!r}, but its size, sector size and partition table (identifiers and layout) are the same: the same disk through another controller or USB dock? Confirm (--yes, or type its name) to continue the chain, or make a new full backup"""
+
+    # Refused until the user confirms (nothing was done); the CLI asks, the engine continues the
+    # chain when `BackupOptions.accept_serial_change` says so.
+
+
 class SourceError(Error):
     """Cannot read source {path}: {detail}"""
 

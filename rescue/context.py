@@ -157,13 +157,19 @@ def confirm_target(name: str, description: str, yes: bool) -> None:
     if not sys.stdin.isatty():
         raise UsageError(detail=f"refusing to overwrite {description} without confirmation: "
                                 "pass --yes, or run on a terminal and type the target's name")
+    confirm_typed(name, f"ALL DATA ON {description} WILL BE OVERWRITTEN.", "target's name")
+
+
+def confirm_typed(name: str, headline: str, what: str) -> None:
+    """``headline``, then ``name`` typed back on the terminal (as shown, or a disk's short name: `sda`
+    for /dev/sda; nothing else), asked again when mistyped (MAX_TRIES in all)."""
     accepted = {name}
     if name.startswith("/dev/") and "/" not in name[len("/dev/"):]:
         accepted.add(name[len("/dev/"):])
-    click.echo(f"ALL DATA ON {description} WILL BE OVERWRITTEN.", err=True)
+    click.echo(headline, err=True)
     for attempt in range(1, MAX_TRIES + 1):
         with _interruptible():
-            typed = click.prompt(f"Type the target's name ({name}) to continue", err=True, default="",
+            typed = click.prompt(f"Type the {what} ({name}) to continue", err=True, default="",
                                  show_default=False)
         if str(typed).strip() in accepted:
             return

@@ -19,7 +19,7 @@ from typing import Any
 from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..disk.device import open_source
-from ..errors import PasswordRequired, UnreadableSectorsWarning, UsageError
+from ..errors import PasswordRequired, SerialChanged, UnreadableSectorsWarning, UsageError
 from ..extents import merge_extents
 from ..format import manifest as mf
 from ..format.image_meta import MAX_CHAIN, ChainPin, ImageMeta, Settings, SourceDisk, Stats
@@ -48,6 +48,9 @@ class BackupOptions:
     # a compressor or memory fault is caught before it is committed.
     check_compression: bool = True
     mode: str = "full"  # "full", "incremental" or "differential"
+    # The user confirmed that a source whose serial differs from the parent's (all else equal) is the
+    # same disk: seen through another controller or a USB dock, which report serials differently.
+    accept_serial_change: bool = False
 
 
 @dataclass
@@ -104,6 +107,9 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
         writer.write(chunker)
         volumes = writer.finish()
         warnings = list(plan.warnings)
+        if parent and (parent.meta.source.serial or "") != (identity.serial or ""):
+            warnings.append(f"continued the chain of image {parent.image_id} on the user's word that this is the "
+                            f"same disk: its serial was {parent.meta.source.serial!r}, now {identity.serial!r}")
         if chunker.unreadable:
             warnings.append(UnreadableSectorsWarning(
                 detail=f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
@@ -155,6 +161,13 @@ def _choose_parent(repo: Repository, options: BackupOptions,
         ("sector size", src.logical_sector_size, identity.logical_sector_size),
         ("serial", src.serial or None, identity.serial or None),
     ) if a != b]
+    # Only the serial differs, and the partition table (its sectors: disk signature or GPT GUIDs, and
+    # the layout) is the very same: a disk without a table has nothing to tell it from another.
+    if changed == ["serial"] and parent.meta.table and src.table_fingerprint:
+        if options.accept_serial_change:
+            changed = []
+        else:
+            raise SerialChanged(image=entry.id, old=src.serial or "", new=identity.serial or "")
     if changed:
         raise UsageError(detail=f"the source is not the disk of image {entry.id} as it was (its "
                                 f"{', '.join(changed)} changed); make a new full backup")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 import click
 
 from core.engine.backup import BackupOptions, backup
-from core.errors import UsageError
+from core.errors import SerialChanged, UsageError
 
-from ..context import new_backup_password, refuse_ram, running
+from ..context import confirm_typed, new_backup_password, refuse_ram, running
 from ..output import emit_json, human, report_warnings
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -44,9 +47,11 @@ def parse_size(text: str) -> int:
               help="Store only what changed since the latest full image in FOLDER.")
 @click.option("--allow-ram", is_flag=True,
               help="Allow a backup folder on a RAM filesystem (tmpfs, ramfs: gone at power-off).")
+@click.option("--yes", is_flag=True, help="Continue a chain on a disk whose serial differs from the last image's "
+              "when its size and partition table are the same (another controller or USB dock).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
-            sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool,
+            sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool, yes: bool,
             as_json: bool) -> int:
     """Make an image of SOURCE (a disk, or a file holding a disk image) in FOLDER.
 
@@ -59,9 +64,17 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
     refuse_ram(folder, "backup folder", allow_ram)
     options = BackupOptions(partitions=partitions, level=level, password=new_backup_password(password_file),
                             split=parse_size(split) if split else None, sector_by_sector=sector_by_sector,
-                            mode=mode)
-    with running(not as_json) as (progress, _):
-        result = backup(source, folder, options, progress)
+                            mode=mode, accept_serial_change=yes)
+    with running(not as_json) as (progress, line):
+        try:
+            result = backup(source, folder, options, progress)
+        except SerialChanged as e:
+            # nothing was written: asked, then the same backup again with the user's word
+            if not sys.stdin.isatty():
+                raise
+            line.finish()
+            confirm_typed(source, f"rescue: {e.message}.", "source's name")
+            result = backup(source, folder, dataclasses.replace(options, accept_serial_change=True), progress)
     if as_json:
         emit_json(result.as_json())
     else:
