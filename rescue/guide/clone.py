@@ -9,18 +9,18 @@ import tempfile
 import time
 
 from core.disk.discover import DiskSummary
-from core.engine.clone import ClonePlan, execute_clone, plan_clone
-from core.progress import Progress
+from core.engine.clone import ClonePlan, CloneResult, execute_clone, plan_clone
 
 from . import job, result
 from .app import Guide
-from .confirm import confirm
+from .confirm import confirm, write
 from .disks import disks, label
 from .ui import frame, human, menu, texts
 
 TITLE = "Copy to a new disk (clone)"
 # The clone's log goes where the CLI puts a clone's scratch file: there is no backup folder.
 LOG_DIR = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+NEXT = ["Remove the old disk (or choose the new one in the firmware's boot menu) and restart the PC."]
 
 
 def start(guide: Guide) -> None:
@@ -50,27 +50,13 @@ def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: D
         def cancel() -> None:
             plan.close()
             _target(guide, found, source)
-        confirm(guide, TITLE, plan, [f"Copy {plan.source_description}"], lambda: _run(guide, plan, log), cancel)
+        confirm(guide, TITLE, plan, [f"Copy {plan.source_description}"], lambda: write(guide, TITLE, log, plan, execute_clone, _report, NEXT), cancel)
 
     job.run(guide, "Reading the source", log,
             lambda progress: plan_clone(source.name, target.name, progress), planned)
 
 
-def _run(guide: Guide, plan: ClonePlan, log: job.Log) -> None:
-    log.line(f"confirmed: writing onto {plan.target}")
-
-    def work(progress: Progress) -> object:
-        try:
-            return execute_clone(plan, progress)
-        finally:
-            plan.close()
-
-    def done(j: job.Job) -> None:
-        r = j.result
-        lines = [] if r is None else [f"{plan.source} copied onto {plan.target}.",
-                                      f"{human(getattr(r, 'written_bytes', 0))} written and read back.",
-                                      *getattr(r, "actions", [])]
-        result.show(guide, TITLE, j, lines, ["Remove the old disk (or choose the new one in the firmware's",
-                                             "boot menu) and restart the PC."])
-
-    job.run(guide, TITLE, log, work, done)
+def _report(r: CloneResult) -> list[str]:
+    return [f"{r.source} copied onto {r.target}:",
+            f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked in {r.seconds:.0f} s.",
+            *r.actions, *(f"left undone: {p}" for p in r.boot_problems)]

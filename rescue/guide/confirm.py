@@ -1,5 +1,5 @@
-"""The plan of a restore or clone (partitions old -> new) and the confirmation: the target's name typed
-back, as the CLI asks. A wrong name writes nothing and asks again."""
+"""The plan of a restore or clone (partitions old -> new), the confirmation (the target's name typed
+back, as the CLI asks; a wrong name writes nothing and asks again) and the writing job after it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any, Callable
 
 import urwid
 
+from core.progress import Progress
+
+from . import job, result
 from .app import Guide
 from .ui import Entry, form, frame, human, texts
 
@@ -39,3 +42,24 @@ def confirm(guide: Guide, title: str, plan: Any, intro: list[str], go: Callable[
     lines += texts(f"Type the target's name ({plan.target}) to continue:")
     guide.show(frame(title, form(lines, Entry("> ", typed)), "Enter: confirm   Esc: cancel, nothing is written"),
                back)
+
+
+def write(guide: Guide, title: str, log: job.Log, plan: Any, execute: Callable[[Any, Progress], Any],
+          report: Callable[[Any], list[str]], next_steps: list[str]) -> None:
+    """Run ``execute(plan, progress)`` (the plan is closed after it, whatever happens), then the result
+    screen with ``report(result)``, which goes to the log too."""
+    log.line(f"confirmed: writing onto {plan.target}")
+
+    def work(progress: Progress) -> Any:
+        try:
+            return execute(plan, progress)
+        finally:
+            plan.close()
+
+    def done(j: job.Job) -> None:
+        lines = [] if j.result is None else report(j.result)
+        if lines:
+            j.log.line(" ".join(lines))
+        result.show(guide, title, j, lines, next_steps)
+
+    job.run(guide, title, log, work, done)

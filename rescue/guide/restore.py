@@ -12,15 +12,15 @@ from core.disk.discover import DiskSummary
 from core.engine.repo import ImageEntry, Repository
 from core.engine.restore import RestorePlan, RestoreResult, execute_restore, plan_restore
 from core.errors import Error, PasswordRequired, WrongPassword
-from core.progress import Progress
 
 from . import job, password, result
 from .app import Guide
-from .confirm import confirm
+from .confirm import confirm, write
 from .disks import disks, label
 from .ui import Entry, form, frame, human, menu, texts
 
 TITLE = "Restore a backup"
+NEXT = ["Remove the rescue stick and restart the PC from the restored disk."]
 
 
 @dataclass
@@ -122,30 +122,13 @@ def _plan(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
                 plan.close()
                 _target(guide, c, images)
             confirm(guide, TITLE, plan, [f"Restore point {point_label(image)}"],
-                    lambda: _run(guide, log, plan), cancel)
+                    lambda: write(guide, TITLE, log, plan, execute_restore, _report, NEXT), cancel)
 
     job.run(guide, "Checking the backup", log,
             lambda progress: plan_restore(folder, image_id, target, lambda: pw, progress), planned)
 
 
-def _run(guide: Guide, log: job.Log, plan: RestorePlan) -> None:
-    log.line(f"confirmed: writing onto {plan.target}")
-
-    def work(progress: Progress) -> RestoreResult:
-        try:
-            return execute_restore(plan, progress)
-        finally:
-            plan.close()
-
-    def done(j: job.Job) -> None:
-        r = j.result
-        lines = []
-        if r is not None:
-            j.log.line(f"restored: {r.written_bytes} bytes written, {r.verified_bytes} read back; "
-                       f"{'; '.join(r.actions)}")
-            lines = [f"Backup {r.image_id} restored onto {r.target}:",
-                     f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked "
-                     f"in {r.seconds:.0f} s.", *r.actions, *(f"left undone: {p}" for p in r.boot_problems)]
-        result.show(guide, TITLE, j, lines, ["Remove the rescue stick and restart the PC from the restored disk."])
-
-    job.run(guide, TITLE, log, work, done)
+def _report(r: RestoreResult) -> list[str]:
+    return [f"Backup {r.image_id} restored onto {r.target}:",
+            f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked in {r.seconds:.0f} s.",
+            *r.actions, *(f"left undone: {p}" for p in r.boot_problems)]

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import urwid
 
+from ..output import human as human  # re-exported for the screens: sizes as the CLI prints them
+
 # Foreground, background: the 16 colours every console has.
 PALETTE = [
     ("body", "light gray", "black"),
@@ -23,16 +25,6 @@ PALETTE = [
     ("bar_done", "white", "dark green"),
     ("edit", "white", "dark gray"),
 ]
-
-
-def human(n: int | float) -> str:
-    """Binary units as the CLI prints them (1.5 GiB)."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def frame(title: str, body: urwid.Widget, keys: str = "Up/Down: choose   Enter: select   Esc: back") -> urwid.Frame:

@@ -51,6 +51,19 @@ def choose(t: Terminal, index: int) -> None:
     t.keys(*["Down"] * index, "Enter")
 
 
+def home(t: Terminal) -> None:
+    """Enter on a result screen: back to the main screen."""
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+
+def leave(t: Terminal, choice: int) -> int:
+    """From a result screen, through the main screen, out of the guide: its exit code."""
+    home(t)
+    choose(t, choice)
+    return t.exit_code()
+
+
 def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = False, encrypt: bool = True,
             level: int = 0, full_again: bool = False) -> str:
     """From the main screen through a backup to its result screen; returns that screen."""
@@ -84,6 +97,20 @@ def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = Fal
     return t.wait("Log: ")
 
 
+def restore_latest_onto(t: Terminal, folder: Path, disk: int) -> str:
+    """From the main screen to the password of the latest restore point of ``folder``, target ``disk``;
+    returns the screen of the restore points."""
+    choose(t, RESTORE)
+    t.wait("Where is the backup?")
+    t.type(str(folder))
+    points = t.wait("Which restore point?")
+    t.keys("Enter")
+    t.wait("Which disk should be overwritten")
+    choose(t, disk)
+    t.wait("This backup is encrypted: type its password.")
+    return points
+
+
 def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal], tmp_path: Path) -> None:
     src = small_disk(tmp_path / "src.img")
     target = blank(tmp_path / "target.img", src.stat().st_size)
@@ -92,8 +119,7 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
 
     screen = back_up(t, folder)
     assert "Done." in screen and "full backup" in screen
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
 
     with open(src, "r+b") as f:  # the PC is used: change some of the raw partition
         f.seek(80 * MiB)
@@ -103,19 +129,11 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
     images = Repository(str(folder)).list_images()
     assert [(i.kind, i.complete, i.encrypted) for i in images] == [("full", True, True),
                                                                    ("incremental", True, True)]
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
 
     before = digest(target)
-    choose(t, RESTORE)
-    t.wait("Where is the backup?")
-    t.type(str(folder))
-    screen = t.wait("Which restore point?")
+    screen = restore_latest_onto(t, folder, 1)
     assert "(latest)" in screen.splitlines()[3] and "changes only" in screen.splitlines()[3]
-    choose(t, 0)
-    t.wait("Which disk should be overwritten")
-    choose(t, 1)
-    t.wait("This backup is encrypted: type its password.")
     t.type("wrong password")
     screen = t.wait("Wrong password for image")
     t.type(PASSWORD)
@@ -132,10 +150,7 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
     logs = sorted(folder.glob("rescue-guide-*.log"))
     assert len(logs) == 3 and "ended: exit 0" in logs[-1].read_text()
 
-    t.keys("Enter")
-    t.wait("What do you want to do?")
-    choose(t, SHELL)
-    assert t.exit_code() == 64
+    assert leave(t, SHELL) == 64
 
 
 def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Path) -> None:
@@ -144,40 +159,23 @@ def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Pa
     folder = tmp_path / "backups"
     t = start(term, tmp_path, "refusals", [src, tiny])
     assert "Done." in back_up(t, folder)
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
     src_digest, tiny_digest = digest(src), digest(tiny)
 
     # a wrong password is asked again; Esc gives up, nothing written
-    choose(t, RESTORE)
-    t.wait("Where is the backup?")
-    t.type(str(folder))
-    t.wait("Which restore point?")
-    t.keys("Enter")
-    t.wait("Which disk should be overwritten")
-    choose(t, 1)
-    t.wait("This backup is encrypted")
+    restore_latest_onto(t, folder, 1)
     t.type("not it")
     t.wait("Wrong password for image")
     t.keys("Escape")
     t.wait("No password given: nothing was written.")
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
 
     # a target too small: the engine's refusal, exit 40, nothing written
-    choose(t, RESTORE)
-    t.wait("Where is the backup?")
-    t.type(str(folder))
-    t.wait("Which restore point?")
-    t.keys("Enter")
-    t.wait("Which disk should be overwritten")
-    choose(t, 1)
-    t.wait("This backup is encrypted")
+    restore_latest_onto(t, folder, 1)
     t.type(PASSWORD)
     screen = t.wait("This cannot be done:")
     assert "(exit code 40)" in screen and "Nothing was written." in screen and "tiny.img" in screen
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
 
     # clone a disk onto itself: the engine says it is the source
     choose(t, CLONE)
@@ -188,10 +186,7 @@ def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Pa
     screen = t.wait("This cannot be done:")
     assert "it is source" in flat(screen) and "(exit code 40)" in screen
     assert digest(src) == src_digest and digest(tiny) == tiny_digest
-    t.keys("Enter")
-    t.wait("What do you want to do?")
-    choose(t, POWER_OFF)
-    assert t.exit_code() == 65
+    assert leave(t, POWER_OFF) == 65
 
 
 def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path) -> None:
@@ -205,8 +200,7 @@ def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path
     folder = tmp_path / "backups"
     t = start(term, tmp_path, "cancel", [src])
     assert "Done." in back_up(t, folder, encrypt=False)
-    t.keys("Enter")
-    t.wait("What do you want to do?")
+    home(t)
     earlier = {p.name: digest(p) for p in folder.iterdir() if not p.name.endswith(".log")}
 
     back_up(t, folder, encrypt=False, level=2, full_again=True)  # full again, "Smallest: much slower"
@@ -218,7 +212,4 @@ def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path
     now = {p.name: digest(p) for p in folder.iterdir() if not p.name.endswith(".log")}
     assert now == earlier  # the earlier image untouched, nothing of the stopped one left
     assert run_rescue("verify", str(folder)).returncode == 0
-    t.keys("Enter")
-    t.wait("What do you want to do?")
-    choose(t, SHELL)
-    assert t.exit_code() == 64
+    assert leave(t, SHELL) == 64
