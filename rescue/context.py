@@ -15,7 +15,7 @@ from core.errors import RamFolderError, UsageError, WrongPassword
 from core.platform.ramfs import ram_filesystem
 from core.progress import Progress
 
-from .output import ProgressLine, emit_json
+from .output import ProgressLine, emit_json, say
 
 T = TypeVar("T")
 
@@ -218,5 +218,5 @@ def plan_then_write(plan: Any, show: Callable[[Any], None], execute: Callable[[A
         if result.actions:
             click.echo("done:", err=True)
         for a in result.actions:
-            click.echo(f"  {a}", err=True)
+            say(a, err=True, indent="  ")
     return result

@@ -43,6 +43,13 @@ def report_warnings(warnings: Iterable[str], *, show: bool = True) -> int:
     return warnings_exit_code(warnings)
 
 
+def say(text: str, *, err: bool = False, indent: str = "") -> None:
+    """A line of prose, wrapped at words to the console's width (paths are never cut: a longer one
+    takes its own line)."""
+    click.echo(textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                             break_long_words=False, break_on_hyphens=False), err=err)
+
+
 def show_plan_warnings(warnings: Iterable[str]) -> None:
     """A plan's warnings, each called what it is: a warning (it will set the exit code) or a note."""
     for w in warnings:

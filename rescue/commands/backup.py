@@ -11,7 +11,7 @@ from core.engine.backup import BackupOptions, backup
 from core.errors import SerialChanged, UsageError
 
 from ..context import confirm_typed, new_backup_password, refuse_ram, running
-from ..output import emit_json, human, report_warnings
+from ..output import emit_json, human, report_warnings, say
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -79,8 +79,8 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
         emit_json(result.as_json())
     else:
         parent = f" on top of {result.parent}" if result.parent else ""
-        click.echo(f"{result.kind} image {result.image_id}{parent}: read {human(result.read_bytes)}, "
-                   f"stored {human(result.data_bytes)} "
-                   f"of data in {human(result.stored_bytes)} ({len(result.volumes)} volume"
-                   f"{'s' if len(result.volumes) != 1 else ''}) in {result.seconds:.1f} s")
+        say(f"{result.kind} image {result.image_id}{parent}: read {human(result.read_bytes)}, "
+            f"stored {human(result.data_bytes)} "
+            f"of data in {human(result.stored_bytes)} ({len(result.volumes)} volume"
+            f"{'s' if len(result.volumes) != 1 else ''}) in {result.seconds:.1f} s")
     return report_warnings(result.warnings, show=not as_json)

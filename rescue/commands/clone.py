@@ -7,13 +7,13 @@ import click
 from core.engine.clone import ClonePlan, execute_clone, plan_clone
 
 from ..context import plan_then_write, running, scratch_check
-from ..output import human, report_warnings, show_layout, show_plan_warnings
+from ..output import human, report_warnings, say, show_layout, show_plan_warnings
 from .adapt import adapt_options, adapt_request
 
 
 def show_plan(plan: ClonePlan) -> None:
-    click.echo(f"Clone {plan.source_description}", err=True)
-    click.echo(f"   to {plan.target_description}", err=True)
+    say(f"Clone {plan.source_description}", err=True)
+    say(f"   to {plan.target_description}", err=True)
     show_layout(plan.partitions)
     click.echo(f"  data to copy: {human(plan.data_bytes)}", err=True)
     show_plan_warnings(plan.warnings)
@@ -50,6 +50,6 @@ def command(source: str, target: str, partitions: str, grow: int | None, keep_la
     if result is None:
         return 0
     if not as_json:
-        click.echo(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
-                   f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
+        say(f"cloned {result.source} onto {result.target}: {human(result.written_bytes)} written and "
+            f"{human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
     return report_warnings(plan.warnings + result.boot_problems, show=not as_json)

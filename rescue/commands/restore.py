@@ -7,12 +7,12 @@ import click
 from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import plan_then_write, running, scratch_check, with_password
-from ..output import human, report_warnings, show_layout, show_plan_warnings
+from ..output import human, report_warnings, say, show_layout, show_plan_warnings
 from .adapt import adapt_options, adapt_request
 
 
 def show_plan(plan: RestorePlan) -> None:
-    click.echo(f"Restore image {plan.image_id} onto {plan.target_description}", err=True)
+    say(f"Restore image {plan.image_id} onto {plan.target_description}", err=True)
     click.echo(f"  partition table: {plan.scheme}, sector size {plan.sector_size}, "
                f"uses {human(plan.required_size)} of {human(plan.target_size)}", err=True)
     show_layout(plan.partitions)
@@ -62,6 +62,6 @@ def command(folder: str, target: str, image_id: str | None, password_file: str |
     if result is None:
         return 0
     if not as_json:
-        click.echo(f"restored image {result.image_id} onto {result.target}: {human(result.written_bytes)} "
-                   f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
+        say(f"restored image {result.image_id} onto {result.target}: {human(result.written_bytes)} "
+            f"written and {human(result.verified_bytes)} read back and verified in {result.seconds:.1f} s")
     return report_warnings(result.warnings, show=not as_json)

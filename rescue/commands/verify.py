@@ -7,7 +7,7 @@ import click
 from core.engine.verify import verify
 
 from ..context import running, with_password
-from ..output import emit_json, human
+from ..output import emit_json, human, say
 
 
 @click.command("verify")
@@ -24,6 +24,6 @@ def command(folder: str, image_id: str | None, password_file: str | None, as_jso
     if as_json:
         emit_json(result.as_json())
     else:
-        click.echo(f"image {result.image_id}: OK, {result.chunks} blocks, {human(result.data_bytes)} of data "
-                   f"verified in {result.seconds:.1f} s")
+        say(f"image {result.image_id}: OK, {result.chunks} blocks, {human(result.data_bytes)} of data "
+            f"verified in {result.seconds:.1f} s")
     return 0
