@@ -17,6 +17,12 @@ from tests.images import run_rescue
 MiB = 1 << 20
 
 
+def blank(path: Path, size: int) -> Path:
+    path.write_bytes(b"")
+    os.truncate(path, size)
+    return path
+
+
 def disk_of(dev: str) -> dict:  # type: ignore[type-arg]
     r = run_rescue("disks", "--json")
     assert r.returncode == 0, r.stderr
@@ -37,9 +43,7 @@ def text_lines(dev: str) -> list[str]:
 @pytest.mark.root
 def test_partitions_show_filesystem_label_and_free_space(tmp_path: Path) -> None:
     need_root_tools("losetup", "sfdisk", "mkntfs", "mkfs.vfat", "mkfs.ext4", "blkid", "ntfs-3g")
-    img = tmp_path / "disk.img"
-    with open(img, "wb") as f:
-        f.truncate(64 * MiB)
+    img = blank(tmp_path / "disk.img", 64 * MiB)
     subprocess.run(["sfdisk", "-q", str(img)], input="label: dos\n,16M,7\n,16M,6\n,16M,83\n", text=True,
                    check=True)
     for n, cmd in ((0, ["mkntfs", "-Fq", "-L", "WinData"]), (1, ["mkfs.vfat", "-n", "STICK"]),
@@ -74,9 +78,7 @@ def test_partitions_show_filesystem_label_and_free_space(tmp_path: Path) -> None
 @pytest.mark.root
 def test_a_mounted_stick_without_partition_table(tmp_path: Path) -> None:
     need_root_tools("losetup", "mkfs.ext4", "blkid", "mount")
-    img = tmp_path / "stick.img"
-    with open(img, "wb") as f:
-        f.truncate(32 * MiB)
+    img = blank(tmp_path / "stick.img", 32 * MiB)
     subprocess.run(["mkfs.ext4", "-q", "-L", "usbstick", str(img)], check=True)
     with loop(img) as dev:
         mnt = tmp_path / "m"
