@@ -17,6 +17,7 @@ from core.platform.ramfs import ram_filesystem
 from . import job, password, result
 from .app import Guide
 from .disks import disks, label
+from .places import places
 from .ui import Entry, form, frame, human, menu, texts
 
 TITLE = "Back up this PC"
@@ -69,10 +70,20 @@ def _folder(guide: Guide, c: Choice, disk: DiskSummary, problem: str = "") -> No
             return
         _mode(guide, c)
 
-    lines = texts(problem, style="error") if problem else []
-    lines += texts("Where should the backup go? Type the folder (on the backup disk, mounted).",
-                   "It is created if it does not exist; earlier backups there are kept.")
-    guide.show(frame(TITLE, form(lines, Entry("Folder: ", chosen, text=c.folder)), "Enter: next   Esc: back"),
+    def typed(proposed: str) -> None:
+        c.folder = proposed
+        lines = texts(problem, style="error") if problem else []
+        lines += texts("Type the backup folder (on the backup disk, mounted). It is created if it",
+                       "does not exist; earlier backups there are kept.")
+        guide.show(frame(TITLE, form(lines, Entry("Folder: ", chosen, text=c.folder)), "Enter: next   Esc: back"),
+                   lambda: _folder(guide, c, disk))
+
+    if problem:
+        typed(c.folder)
+        return
+    items = [("Type a folder", lambda: typed(c.folder))]
+    items += [(text, lambda folder=folder: typed(folder)) for folder, text in places()]
+    guide.show(frame(TITLE, menu(texts("Where should the backup go? Mounted disks that can hold one:"), items)),
                lambda: start(guide))
 
 

@@ -71,6 +71,8 @@ def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = Fal
     t.wait("Which disk do you want to back up?")
     choose(t, disk)
     t.wait("Where should the backup go?")
+    t.keys("Enter")  # "Type a folder"
+    t.wait("Folder:")
     t.type(str(folder))
     if incremental:
         t.wait("Only what changed since the last backup")
