@@ -44,6 +44,7 @@ class PartitionSummary:
     has_windows: bool = False
     free: int | None = None  # bytes; None when it cannot be known without writing (see `_free_space`)
     mounted_at: str = ""
+    backup_folders: list[str] = field(default_factory=list)  # mounted only: folders holding images
 
 
 @dataclass
@@ -210,6 +211,31 @@ def _rdev(path: str) -> int | None:
         return None
 
 
+# Backup folders are looked for at the top of a mounted filesystem and one level down (`/mnt/usb/pc1`),
+# in at most this many folders: listing disks must stay quick on a disk full of folders.
+MAX_FOLDERS_SCANNED = 200
+MANIFEST_SUFFIX = ".manifest"  # `core.engine.repo`: each committed image has one, named after its id
+
+
+def _backup_folders(top: str) -> list[str]:
+    """Folders at ``top`` or one level below it that hold at least one image manifest (read only)."""
+    found: list[str] = []
+    queue, scanned = [(top, 0)], 0
+    while queue and scanned < MAX_FOLDERS_SCANNED:
+        folder, depth = queue.pop(0)
+        scanned += 1
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        if any(e.name.endswith(MANIFEST_SUFFIX) and e.is_file(follow_symlinks=False) for e in entries):
+            found.append(folder)
+        if depth < 1:
+            queue += [(e.path, depth + 1) for e in sorted(entries, key=lambda e: e.name)
+                      if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    return found
+
+
 def _free_space(summary: DiskSummary, rdev: int, table: list[Mount]) -> None:
     """Free space of mounted partitions from the kernel (statvfs: what a user may still write), which
     also covers filesystems we do not parse; unmounted ones keep what their allocation map said."""
@@ -219,6 +245,7 @@ def _free_space(summary: DiskSummary, rdev: int, table: list[Mount]) -> None:
         if m is None:
             continue
         ps.mounted_at = m.mount_point
+        ps.backup_folders = _backup_folders(m.mount_point)
         try:
             st = os.statvfs(m.mount_point)
         except OSError:
@@ -293,6 +320,9 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
         if probe:
             _free_space(summary, rdev, table)
         summary.description = f"{BUS_NAMES.get(summary.bus, 'disk')}, {_human_size(size)}"
+        folders = sum(len(p.backup_folders) for p in summary.partitions)
+        if folders:
+            summary.description += f", {folders} backup{'s' if folders != 1 else ''}"
         out.append(summary)
     out.sort(key=lambda s: s.name)
     return out

@@ -25,17 +25,22 @@ def command(as_json: bool) -> int:
         click.echo("no disks found")
     for d in disks:
         flags = [f for f, on in (("removable", d.removable), ("read-only", d.read_only)) if on]
-        click.echo(fit(f"{d.name}  {d.description}  {d.table or '-'}" + (f"  [{', '.join(flags)}]" if flags else "")))
+        flagged = f"  [{', '.join(flags)}]" if flags else ""
+        click.echo(fit(f"{d.name}  {d.description}  {d.table or '-'}{flagged}"))
         about = ", ".join(x for x in (d.model, f"serial {d.serial}" if d.serial else "",
                                       f"file {d.backing_file}" if d.backing_file else "") if x)
         if about:
-            click.echo(fit(f"      {about}"))
+            click.echo(f"      {about}")  # may name a file: whole, as the paths below
         for b in d.busy:
             click.echo(fit(f"      in use: {b}"))
         for p in d.partitions:
             free = f"{human(p.free)} free" if p.free is not None else "? free"
             extra = "  Windows" if p.has_windows else ""
-            where = f"  on {p.mounted_at}" if p.mounted_at else ""
-            click.echo(fit(f"  {p.number:>3}  {p.fs or '?':8} {repr(p.label) if p.label else '-':18} {human(p.size):>10}  {free:>14}"
-                           f"{extra}{where}"))
+            label = repr(p.label) if p.label else "-"
+            click.echo(fit(f"  {p.number:>3}  {p.fs or '?':8} {label:18} {human(p.size):>10}  {free:>14}{extra}"))
+            # paths whole, never cut (a long one wraps): they are what the user types next
+            if p.mounted_at:
+                click.echo(f"         mounted on {p.mounted_at}")
+            for folder in p.backup_folders:
+                click.echo(f"         backups in {folder}")
     return 0

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import need_root_tools
 from tests.disk.loops import loop
-from tests.images import run_rescue
+from tests.images import run_rescue, small_disk
 
 MiB = 1 << 20
 
@@ -33,7 +33,8 @@ def disk_of(dev: str) -> dict:  # type: ignore[type-arg]
 def text_lines(dev: str) -> list[str]:
     r = run_rescue("disks")
     assert r.returncode == 0, r.stderr
-    assert all(len(line) <= 80 for line in r.stdout.splitlines()), r.stdout
+    # paths are never cut (the tests' are long; the rescue media's, /mnt/..., are short)
+    assert all(len(line) <= 80 for line in r.stdout.splitlines() if " /tmp/" not in line), r.stdout
     lines = r.stdout.splitlines()
     i = next(i for i, line in enumerate(lines) if line.startswith(dev + " "))
     j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("/")), len(lines))
@@ -83,13 +84,19 @@ def test_a_mounted_stick_without_partition_table(tmp_path: Path) -> None:
     with loop(img) as dev:
         mnt = tmp_path / "m"
         mnt.mkdir()
-        subprocess.run(["mount", "-o", "ro", dev, str(mnt)], check=True)
+        subprocess.run(["mount", dev, str(mnt)], check=True)
         try:
+            r = run_rescue("backup", str(small_disk(tmp_path / "pc.img")), str(mnt / "pc1"))
+            assert r.returncode == 0, r.stderr
             d = disk_of(dev)
             st = os.statvfs(mnt)
+            lines = text_lines(dev)
         finally:
             subprocess.run(["umount", str(mnt)], check=True)
         assert d["table"] == "no partition table", d
+        assert d["description"] == "disk image file, 33.6 MB, 1 backup", d
         [p] = d["partitions"]
         assert (p["number"], p["fs"], p["label"]) == (0, "ext4", "usbstick")
         assert p["mounted_at"] == str(mnt) and p["free"] == st.f_bavail * st.f_frsize
+        assert p["backup_folders"] == [str(mnt / "pc1")]
+        assert any(line.strip() == f"backups in {mnt / 'pc1'}" for line in lines), lines
