@@ -169,7 +169,7 @@ class WrongPassword(Error):
 
 
 class PasswordRequired(Error):
-    """Image {image} is encrypted: give --password-file or set RESCUE_PASSWORD"""
+    """Image {image} is encrypted: give --password-file, set RESCUE_PASSWORD, or run on a terminal to type it"""
 
     exit_code = 31
     meaning = "the image is encrypted and no password was given"
