@@ -132,6 +132,15 @@ def test_missing_target_reported_before_the_image_check_and_password(disk: Path,
     t = Term("restore", str(folder), str(tmp_path / "no-such-disk.img"))
     assert t.wait() == 40, t.out
     assert "does not exist" in t.out and "Password" not in t.out and "checking the volumes" not in t.out, t.out
+    # refused, not missing: a read-only file, and the backup folder's own volume
+    ro = tmp_path / "ro.img"
+    ro.write_bytes(bytes(disk.stat().st_size))
+    ro.chmod(0o444)
+    volume = sorted(folder.glob("*.v0001"))[0]
+    for target, why in ((ro, "read-only"), (volume, "")):
+        t = Term("restore", str(folder), str(target))
+        assert t.wait() == 40, t.out
+        assert why in t.out and "Password" not in t.out and "checking the volumes" not in t.out, t.out
 
 
 def test_confirmation_asked_again_and_short_name_accepted(disk: Path, tmp_path: Path) -> None:
