@@ -50,13 +50,20 @@ def _child(job: Callable[[Path], None], mnt: Path, err_path: Path) -> None:
     os._exit(code)
 
 
-def run_cut(input_dir: Path, work: Path, job: Callable[[Path], None], cut: int, seed: int) -> CutRun:
+def survival(k: int, n: int, seed: int) -> str:
+    """What survives the k-th of n cuts (powercut_fuse.py's SURVIVE): the last cut, and every fourth
+    before it, keeps only the newest pending writes; half the cuts a random subset; the rest nothing."""
+    j = n - 1 - k
+    return "latest" if j % 4 == 0 else "none" if j % 4 == 2 else f"random:{seed + k}"
+
+
+def run_cut(input_dir: Path, work: Path, job: Callable[[Path], None], cut: int, survive: str) -> CutRun:
     """Mount INPUT, run ``job(mountpoint)``, cut the power before operation ``cut`` (-1: never)."""
     work.mkdir(parents=True)
     mnt, output, stats, err = work / "mnt", work / "out", work / "stats.json", work / "child.err"
     mnt.mkdir()
     fs = subprocess.Popen([sys.executable, str(SHIM), str(input_dir), str(mnt), str(work / "fs"), str(output),
-                           str(stats), str(cut), str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           str(stats), str(cut), survive], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
     child = -1
     status = 0

@@ -1,6 +1,6 @@
 """A power-cut filesystem for R-12: one flat folder that keeps apart what was made durable.
 
-``python3 powercut_fuse.py INPUT MOUNTPOINT WORK OUTPUT STATS CUT SEED`` mounts MOUNTPOINT holding
+``python3 powercut_fuse.py INPUT MOUNTPOINT WORK OUTPUT STATS CUT SURVIVE`` mounts MOUNTPOINT holding
 INPUT's files (taken as durable: a folder after a clean power-off). Every mutating operation (create,
 write, truncate, fsync/fdatasync, directory fsync, rename, unlink) is counted. Two states are kept:
 
@@ -9,8 +9,11 @@ write, truncate, fsync/fdatasync, directory fsync, rename, unlink) is counted. T
   its fsync/fdatasync; a name's create, rename or unlink becomes durable at an fsync of the folder.
 
 When the count would pass CUT (``-1``: never) the power goes: the operation and every later one,
-reads included, fail with EIO, and of what was still pending a random subset (SEED) survives, the
-surviving writes and name operations applied in their order. The durable state is then written to
+reads included, fail with EIO, and of what was still pending SURVIVE says what survives, applied in
+its order: ``random:SEED`` a random subset of each file's writes and of the name operations (a cache
+that wrote back some blocks), ``latest`` only the last write of each file and the last name operation
+(the newest blocks written first: a partition table written after its data, say, without the data),
+``none`` nothing. The durable state is then written to
 OUTPUT (hard links, mtimes an hour back: the machine comes back later), ``cut`` is printed, and the
 filesystem stays dead until unmounted. Without a cut OUTPUT gets the current state at unmount.
 STATS gets a JSON line: operations counted, whether the cut came, what was dropped.
@@ -40,12 +43,12 @@ Pending = tuple[str, int, bytes]  # ("w", offset, data) or ("t", size, b"")
 
 
 class PowerCut(pyfuse3.Operations):  # type: ignore[misc]
-    def __init__(self, input_dir: str, work: str, output: str, stats: str, cut: int, seed: int) -> None:
+    def __init__(self, input_dir: str, work: str, output: str, stats: str, cut: int, survive: str) -> None:
         super().__init__()
         self.cur, self.dur = os.path.join(work, "cur"), os.path.join(work, "dur")
         os.makedirs(self.cur)
         os.makedirs(self.dur)
-        self.output, self.stats, self.cut, self.seed = output, stats, cut, seed
+        self.output, self.stats, self.cut, self.survive = output, stats, cut, survive
         self.ops = 0
         self.dead = False
         self.next_ino = ROOT + 1
@@ -121,14 +124,21 @@ class PowerCut(pyfuse3.Operations):  # type: ignore[misc]
 
     def _power_cut(self) -> None:
         self.dead = True
-        rnd = random.Random(self.seed)
+        mode, _, seed = self.survive.partition(":")
+        rnd = random.Random(seed)
+
+        def keep(ops: list[Any]) -> list[Any]:
+            if mode == "random":
+                return [p for p in ops if rnd.random() < 0.5]
+            return ops[-1:] if mode == "latest" else []
+
         for ino, ops in self.pending.items():
-            kept = [p for p in ops if rnd.random() < 0.5]
+            kept = keep(ops)
             self.dropped["writes"] += len(ops) - len(kept)
             self.dropped["kept_writes"] += len(kept)
             if kept:
                 self._apply(ino, kept)
-        kept_names = [p for p in self.name_ops if rnd.random() < 0.5]
+        kept_names = keep(self.name_ops)
         self.dropped["names"] += len(self.name_ops) - len(kept_names)
         self.dropped["kept_names"] += len(kept_names)
         self._apply_names(kept_names)
@@ -278,8 +288,10 @@ class PowerCut(pyfuse3.Operations):  # type: ignore[misc]
 
 
 def main() -> None:
-    input_dir, mountpoint, work, output, stats, cut, seed = sys.argv[1:8]
-    ops = PowerCut(input_dir, work, output, stats, int(cut), int(seed))
+    input_dir, mountpoint, work, output, stats, cut, survive = sys.argv[1:8]
+    if survive.partition(":")[0] not in ("random", "latest", "none"):
+        raise SystemExit(f"SURVIVE is random:SEED, latest or none, not {survive!r}")
+    ops = PowerCut(input_dir, work, output, stats, int(cut), survive)
     pyfuse3.init(ops, mountpoint, set(pyfuse3.default_options) | {"fsname=powercut_fuse"})
     print("ready", flush=True)
     try:
