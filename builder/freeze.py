@@ -34,8 +34,10 @@ HIDDEN = ("zstandard", "blake3", "xxhash", "pyudev", "click", "cryptography.hazm
                                              "prune", "mount", "umount", "extract", "bcd", "fix_boot",
                                              "adapt", "guide")),
           # `rescue guide` imports urwid only when it runs; urwid picks its terminal driver at run time
-          # (a Windows build adds urwid.display._win32_raw_display):
-          "rescue.guide.app", "urwid", "urwid.display.raw", "urwid.display._posix_raw_display")
+          # (a Windows build adds urwid.display._win32_raw_display), and urwid.display looks up the
+          # specs of its other displays by name when it is imported (they are loaded only if used):
+          "rescue.guide.app", "urwid", "urwid.display.raw", "urwid.display._posix_raw_display",
+          *(f"urwid.display.{m}" for m in ("html_fragment", "lcd", "web", "websocket")))
 # Pulled in by optional integrations of the packages above (pyudev's GUI bindings, ...), never used:
 # without excluding them the folder grows from ~35 MB to ~130 MB.
 EXCLUDE = ("tkinter", "numpy", "IPython", "jedi", "PyQt5", "PySide2", "wx", "gi", "matplotlib", "pytest",
@@ -145,6 +147,11 @@ def smoke_test(exe: Path) -> None:
         if "backup" not in rescue("--help"):
             raise BuildError(detail="frozen `rescue --help` does not list the backup command")
         rescue("--version")
+        # the guide without a terminal: it imports its toolkit, then refuses with exit 3
+        guide = subprocess.run([str(exe), "guide"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               env=env, timeout=60, check=False, cwd=t)
+        if guide.returncode != 3 or "needs a terminal" not in guide.stderr:
+            raise BuildError(detail=f"frozen `rescue guide` exited with {guide.returncode}: {guide.stderr.strip()}")
         _mini_disk(t / "src.img")
         (t / "pw").write_text("smoke test\n")
         # --allow-ram: the build machine's temporary folder may be a tmpfs; this image is thrown away

@@ -20,8 +20,10 @@ def command(disk_files: tuple[str, ...]) -> int:
     commands ask. Exit status: 0 when the user leaves, 64 when Shell was chosen, 65 for Power off (the
     rescue media's start-up acts on them); a job's own result is shown on its screen and in its log.
     """
+    # urwid only when the guide runs (the other commands start faster); before the terminal check, so
+    # that the frozen build's smoke test, which has no terminal, proves the toolkit is in the bundle
+    from rescue.guide.app import Guide
+
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(detail="the guide needs a terminal (run it on a console, over SSH or in tmux)")
-    from rescue.guide.app import Guide  # urwid only when the guide runs: the other commands start faster
-
     return Guide(list(disk_files)).run()

@@ -33,7 +33,10 @@ class Terminal:
         self.socket = f"rescue-guide-{os.getpid()}-{name}"
         self.exit_file = tmp / "guide.exit"
         self.screens: list[str] = []
-        args = [sys.executable, "-m", "rescue", "guide"] + [a for d in disks for a in ("--disk", str(d))]
+        # RESCUE_EXE: the same tests against another build (the frozen binary), as tests/images.run_rescue
+        exe = os.environ.get("RESCUE_EXE")
+        args = [*([exe] if exe else [sys.executable, "-m", "rescue"]), "guide",
+                *(a for d in disks for a in ("--disk", str(d)))]
         # TERM=linux: what the guide meets on the rescue media's console (16 colours)
         script = (f"cd {shlex.quote(str(ROOT))} && env -u RESCUE_PASSWORD TERM=linux {shlex.join(args)}"
                   f" 2>{shlex.quote(str(tmp / 'guide.stderr'))}; echo $? > {shlex.quote(str(self.exit_file))};"
