@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import urwid
 
+from core.errors import Warning_
 from core.progress import Progress
 
 from . import job, result
@@ -21,7 +22,8 @@ def plan_lines(plan: Any) -> list[urwid.Widget]:
         rows.append(f"{p['number']:>2} {str(p['role'])[:14]:14} {str(p['fs'] or 'raw')[:5]:5} "
                     f"{human(p['old_size']):>10} -> {human(p['new_size']):>10}  {p['action']}")
     out = texts(*rows)
-    out += texts(*(f"warning: {w}" for w in plan.warnings), style="warn")
+    out += texts(*(f"{'warning' if isinstance(w, Warning_) else 'note'}: {w}" for w in plan.warnings),
+                 style="warn")
     return out
 
 

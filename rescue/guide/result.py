@@ -3,7 +3,7 @@ and the log file's name. A stopped job says that what was finished before is unt
 
 from __future__ import annotations
 
-from core.errors import Cancelled, Error, warnings_exit_code
+from core.errors import Cancelled, Error, Warning_, warnings_exit_code
 
 from .app import Guide
 from .job import Job
@@ -27,7 +27,9 @@ def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[s
         code = warnings_exit_code(warnings)
         lines += texts("Done.", style="good")
         lines += texts(*done)
-        lines += texts(*(f"warning: {w}" for w in warnings), style="warn")
+        # as the CLI says them: a warning has an exit code (core.errors.Warning_), a plain string informs
+        lines += texts(*(f"{'warning' if isinstance(w, Warning_) else 'note'}: {w}" for w in warnings),
+                       style="warn")
         if code:
             lines += texts(f"(exit code {code})")
         lines += texts("", *next_steps)

@@ -1,6 +1,7 @@
 """The guide driven as a person would, through a real 80x25 terminal (tmux), on image files: encrypted
 full and incremental backups, a restore of the latest point checked bit for bit, refusals in the
-engine's words with nothing written, a cancelled backup, a wrong password asked again then given up."""
+engine's words with nothing written, a cancelled backup, a wrong password asked again then given up,
+and a Windows disk restored onto a smaller one, checked file by file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Iterator
 import pytest
 
 from core.engine.repo import Repository
+from tests.conftest import need_root_tools
+from tests.engine.test_resize_clone import check_disk, clean_source, files, new_disk
 from tests.guide.terminal import Terminal, flat
 from tests.images import run_rescue, small_disk
 
@@ -99,9 +102,9 @@ def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = Fal
     return t.wait("Log: ")
 
 
-def restore_latest_onto(t: Terminal, folder: Path, disk: int) -> str:
-    """From the main screen to the password of the latest restore point of ``folder``, target ``disk``;
-    returns the screen of the restore points."""
+def restore_latest_onto(t: Terminal, folder: Path, disk: int, encrypted: bool = True) -> str:
+    """From the main screen to the password (or the plan) of the latest restore point of ``folder``,
+    target ``disk``; returns the screen of the restore points."""
     choose(t, RESTORE)
     t.wait("Where is the backup?")
     t.type(str(folder))
@@ -109,7 +112,7 @@ def restore_latest_onto(t: Terminal, folder: Path, disk: int) -> str:
     t.keys("Enter")
     t.wait("Which disk should be overwritten")
     choose(t, disk)
-    t.wait("This backup is encrypted: type its password.")
+    t.wait("This backup is encrypted: type its password." if encrypted else "Type the target's name")
     return points
 
 
@@ -214,4 +217,26 @@ def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path
     now = {p.name: digest(p) for p in folder.iterdir() if not p.name.endswith(".log")}
     assert now == earlier  # the earlier image untouched, nothing of the stopped one left
     assert run_rescue("verify", str(folder)).returncode == 0
+    assert leave(t, SHELL) == 64
+
+
+@pytest.mark.root
+def test_windows_restored_onto_smaller_disk_file_by_file(term: list[Terminal], tmp_path: Path) -> None:
+    """A Windows 7 disk (factory) backed up, then restored through the guide onto a 0.6x blank disk: the
+    plan says the Windows partition shrinks, and every file reads back the same through ntfs-3g."""
+    need_root_tools("ntfs-3g", "ntfsresize", "fusermount3")
+    info = clean_source("mbr-small", tmp_path)
+    target = new_disk(tmp_path / "small.img", int(info.size * 0.6))
+    folder = tmp_path / "backups"
+    t = start(term, tmp_path, "restore-smaller", [info.path, target])
+    assert "Done." in back_up(t, folder, encrypt=False)
+    home(t)
+    restore_latest_onto(t, folder, 1, encrypted=False)
+    screen = t.screens[-1]
+    assert "windows" in screen and "shrink" in screen
+    t.type(str(target))
+    screen = t.wait("Log: ", timeout=120)
+    assert "Done." in screen and "restored onto" in screen, screen
+    check_disk(target, "mbr")
+    assert files(target) == files(info.path)
     assert leave(t, SHELL) == 64
