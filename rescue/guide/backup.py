@@ -4,7 +4,6 @@ then the job. A backup writes only into the backup folder, so it needs no typed 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
 from core.disk.discover import DiskSummary
@@ -172,7 +171,7 @@ def _run(guide: Guide, c: Choice, split: int | None) -> None:
         os.makedirs(c.folder, exist_ok=True)
     except OSError:
         pass  # the engine says why the folder cannot be used
-    log = job.Log(os.path.join(c.folder, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-backup.log"))
+    log = job.new_log(c.folder, "backup")
     log.line(f"backup of {source} into {c.folder}: {c.mode}, level {c.level}, "
              f"{'encrypted' if c.password else 'not encrypted'}")
     options = BackupOptions(level=c.level, password=c.password, split=split, mode=c.mode)

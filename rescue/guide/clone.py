@@ -4,22 +4,17 @@ refusal says why that cannot be done."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
 
 from core.disk.discover import DiskSummary
 from core.engine.clone import ClonePlan, CloneResult, execute_clone, plan_clone
 
 from . import job, result
 from .app import Guide
-from .confirm import confirm, write
+from .confirm import confirm_plan
 from .disks import disks, label
 from .ui import frame, human, menu, texts
 
 TITLE = "Copy to a new disk (clone)"
-# The clone's log goes where the CLI puts a clone's scratch file: there is no backup folder.
-LOG_DIR = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
 NEXT = ["Remove the old disk (or choose the new one in the firmware's boot menu) and restart the PC."]
 
 
@@ -38,7 +33,7 @@ def _target(guide: Guide, found: list[DiskSummary], source: DiskSummary) -> None
 
 
 def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: DiskSummary) -> None:
-    log = job.Log(os.path.join(LOG_DIR, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-clone.log"))
+    log = job.new_log(job.LOG_DIR, "clone")
     log.line(f"clone of {source.name} onto {target.name}: planning")
 
     def planned(j: job.Job) -> None:
@@ -46,11 +41,8 @@ def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: D
             result.refused(guide, TITLE, j.error)
             return
         plan: ClonePlan = j.result
-
-        def cancel() -> None:
-            plan.close()
-            _target(guide, found, source)
-        confirm(guide, TITLE, plan, [f"Copy {plan.source_description}"], lambda: write(guide, TITLE, log, plan, execute_clone, _report, NEXT), cancel)
+        confirm_plan(guide, TITLE, log, plan, [f"Copy {plan.source_description}"], execute_clone, _report, NEXT,
+                     lambda: _target(guide, found, source))
 
     job.run(guide, "Reading the source", log,
             lambda progress: plan_clone(source.name, target.name, progress), planned)

@@ -27,23 +27,36 @@ def plan_lines(plan: Any) -> list[urwid.Widget]:
     return out
 
 
-def confirm(guide: Guide, title: str, plan: Any, intro: list[str], go: Callable[[], None],
-            back: Callable[[], None], problem: str = "") -> None:
-    """Show the plan; ``go`` runs only once the target's name was typed exactly (spaces trimmed)."""
+def confirm(guide: Guide, title: str, name: str, warning: str, shown: list[urwid.Widget],
+            go: Callable[[], None], back: Callable[[], None], problem: str = "") -> None:
+    """Show what will be done (``shown``) and ``warning``; ``go`` runs only once ``name`` was typed
+    exactly (spaces trimmed)."""
     def typed(text: str) -> None:
-        if text.strip() != plan.target:
-            confirm(guide, title, plan, intro, go, back,
-                    f"{text.strip()!r} is not {plan.target!r}: nothing was written. Type it again, or Esc.")
+        if text.strip() != name:
+            confirm(guide, title, name, warning, shown, go, back,
+                    f"{text.strip()!r} is not {name!r}: nothing was written. Type it again, or Esc.")
             return
         go()
 
-    lines = texts(*intro) + plan_lines(plan) + [urwid.Divider()]
-    lines += texts(f"ALL DATA ON {plan.target_description} WILL BE OVERWRITTEN.", style="error")
+    lines = [*shown, urwid.Divider()]
+    lines += texts(warning, style="error")
     if problem:
         lines += texts(problem, style="warn")
-    lines += texts(f"Type the target's name ({plan.target}) to continue:")
+    lines += texts(f"Type the target's name ({name}) to continue:")
     guide.show(frame(title, form(lines, Entry("> ", typed)), "Enter: confirm   Esc: cancel, nothing is written"),
                back)
+
+
+def confirm_plan(guide: Guide, title: str, log: job.Log, plan: Any, intro: list[str],
+                 execute: Callable[[Any, Progress], Any], report: Callable[[Any], list[str]],
+                 next_steps: list[str], back: Callable[[], None]) -> None:
+    """A restore's or clone's plan, the confirmation, then `write`; Esc closes the plan and goes back."""
+    def cancel() -> None:
+        plan.close()
+        back()
+    confirm(guide, title, plan.target, f"ALL DATA ON {plan.target_description} WILL BE OVERWRITTEN.",
+            texts(*intro) + plan_lines(plan), lambda: write(guide, title, log, plan, execute, report, next_steps),
+            cancel)
 
 
 def write(guide: Guide, title: str, log: job.Log, plan: Any, execute: Callable[[Any, Progress], Any],

@@ -8,6 +8,8 @@ Every stage message, the result and any error go to the log file as well.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from typing import Any, Callable
@@ -20,6 +22,9 @@ from core.progress import Event, Progress
 from .app import Guide
 from .ui import frame, human, texts
 
+# Where the log of a job without a backup folder goes (clone, boot repair): where the CLI puts a
+# clone's scratch file, kept across reboots on a normal machine.
+LOG_DIR = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
 # Refresh of the progress screen: often enough to look alive, rare enough to cost nothing.
 REFRESH_SECONDS = 0.25
 
@@ -38,6 +43,11 @@ class Log:
                 f.write(f"{time.strftime('%H:%M:%S')} {text}\n")
         except OSError as e:
             self.error = f"the log {self.path} could not be written: {e.strerror}"
+
+
+def new_log(folder: str, operation: str) -> Log:
+    """The log of one operation in ``folder``: rescue-guide-YYYYMMDD-HHMMSS-OPERATION.log."""
+    return Log(os.path.join(folder, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-{operation}.log"))
 
 
 class Job:

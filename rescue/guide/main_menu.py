@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import backup, clone, restore
+from . import backup, clone, repair, restore
 from .app import EXIT_POWER_OFF, EXIT_SHELL, Guide
 from .ui import frame, menu, texts
 
@@ -21,7 +21,7 @@ def main_menu(guide: Guide) -> None:
         ("Copy to a new disk (clone)", lambda: clone.start(guide)),
         ("Take files out of a backup", lambda: later("Take files out of a backup",
                                                      "rescue extract FOLDER PATH --to DIR")),
-        ("Repair Windows startup", lambda: later("Repair Windows startup", "rescue fix-boot DISK")),
+        ("Repair Windows startup", lambda: repair.start(guide)),
         ("Shell", lambda: guide.quit(EXIT_SHELL)),
         ("Power off", lambda: guide.quit(EXIT_POWER_OFF)),
     ]

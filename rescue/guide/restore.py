@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 
 from core.disk.discover import DiskSummary
@@ -15,7 +14,7 @@ from core.errors import Error, PasswordRequired, WrongPassword
 
 from . import job, password, result
 from .app import Guide
-from .confirm import confirm, write
+from .confirm import confirm_plan
 from .disks import disks, label
 from .ui import Entry, form, frame, human, menu, texts
 
@@ -74,7 +73,7 @@ def _points(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
 def _target(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
     def pick(d: DiskSummary) -> None:
         c.target = d
-        c.log = job.Log(os.path.join(c.folder, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-restore.log"))
+        c.log = job.new_log(c.folder, "restore")
         if c.image is not None and c.image.encrypted:
             _ask_password(guide, c, images)
         else:
@@ -117,12 +116,8 @@ def _plan(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
         else:
             plan: RestorePlan = j.result
             log.line(f"plan shown: {json.dumps(plan.as_json(), default=str)}")
-
-            def cancel() -> None:
-                plan.close()
-                _target(guide, c, images)
-            confirm(guide, TITLE, plan, [f"Restore point {point_label(image)}"],
-                    lambda: write(guide, TITLE, log, plan, execute_restore, _report, NEXT), cancel)
+            confirm_plan(guide, TITLE, log, plan, [f"Restore point {point_label(image)}"], execute_restore,
+                         _report, NEXT, lambda: _target(guide, c, images))
 
     job.run(guide, "Checking the backup", log,
             lambda progress: plan_restore(folder, image_id, target, lambda: pw, progress), planned)

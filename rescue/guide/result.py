@@ -3,6 +3,8 @@ and the log file's name. A stopped job says that what was finished before is unt
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from core.errors import Cancelled, Error, Warning_, warnings_exit_code
 
 from .app import Guide
@@ -10,7 +12,9 @@ from .job import Job
 from .ui import frame, menu, texts
 
 
-def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[str]) -> None:
+def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[str],
+         warnings: Sequence[str] | None = None) -> None:
+    """``warnings``: those of the job, when its result does not carry them (``result.warnings``)."""
     from .main_menu import main_menu
 
     lines = []
@@ -23,7 +27,7 @@ def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[s
         lines += texts(e.message, f"(exit code {e.exit_code})")
         job.log.line(f"ended: exit {e.exit_code}")
     else:
-        warnings = list(getattr(job.result, "warnings", []))
+        warnings = warnings if warnings is not None else list(getattr(job.result, "warnings", []))
         code = warnings_exit_code(warnings)
         lines += texts("Done.", style="good")
         lines += texts(*done)

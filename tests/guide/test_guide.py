@@ -1,12 +1,13 @@
 """The guide driven as a person would, through a real 80x25 terminal (tmux), on image files: encrypted
 full and incremental backups, a restore of the latest point checked bit for bit, refusals in the
 engine's words with nothing written, a cancelled backup, a wrong password asked again then given up,
-and a Windows disk restored onto a smaller one, checked file by file."""
+a Windows disk restored onto a smaller one, checked file by file, and a Windows startup repaired."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -16,13 +17,16 @@ from core.engine.repo import Repository
 from tests.conftest import need_root_tools
 from tests.engine.test_resize_clone import check_disk, clean_source, files, new_disk
 from tests.guide.terminal import Terminal, flat
+from tests.repair.repair_helpers import clean_system_hive, disk_copy
+from core.repair import show_disk
 from tests.images import run_rescue, small_disk
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
 PASSWORD = "correct horse"
+MBR_SIGNATURE = 440  # offset of the MBR's disk signature, which BCD devices and drive letters name
 # Main screen, top to bottom
-BACKUP, RESTORE, CLONE, SHELL, POWER_OFF = 0, 1, 2, 5, 6
+BACKUP, RESTORE, CLONE, REPAIR, SHELL, POWER_OFF = 0, 1, 2, 4, 5, 6
 
 
 def digest(p: Path) -> str:
@@ -240,3 +244,37 @@ def test_windows_restored_onto_smaller_disk_file_by_file(term: list[Terminal], t
     check_disk(target, "mbr")
     assert files(target) == files(info.path)
     assert leave(t, SHELL) == 64
+
+
+@pytest.mark.root
+def test_repair_windows_startup(term: list[Terminal], tmp_path: Path) -> None:
+    """A Windows 7 disk whose MBR signature changed (as when a disk is replaced), so its BCD and drive
+    letters point nowhere: the guide shows what the repair would change, changes nothing until the
+    disk's name is typed, then repairs it."""
+    need_root_tools("ntfs-3g")
+    info = disk_copy("mbr-small", tmp_path / "win.img", size=700 * MiB, hiberfil_magic=b"wake")
+    clean_system_hive(info.path, info.part("windows"))
+    with open(info.path, "r+b") as f:
+        f.seek(MBR_SIGNATURE)
+        f.write(b"\x5a\xa5\x12\x34")
+    assert not show_disk(str(info.path)).all_resolve
+    before = digest(info.path)
+    t = start(term, tmp_path, "repair", [info.path])
+    choose(t, REPAIR)
+    t.wait("Which disk holds the Windows that does not start?")
+    t.keys("Enter")
+    screen = t.wait("The repair would change:")
+    assert re.search(r"\d+ in the BCD store, \d+ in the drive letters", flat(screen)), screen
+    t.wait("Type the target's name")
+    t.keys("Escape")
+    t.wait("Which disk holds the Windows")
+    assert digest(info.path) == before  # the check and a cancelled confirmation wrote nothing
+    t.keys("Enter")
+    t.wait("Type the target's name")
+    t.type(str(info.path))
+    screen = t.wait("Log: ")
+    assert "Done." in screen and "repaired" in flat(screen), screen
+    assert show_disk(str(info.path)).all_resolve
+    log = Path(flat(screen).split("Log: ")[1].split()[0].replace(" ", ""))
+    assert "changed \\DosDevices\\C:" in log.read_text()  # each change, in full, in the log
+    assert leave(t, POWER_OFF) == 65
