@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from core.disk.discover import DiskSummary
 from core.engine.backup import BackupOptions, backup
 from core.engine.repo import ImageEntry, Repository
-from core.errors import Error
+from core.errors import Error, WrongPassword
 from core.platform.mounts import mounts
 from core.platform.ramfs import ram_filesystem
 
@@ -177,6 +177,11 @@ def _run(guide: Guide, c: Choice, split: int | None) -> None:
     options = BackupOptions(level=c.level, password=c.password, split=split, mode=c.mode)
 
     def done(j: job.Job) -> None:
+        if isinstance(j.error, WrongPassword):  # found before anything was written: ask again
+            password.ask(guide, TITLE, "The earlier backups are encrypted: type their password.",
+                         lambda pw: _again(guide, c, split, pw), lambda: _mode(guide, c),
+                         f"{j.error.message}. Type it again.")
+            return
         r = j.result
         lines = []
         if r is not None:
@@ -187,3 +192,8 @@ def _run(guide: Guide, c: Choice, split: int | None) -> None:
                                              "Next time, choose \"only what changed\": it is much faster."])
 
     job.run(guide, TITLE, log, lambda progress: backup(source, c.folder, options, progress), done)
+
+
+def _again(guide: Guide, c: Choice, split: int | None, pw: bytes) -> None:
+    c.password = pw
+    _run(guide, c, split)

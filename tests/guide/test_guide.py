@@ -72,7 +72,7 @@ def leave(t: Terminal, choice: int) -> int:
 
 
 def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = False, encrypt: bool = True,
-            level: int = 0, full_again: bool = False) -> str:
+            level: int = 0, full_again: bool = False, wrong_first: bool = False) -> str:
     """From the main screen through a backup to its result screen; returns that screen."""
     choose(t, BACKUP)
     t.wait("Which disk do you want to back up?")
@@ -85,7 +85,7 @@ def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = Fal
         t.wait("Only what changed since the last backup")
         choose(t, 0)
         t.wait("The earlier backups are encrypted: type their password.")
-        t.type(PASSWORD)
+        t.type("wrong password" if wrong_first else PASSWORD)
     else:
         if full_again:
             t.wait("Everything again (full backup)")
@@ -103,6 +103,9 @@ def back_up(t: Terminal, folder: Path, *, disk: int = 0, incremental: bool = Fal
     t.keys("Enter")
     if level == 2:
         return t.wait("Step: backup")
+    if wrong_first:  # the engine finds it before writing anything, and the guide asks again
+        t.wait("Wrong password for image")
+        t.type(PASSWORD)
     return t.wait("Log: ")
 
 
@@ -133,7 +136,7 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
     with open(src, "r+b") as f:  # the PC is used: change some of the raw partition
         f.seek(80 * MiB)
         f.write(random.Random(7).randbytes(MiB))
-    screen = back_up(t, folder, incremental=True)
+    screen = back_up(t, folder, incremental=True, wrong_first=True)
     assert "Done." in screen and "incremental backup" in screen
     images = Repository(str(folder)).list_images()
     assert [(i.kind, i.complete, i.encrypted) for i in images] == [("full", True, True),
@@ -157,7 +160,9 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
     assert "Done." in screen and "restored onto" in screen
     assert digest(target) == digest(src)  # bit for bit the disk as the incremental saw it
     logs = sorted(folder.glob("rescue-guide-*.log"))
-    assert len(logs) == 3 and "ended: exit 0" in logs[-1].read_text()
+    assert [p.name.rsplit("-", 1)[1] for p in (logs[0], logs[-1])] == ["backup.log", "restore.log"]
+    assert "ended: exit 0" in logs[-1].read_text()
+    assert "error (exit 30): Wrong password" in "".join(p.read_text() for p in logs)  # the refused incremental
 
     assert leave(t, SHELL) == 64
 
