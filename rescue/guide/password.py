@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Callable
 
 from .app import Guide
-from .ui import Entry, form, frame, texts
+from .job import Log
+from .ui import Entry, form, frame, menu, texts
 
 KEYS = "Enter: next   Esc: back"
 
@@ -40,3 +41,17 @@ def ask(guide: Guide, title: str, why: str, on_ok: Callable[[bytes], None], back
     lines += texts(why, "Esc gives up.")
     guide.show(frame(title, form(lines, Entry("Password: ", lambda pw: on_ok(pw.encode()), "*")),
                      "Enter: next   Esc: give up"), back)
+
+
+def ask_or_give_up(guide: Guide, title: str, log: Log, given: Callable[[bytes], None], problem: str = "") -> None:
+    """`ask` for the password of an encrypted backup; Esc gives up, saying (and logging) that nothing
+    was written."""
+    def give_up() -> None:
+        from .main_menu import main_menu
+
+        log.line("gave up at the password: nothing was written")
+        body = menu(texts("No password given: nothing was written."),
+                    [("Back to the main screen", lambda: main_menu(guide))])
+        guide.show(frame(title, body, "Enter: main screen"), lambda: main_menu(guide))
+
+    ask(guide, title, "This backup is encrypted: type its password.", given, give_up, problem)

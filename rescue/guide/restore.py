@@ -4,19 +4,19 @@ the plan, the target's name typed, then the job (`core.engine.restore`, as `resc
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 from core.disk.discover import DiskSummary
-from core.engine.repo import ImageEntry, Repository
+from core.engine.repo import ImageEntry
 from core.engine.restore import RestorePlan, RestoreResult, execute_restore, plan_restore
-from core.errors import Error, PasswordRequired, WrongPassword
+from core.errors import PasswordRequired, WrongPassword
 
 from . import job, password, result
 from .app import Guide
 from .confirm import confirm_plan
 from .disks import disks, label
-from .ui import Entry, form, frame, human, menu, texts
+from .points import choose_point, point_label
+from .ui import frame, human, menu, texts
 
 TITLE = "Restore a backup"
 NEXT = ["Remove the rescue stick and restart the PC from the restored disk."]
@@ -26,101 +26,60 @@ NEXT = ["Remove the rescue stick and restart the PC from the restored disk."]
 class Choice:
     folder: str = ""
     image: ImageEntry | None = None
-    target: DiskSummary | None = None
     password: bytes | None = None
-    log: job.Log | None = None
 
 
-def start(guide: Guide, c: Choice | None = None, problem: str = "") -> None:
+def start(guide: Guide, c: Choice | None = None) -> None:
     from .main_menu import main_menu
 
     c = c or Choice()
 
-    def chosen(text: str) -> None:
-        c.folder = os.path.abspath(os.path.expanduser(text.strip())) if text.strip() else ""
-        try:
-            images = [i for i in Repository(c.folder).list_images() if i.complete]
-        except Error as e:
-            start(guide, c, e.message)
-            return
-        if not images:
-            start(guide, c, f"{c.folder} holds no complete backup.")
-            return
-        _points(guide, c, images)
+    def pointed(folder: str, image: ImageEntry) -> None:
+        c.folder, c.image = folder, image
+        _target(guide, c, image)
 
-    lines = texts(problem, style="error") if problem else []
-    lines += texts("Where is the backup? Type its folder (on the backup disk, mounted).")
-    guide.show(frame(TITLE, form(lines, Entry("Folder: ", chosen, text=c.folder)), "Enter: next   Esc: back"),
-               lambda: main_menu(guide))
+    choose_point(guide, TITLE, c.folder, pointed, lambda: main_menu(guide))
 
 
-def point_label(i: ImageEntry) -> str:
-    kind = {"full": "full", "incremental": "changes only", "differential": "changes since full"}.get(i.kind, i.kind)
-    return f"{i.time[:19].replace('T', ' ')}  {kind:18} {human(i.bytes):>10}{'  encrypted' if i.encrypted else ''}"
-
-
-def _points(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
-    def pick(i: ImageEntry) -> None:
-        c.image = i
-        _target(guide, c, images)
-
-    items = [(point_label(i) + ("  (latest)" if n == 0 else ""), lambda i=i: pick(i))
-             for n, i in enumerate(reversed(images))]
-    guide.show(frame(TITLE, menu(texts("Which restore point? (date in UTC, kind, size)"), items)),
-               lambda: start(guide, c))
-
-
-def _target(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
+def _target(guide: Guide, c: Choice, image: ImageEntry) -> None:
     def pick(d: DiskSummary) -> None:
-        c.target = d
-        c.log = job.new_log(c.folder, "restore")
-        if c.image is not None and c.image.encrypted:
-            _ask_password(guide, c, images)
+        log = job.new_log(c.folder, "restore")
+        if image.encrypted:
+            _ask_password(guide, c, image, d, log)
         else:
-            _plan(guide, c, images)
+            _plan(guide, c, image, d, log)
 
     items = [(label(d), lambda d=d: pick(d)) for d in disks(guide.disk_files)]
     guide.show(frame(TITLE, menu(texts("Which disk should be overwritten with this backup?"), items)),
-               lambda: _points(guide, c, images))
+               lambda: start(guide, c))
 
 
-def _ask_password(guide: Guide, c: Choice, images: list[ImageEntry], problem: str = "") -> None:
+def _ask_password(guide: Guide, c: Choice, image: ImageEntry, target: DiskSummary, log: job.Log,
+                  problem: str = "") -> None:
     def given(pw: bytes) -> None:
         c.password = pw
-        _plan(guide, c, images)
+        _plan(guide, c, image, target, log)
 
-    def give_up() -> None:
-        from .main_menu import main_menu
-
-        if c.log is not None:
-            c.log.line("gave up at the password: nothing was written")
-        body = menu(texts("No password given: nothing was written."),
-                    [("Back to the main screen", lambda: main_menu(guide))])
-        guide.show(frame(TITLE, body, "Enter: main screen"), lambda: main_menu(guide))
-
-    password.ask(guide, TITLE, "This backup is encrypted: type its password.", given, give_up, problem)
+    password.ask_or_give_up(guide, TITLE, log, given, problem)
 
 
-def _plan(guide: Guide, c: Choice, images: list[ImageEntry]) -> None:
-    if c.image is None or c.target is None or c.log is None:
-        return  # reached only after all three were chosen
-    image, folder, target, pw, log = c.image, c.folder, c.target.name, c.password, c.log
-    image_id = image.id
-    log.line(f"restore of image {image_id} from {folder} onto {target}: checking")
+def _plan(guide: Guide, c: Choice, image: ImageEntry, target: DiskSummary, log: job.Log) -> None:
+    folder, pw = c.folder, c.password
+    log.line(f"restore of image {image.id} from {folder} onto {target.name}: checking")
 
     def planned(j: job.Job) -> None:
         if isinstance(j.error, (WrongPassword, PasswordRequired)):
-            _ask_password(guide, c, images, f"{j.error.message}. Type it again.")
+            _ask_password(guide, c, image, target, log, f"{j.error.message}. Type it again.")
         elif j.error is not None:
             result.refused(guide, TITLE, j.error)
         else:
             plan: RestorePlan = j.result
             log.line(f"plan shown: {json.dumps(plan.as_json(), default=str)}")
             confirm_plan(guide, TITLE, log, plan, [f"Restore point {point_label(image)}"], execute_restore,
-                         _report, NEXT, lambda: _target(guide, c, images))
+                         _report, NEXT, lambda: _target(guide, c, image))
 
     job.run(guide, "Checking the backup", log,
-            lambda progress: plan_restore(folder, image_id, target, lambda: pw, progress), planned)
+            lambda progress: plan_restore(folder, image.id, target.name, lambda: pw, progress), planned)
 
 
 def _report(r: RestoreResult) -> list[str]:
