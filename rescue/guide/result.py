@@ -24,7 +24,7 @@ def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[s
             lines += texts("Stopped. Nothing that was finished before was changed.", style="warn")
         else:
             lines += texts("It did not work:", style="error")
-        lines += texts(e.message, f"(exit code {e.exit_code})")
+        lines += texts(e.message, f"(exit code {e.exit_code})", *done)
         job.log.line(f"ended: exit {e.exit_code}")
     else:
         warnings = warnings if warnings is not None else list(getattr(job.result, "warnings", []))

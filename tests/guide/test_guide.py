@@ -1,7 +1,8 @@
 """The guide driven as a person would, through a real 80x25 terminal (tmux), on image files: encrypted
 full and incremental backups, a restore of the latest point checked bit for bit, refusals in the
 engine's words with nothing written, a cancelled backup, a wrong password asked again then given up,
-a Windows disk restored onto a smaller one, checked file by file, and a Windows startup repaired."""
+a Windows disk restored onto a smaller one, checked file by file, a Windows startup repaired, and
+files taken out of a backup."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core.engine.repo import Repository
 from tests.conftest import need_root_tools
 from tests.engine.test_resize_clone import check_disk, clean_source, files, new_disk
 from tests.guide.terminal import Terminal, flat
+from tests.ntfs3g import file_hashes, partition_hashes
 from tests.repair.repair_helpers import clean_system_hive, disk_copy
 from core.repair import show_disk
 from tests.images import run_rescue, small_disk
@@ -26,7 +28,7 @@ MiB = 1 << 20
 PASSWORD = "correct horse"
 MBR_SIGNATURE = 440  # offset of the MBR's disk signature, which BCD devices and drive letters name
 # Main screen, top to bottom
-BACKUP, RESTORE, CLONE, REPAIR, SHELL, POWER_OFF = 0, 1, 2, 4, 5, 6
+BACKUP, RESTORE, CLONE, FILES, REPAIR, SHELL, POWER_OFF = 0, 1, 2, 3, 4, 5, 6
 
 
 def digest(p: Path) -> str:
@@ -283,3 +285,34 @@ def test_repair_windows_startup(term: list[Terminal], tmp_path: Path) -> None:
     log = Path(flat(screen).split("Log: ")[1].split()[0].replace(" ", ""))
     assert "changed \\DosDevices\\C:" in log.read_text()  # each change, in full, in the log
     assert leave(t, POWER_OFF) == 65
+
+
+@pytest.mark.root
+def test_take_files_out_of_a_backup(term: list[Terminal], tmp_path: Path) -> None:
+    """A folder of the Windows partition, named with other capitals and backslashes, copied out of an
+    encrypted backup into a folder: the same files, byte for byte, as the disk holds."""
+    need_root_tools("ntfs-3g", "fusermount3")
+    info = disk_copy("mbr-small", tmp_path / "win.img", size=700 * MiB, hiberfil_magic=b"wake")
+    folder, out = tmp_path / "backups", tmp_path / "out"
+    t = start(term, tmp_path, "files", [info.path])
+    assert "Done." in back_up(t, folder)
+    home(t)
+    choose(t, FILES)
+    t.wait("Where is the backup?")
+    t.type(str(folder))
+    t.wait("Which restore point?")
+    t.keys("Enter")
+    t.wait("What should be copied?")
+    t.type("users\\ANNA\\Documents")
+    t.wait("Copy into which folder?")
+    t.type(str(out))
+    t.wait("This backup is encrypted: type its password.")
+    t.type(PASSWORD)
+    screen = t.wait("Log: ", timeout=120)
+    assert "Done." in screen and "copied into" in flat(screen), screen
+    windows = partition_hashes(info.path)[info.part("windows").number]
+    expected = {k.removeprefix("Users/Anna/"): v for k, v in windows.items()
+                if k.startswith("Users/Anna/Documents") and ":" not in k}
+    got = {k: v for k, v in file_hashes(out).items() if ":" not in k}
+    assert got == expected and len(got) > 10
+    assert leave(t, SHELL) == 64
