@@ -34,9 +34,31 @@ def frame(title: str, body: urwid.Widget, keys: str = "Up/Down: choose   Enter: 
     return urwid.Frame(urwid.AttrMap(body, "body"), header=head, footer=foot)
 
 
+class Choice(urwid.WidgetWrap):
+    """A line to choose. The chosen one is marked "> " as well as highlighted: a serial line or a
+    monochrome console shows no colour, and a screen capture must show it too."""
+
+    def __init__(self, label: str, on_press: Callable[[], None]) -> None:
+        self._label = label
+        self._on_press = on_press
+        super().__init__(urwid.Text("  " + label))
+
+    def selectable(self) -> bool:
+        return True
+
+    def render(self, size: tuple[int], focus: bool = False) -> urwid.Canvas:
+        shown = urwid.Text(("focus", "> " + self._label)) if focus else self._w
+        return shown.render(size, focus)
+
+    def keypress(self, size: tuple[int], key: str) -> str | None:
+        if key in ("enter", " "):
+            self._on_press()
+            return None
+        return key
+
+
 def button(label: str, on_press: Callable[[], None]) -> urwid.Widget:
-    b = urwid.Button(label, on_press=lambda _b: on_press())
-    return urwid.AttrMap(b, None, focus_map="focus")
+    return Choice(label, on_press)
 
 
 def menu(intro: list[urwid.Widget], items: Sequence[tuple[str, Callable[..., None]]]) -> urwid.Widget:
