@@ -51,11 +51,12 @@ class Terminal:
         return self._tmux("capture-pane", "-p")
 
     def wait(self, text: str, timeout: float = WAIT_SECONDS) -> str:
-        """Wait until ``text`` is on the screen (line breaks count as spaces); keep that screen."""
+        """Wait until ``text`` is on the screen (line breaks count as spaces, or as nothing: a long path
+        is cut anywhere); keep that screen."""
         deadline = time.monotonic() + timeout
         while True:
             shown = self.screen()
-            if flat(text) in flat(shown):
+            if flat(text) in flat(shown) or "".join(text.split()) in "".join(shown.split()):  # a path cut
                 self.screens.append(shown)
                 return shown
             if time.monotonic() > deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +17,7 @@ import pytest
 
 from core.engine.repo import Repository
 from tests.conftest import need_root_tools
+from tests.disk.loops import loop
 from tests.engine.test_resize_clone import check_disk, clean_source, files, new_disk
 from tests.guide.terminal import Terminal, flat
 from tests.ntfs3g import file_hashes, partition_hashes
@@ -315,4 +317,47 @@ def test_take_files_out_of_a_backup(term: list[Terminal], tmp_path: Path) -> Non
                 if k.startswith("Users/Anna/Documents") and ":" not in k}
     got = {k: v for k, v in file_hashes(out).items() if ":" not in k}
     assert got == expected and len(got) > 10
+    assert leave(t, SHELL) == 64
+
+
+@pytest.mark.root
+def test_backup_onto_a_mounted_ntfs_disk(term: list[Terminal], tmp_path: Path) -> None:
+    """The backup folder chosen from the mounted disks (an NTFS backup disk through ntfs-3g, shown with
+    its free space), not typed: the guide proposes a folder on it, and the backup lands there."""
+    need_root_tools("mkntfs", "ntfs-3g", "umount")
+    src = small_disk(tmp_path / "src.img")
+    stick, mnt = blank(tmp_path / "stick.img", 128 * MiB), tmp_path / "stick"
+    subprocess.run(["mkntfs", "-F", "-Q", "-q", "-L", "STICK", str(stick)], check=True, capture_output=True)
+    mnt.mkdir()
+    with loop(stick) as dev:  # on a block device, as a real disk: ntfs-3g mounts it as "fuseblk"
+        subprocess.run(["ntfs-3g", dev, str(mnt)], check=True)
+        try:
+            backup_onto_mounted_disk(term, tmp_path, src, mnt, dev)
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
+
+
+def backup_onto_mounted_disk(term: list[Terminal], tmp_path: Path, src: Path, mnt: Path, dev: str) -> None:
+    """Through the guide: the backup folder chosen on the disk mounted at ``mnt`` (from ``dev``)."""
+    t = start(term, tmp_path, "ntfs-backup-disk", [src])
+    choose(t, BACKUP)
+    t.wait("Which disk do you want to back up?")
+    t.keys("Enter")
+    screen = t.wait("Mounted disks that can hold one")
+    lines = screen.splitlines()
+    assert f"{mnt} (ntfs on {dev}, " in flat(screen) and " free)" in flat(screen)
+    # the choices start with "> " or "  " (a long one continues on the next line, less indented)
+    first = next(n for n, line in enumerate(lines) if "Type a folder" in line)
+    starts = [n for n, line in enumerate(lines) if n >= first and line.startswith((" > ", "   "))]
+    choose(t, starts.index(next(n for n, line in enumerate(lines) if f"{mnt}  (ntfs" in line)))
+    t.wait(f"Folder: {mnt}/rescue-backups")
+    t.keys("Enter")
+    t.wait("Encrypt the backup?")
+    choose(t, 1)
+    t.wait("How much should the backup be compressed?")
+    t.keys("Enter")
+    t.wait("Start the backup")
+    t.keys("Enter")
+    assert "Done." in t.wait("Log: ")
+    assert [i.complete for i in Repository(str(mnt / "rescue-backups")).list_images()] == [True]
     assert leave(t, SHELL) == 64
