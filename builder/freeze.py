@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from builder.errors import BuildError
+from rescue.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = Path(__file__).with_name("pyi_rth_findlib.py")
@@ -29,10 +30,8 @@ ENTRY = Path(__file__).with_name("frozen_main.py")
 # Imported lazily or from C, so PyInstaller's import scan may miss them; the smoke test proves the set.
 HIDDEN = ("zstandard", "blake3", "xxhash", "pyudev", "click", "cryptography.hazmat.primitives.kdf.argon2",
           "pyfuse3", "trio", "rescue.cli",
-          # rescue.cli imports its commands by name, when they run:
-          *(f"rescue.commands.{m}" for m in ("disks", "backup", "listing", "verify", "restore", "clone", "merge",
-                                             "prune", "mount", "umount", "extract", "bcd", "fix_boot",
-                                             "adapt", "guide")),
+          # rescue.cli imports its commands by name, when they run (its table is the one list of them):
+          *(f"rescue.commands.{m}" for m in COMMANDS.values()),
           # `rescue guide` imports urwid only when it runs; urwid picks its terminal driver at run time
           # (a Windows build adds urwid.display._win32_raw_display), and urwid.display looks up the
           # specs of its other displays by name when it is imported (they are loaded only if used):
