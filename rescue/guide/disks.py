@@ -29,17 +29,19 @@ def disks(files: list[str]) -> list[DiskSummary]:
 
 
 def label(d: DiskSummary) -> str:
-    """Two lines: which disk, then what is on it ("1: ntfs 'System' 100.0 MiB, 2: ntfs Windows 40.0 GiB")."""
+    """Two lines (or more, wrapped): which disk, then what it is and what is on it ("USB disk, 500.1 GB,
+    2 backups; 1: ntfs 'Backup' 465.8 GiB (300.0 GiB free)")."""
     parts = []
     for p in d.partitions:
         what = f"{p.number}: {p.fs or 'other'}"
         if p.label:
             what += f" '{p.label}'"
         what += f"{' Windows' if p.has_windows else ''} {human(p.size)}"
-        free = getattr(p, "free", None)  # known for NTFS and FAT from their allocation maps
-        if free is not None:
-            what += f" ({human(free)} free)"
+        if p.free is not None:
+            what += f" ({human(p.free)} free)"
         parts.append(what)
     contents = ", ".join(parts) if parts else (d.table or "empty")
+    if d.description:  # "USB disk, 500.1 GB, 2 backups"
+        contents = f"{d.description}; {contents}"
     busy = f"  [{', '.join(d.busy)}]" if d.busy else ""
     return f"{describe(d)}{busy}\n    {contents}"
