@@ -16,6 +16,7 @@ from typing import Iterator
 import pytest
 
 from core.engine.repo import Repository
+from core.platform.mounts import mounts
 from tests.conftest import need_root_tools
 from tests.disk.loops import loop
 from tests.engine.test_resize_clone import check_disk, clean_source, files, new_disk
@@ -60,6 +61,14 @@ def start(term: list[Terminal], tmp: Path, name: str, disks: list[Path]) -> Term
 
 def choose(t: Terminal, index: int) -> None:
     t.keys(*["Down"] * index, "Enter")
+
+
+def choose_line(t: Terminal, screen: str, text: str) -> None:
+    """Choose the line of the menu on ``screen`` that holds ``text``, counting the choices above it: they
+    start with " > " or "   " (a long one goes on, less indented, on the next line)."""
+    lines = screen.splitlines()
+    starts = [n for n, line in enumerate(lines) if re.match(r" (> |  )\S", line)]
+    choose(t, starts.index(next(n for n, line in enumerate(lines) if text in line)))
 
 
 def home(t: Terminal) -> None:
@@ -291,8 +300,8 @@ def test_repair_windows_startup(term: list[Terminal], tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_take_files_out_of_a_backup(term: list[Terminal], tmp_path: Path) -> None:
-    """A folder of the Windows partition, named with other capitals and backslashes, copied out of an
-    encrypted backup into a folder: the same files, byte for byte, as the disk holds."""
+    """A folder picked by browsing an encrypted backup (a wrong password asked again first), copied into
+    a folder: the same files, byte for byte, as the disk holds; the browsing mount is gone before."""
     need_root_tools("ntfs-3g", "fusermount3")
     info = disk_copy("mbr-small", tmp_path / "win.img", size=700 * MiB, hiberfil_magic=b"wake")
     folder, out = tmp_path / "backups", tmp_path / "out"
@@ -304,12 +313,19 @@ def test_take_files_out_of_a_backup(term: list[Terminal], tmp_path: Path) -> Non
     t.type(str(folder))
     t.wait("Which restore point?")
     t.keys("Enter")
-    t.wait("What should be copied?")
-    t.type("users\\ANNA\\Documents")
-    t.wait("Copy into which folder?")
-    t.type(str(out))
     t.wait("This backup is encrypted: type its password.")
+    t.type("not it")
+    t.wait("Wrong password for image")  # asked again, nothing mounted
     t.type(PASSWORD)
+    choose_line(t, t.wait("Which partition?"), "(windows)")
+    choose_line(t, t.wait(": /"), "Users/")
+    choose_line(t, t.wait(": /Users"), "Anna/")
+    choose_line(t, t.wait(": /Users/Anna"), "Documents/")
+    t.wait(": /Users/Anna/Documents")
+    t.keys("Enter")  # [Take out this folder]
+    t.wait("Copy into which folder?")
+    assert not [m for m in mounts() if m.mount_point.startswith(("/run/rescue/guide-browse-", "/tmp/guide-browse"))]
+    t.type(str(out))
     screen = t.wait("Log: ", timeout=120)
     assert "Done." in screen and "copied into" in flat(screen), screen
     windows = partition_hashes(info.path)[info.part("windows").number]
@@ -344,12 +360,8 @@ def backup_onto_mounted_disk(term: list[Terminal], tmp_path: Path, src: Path, mn
     t.wait("Which disk do you want to back up?")
     t.keys("Enter")
     screen = t.wait("Mounted disks that can hold one")
-    lines = screen.splitlines()
     assert f"{mnt} (ntfs on {dev}, " in flat(screen) and " free)" in flat(screen)
-    # the choices start with "> " or "  " (a long one continues on the next line, less indented)
-    first = next(n for n, line in enumerate(lines) if "Type a folder" in line)
-    starts = [n for n, line in enumerate(lines) if n >= first and line.startswith((" > ", "   "))]
-    choose(t, starts.index(next(n for n, line in enumerate(lines) if f"{mnt}  (ntfs" in line)))
+    choose_line(t, screen, f"{mnt}  (ntfs")
     t.wait(f"Folder: {mnt}/rescue-backups")
     t.keys("Enter")
     t.wait("Encrypt the backup?")
