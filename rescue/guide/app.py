@@ -32,6 +32,8 @@ class Guide:
         self.exit_code = EXIT_QUIT
         self._escape: Callable[[], None] | None = None
         self.running: Progress | None = None  # the progress of the job now running, if any
+        # What must be undone however the guide ends (an image mounted for browsing): name -> undo
+        self.cleanups: dict[str, Callable[[], None]] = {}
         self.terminating = False
         self.loop = urwid.MainLoop(urwid.SolidFill(" "), PALETTE, unhandled_input=self._unhandled,
                                    handle_mouse=False)
@@ -81,6 +83,8 @@ class Guide:
             main_menu(self)
             self.loop.run()
         finally:
+            for undo in list(self.cleanups.values()):
+                undo()
             for s, h in old.items():
                 signal.signal(s, h)
         return self.exit_code

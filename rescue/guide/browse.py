@@ -24,8 +24,10 @@ class Browser:
                  on_pick: Callable[[int, str], None], back: Callable[[], None]) -> None:
         self.guide, self.title, self.mounted = guide, title, mounted
         self.on_pick, self.back = on_pick, back
+        guide.cleanups[mounted.mountpoint] = self.close  # also when the guide is ended while browsing
 
     def close(self) -> None:
+        self.guide.cleanups.pop(self.mounted.mountpoint, None)
         stack.teardown(self.mounted.mountpoint, lazy=True)
         server.reap(self.mounted.pid)
         try:
@@ -70,13 +72,14 @@ class Browser:
         self.guide.show(frame(self.title, menu(intro, items), "Enter: open or take   Esc: up"), up)
 
 
-def mount(folder: str, image_id: str, password: bytes | None) -> server.MountResult:
-    """The image mounted read-only in a fresh folder (where `rescue mount` keeps its logs)."""
+def mount(folder: str, image_id: str, password: bytes | None, log: str) -> server.MountResult:
+    """The image mounted read-only in a fresh folder (where `rescue mount` keeps its logs); the mount
+    server writes its lines into the operation's log ``log``."""
     base = server.LOG_DIR if os.access("/run", os.W_OK) else tempfile.gettempdir()
     os.makedirs(base, exist_ok=True)
     mp = tempfile.mkdtemp(prefix="guide-browse-", dir=base)
     try:
-        return server.mount(folder, image_id, lambda: password, mp)
+        return server.mount(folder, image_id, lambda: password, mp, log_path=log)
     except BaseException:
         os.rmdir(mp)
         raise

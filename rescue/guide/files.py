@@ -47,7 +47,7 @@ def _open(guide: Guide, folder: str, image: ImageEntry, log: job.Log, pw: bytes 
                                                                                 number, path),
                            lambda: start(guide, folder)).partitions()
 
-    job.run(guide, "Opening the backup", log, lambda _progress: browse.mount(folder, image.id, pw), opened)
+    job.run(guide, "Opening the backup", log, lambda _progress: browse.mount(folder, image.id, pw, log.path), opened)
 
 
 def _where(guide: Guide, folder: str, image: ImageEntry, log: job.Log, pw: bytes | None, number: int,
