@@ -1,6 +1,6 @@
 """The guide driven as a person would, through a real 80x25 terminal (tmux), on image files: encrypted
 full and incremental backups, a restore of the latest point checked bit for bit, refusals in the
-engine's words with nothing written, a cancelled backup, a wrong password asked again then given up,
+engine's words with nothing written, a clone, a cancelled backup, a wrong password asked again then given up,
 a Windows disk restored onto a smaller one, checked file by file, a Windows startup repaired, and
 files taken out of a backup."""
 
@@ -214,6 +214,24 @@ def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Pa
     assert "it is source" in flat(screen) and "(exit code 40)" in screen
     assert digest(src) == src_digest and digest(tiny) == tiny_digest
     assert leave(t, POWER_OFF) == 65
+
+
+def test_clone_onto_a_blank_disk(term: list[Terminal], tmp_path: Path) -> None:
+    src = small_disk(tmp_path / "src.img")
+    new = blank(tmp_path / "new.img", src.stat().st_size)
+    t = start(term, tmp_path, "clone", [src, new])
+    choose(t, CLONE)
+    t.wait("Which disk should be copied?")
+    t.keys("Enter")
+    t.wait("onto which disk?")
+    choose(t, 1)
+    screen = t.wait("Type the target's name")
+    assert "ALL DATA ON" in screen and "copy" in screen
+    t.type(str(new))
+    screen = t.wait("Log: ")
+    assert "Done." in screen and "read back and checked" in flat(screen), screen
+    assert digest(new) == digest(src)
+    assert leave(t, SHELL) == 64
 
 
 def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path) -> None:
