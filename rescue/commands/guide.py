@@ -13,7 +13,10 @@ from core.errors import UsageError
 @click.option("--disk", "disk_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Offer this image file as a disk (repeatable; for tests and demos). "
                    "Without it, the machine's disks are offered.")
-def command(disk_files: tuple[str, ...]) -> int:
+@click.option("--logs", "log_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder for the log of each operation (default: the backup folder; /var/tmp for a clone "
+                   "or a boot repair).")
+def command(disk_files: tuple[str, ...], log_dir: str | None) -> int:
     """Back up, restore or clone step by step, by keyboard, in a text console (80x25 is enough).
 
     Nothing is written to a disk before its plan was shown and its name typed back, as the other
@@ -26,4 +29,4 @@ def command(disk_files: tuple[str, ...]) -> int:
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(detail="the guide needs a terminal (run it on a console, over SSH or in tmux)")
-    return Guide(list(disk_files)).run()
+    return Guide(list(disk_files), log_dir).run()

@@ -25,10 +25,12 @@ EXIT_POWER_OFF = 65
 
 
 class Guide:
-    """The running guide: ``disks`` are given image files (--disk), or empty to discover the machine's."""
+    """The running guide: ``disk_files`` are image files offered as disks (--disk), or empty to discover
+    the machine's disks."""
 
-    def __init__(self, disk_files: list[str]) -> None:
+    def __init__(self, disk_files: list[str], log_dir: str | None = None) -> None:
         self.disk_files = disk_files
+        self.log_dir = log_dir  # --logs: every operation's log goes there
         self.exit_code = EXIT_QUIT
         self._escape: Callable[[], None] | None = None
         self.running: Progress | None = None  # the progress of the job now running, if any

@@ -171,7 +171,7 @@ def _run(guide: Guide, c: Choice, split: int | None) -> None:
         os.makedirs(c.folder, exist_ok=True)
     except OSError:
         pass  # the engine says why the folder cannot be used
-    log = job.new_log(c.folder, "backup")
+    log = job.new_log(guide, c.folder, "backup")
     log.line(f"backup of {source} into {c.folder}: {c.mode}, level {c.level}, "
              f"{'encrypted' if c.password else 'not encrypted'}")
     options = BackupOptions(level=c.level, password=c.password, split=split, mode=c.mode)

@@ -33,7 +33,7 @@ def _target(guide: Guide, found: list[DiskSummary], source: DiskSummary) -> None
 
 
 def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: DiskSummary) -> None:
-    log = job.new_log(job.LOG_DIR, "clone")
+    log = job.new_log(guide, None, "clone")
     log.line(f"clone of {source.name} onto {target.name}: planning")
 
     def planned(j: job.Job) -> None:

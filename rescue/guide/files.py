@@ -27,7 +27,7 @@ def start(guide: Guide, folder: str = "") -> None:
 
 
 def _password(guide: Guide, folder: str, image: ImageEntry) -> None:
-    log = job.new_log(folder, "files")
+    log = job.new_log(guide, folder, "files")
     if image.encrypted:
         password.ask_or_give_up(guide, TITLE, log, lambda pw: _open(guide, folder, image, log, pw))
     else:

@@ -45,9 +45,11 @@ class Log:
             self.error = f"the log {self.path} could not be written: {e.strerror}"
 
 
-def new_log(folder: str, operation: str) -> Log:
-    """The log of one operation in ``folder``: rescue-guide-YYYYMMDD-HHMMSS-OPERATION.log."""
-    return Log(os.path.join(folder, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-{operation}.log"))
+def new_log(guide: Guide, folder: str | None, operation: str) -> Log:
+    """The log of one operation: rescue-guide-YYYYMMDD-HHMMSS-OPERATION.log in the folder --logs named,
+    else in ``folder`` (the backup folder), else in LOG_DIR."""
+    where = guide.log_dir or folder or LOG_DIR
+    return Log(os.path.join(where, f"rescue-guide-{time.strftime('%Y%m%d-%H%M%S')}-{operation}.log"))
 
 
 class Job:

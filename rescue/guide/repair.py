@@ -45,7 +45,7 @@ def _log_changes(log: job.Log, report: RepairReport) -> None:
 
 
 def _check(guide: Guide, disk: DiskSummary) -> None:
-    log = job.new_log(job.LOG_DIR, "repair")
+    log = job.new_log(guide, None, "repair")
     log.line(f"boot repair of {disk.name}: checking")
 
     def checked(j: job.Job) -> None:

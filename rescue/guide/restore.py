@@ -43,7 +43,7 @@ def start(guide: Guide, c: Choice | None = None) -> None:
 
 def _target(guide: Guide, c: Choice, image: ImageEntry) -> None:
     def pick(d: DiskSummary) -> None:
-        log = job.new_log(c.folder, "restore")
+        log = job.new_log(guide, c.folder, "restore")
         if image.encrypted:
             _ask_password(guide, c, image, d, log)
         else:

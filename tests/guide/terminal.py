@@ -26,7 +26,7 @@ def flat(screen: str) -> str:
 
 
 class Terminal:
-    def __init__(self, tmp: Path, name: str, disks: list[Path]) -> None:
+    def __init__(self, tmp: Path, name: str, disks: list[Path], args: tuple[str, ...] = ()) -> None:
         if shutil.which("tmux") is None:
             pytest.fail("tmux is missing: scripts/setup.sh installs it")
         self.tmp, self.name = tmp, name
@@ -36,7 +36,7 @@ class Terminal:
         # RESCUE_EXE: the same tests against another build (the frozen binary), as tests/images.run_rescue
         exe = os.environ.get("RESCUE_EXE")
         args = [*([exe] if exe else [sys.executable, "-m", "rescue"]), "guide",
-                *(a for d in disks for a in ("--disk", str(d)))]
+                *(a for d in disks for a in ("--disk", str(d))), *args]
         # TERM=linux: what the guide meets on the rescue media's console (16 colours)
         script = (f"cd {shlex.quote(str(ROOT))} && env -u RESCUE_PASSWORD TERM=linux {shlex.join(args)}"
                   f" 2>{shlex.quote(str(tmp / 'guide.stderr'))}; echo $? > {shlex.quote(str(self.exit_file))};"

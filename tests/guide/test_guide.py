@@ -52,8 +52,8 @@ def term(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Termin
         t.close()
 
 
-def start(term: list[Terminal], tmp: Path, name: str, disks: list[Path]) -> Terminal:
-    t = Terminal(tmp, name, disks)
+def start(term: list[Terminal], tmp: Path, name: str, disks: list[Path], *args: str) -> Terminal:
+    t = Terminal(tmp, name, disks, args)
     term.append(t)
     t.wait("What do you want to do?")
     return t
@@ -184,7 +184,7 @@ def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Pa
     src = small_disk(tmp_path / "src.img")
     tiny = blank(tmp_path / "tiny.img", 16 * MiB)
     folder = tmp_path / "backups"
-    t = start(term, tmp_path, "refusals", [src, tiny])
+    t = start(term, tmp_path, "refusals", [src, tiny], "--logs", str(tmp_path))
     assert "Done." in back_up(t, folder)
     home(t)
     src_digest, tiny_digest = digest(src), digest(tiny)
@@ -219,7 +219,7 @@ def test_refusals_and_wrong_password_given_up(term: list[Terminal], tmp_path: Pa
 def test_clone_onto_a_blank_disk(term: list[Terminal], tmp_path: Path) -> None:
     src = small_disk(tmp_path / "src.img")
     new = blank(tmp_path / "new.img", src.stat().st_size)
-    t = start(term, tmp_path, "clone", [src, new])
+    t = start(term, tmp_path, "clone", [src, new], "--logs", str(tmp_path))
     choose(t, CLONE)
     t.wait("Which disk should be copied?")
     t.keys("Enter")
@@ -231,6 +231,7 @@ def test_clone_onto_a_blank_disk(term: list[Terminal], tmp_path: Path) -> None:
     screen = t.wait("Log: ")
     assert "Done." in screen and "read back and checked" in flat(screen), screen
     assert digest(new) == digest(src)
+    assert [p.name.rsplit("-", 1)[1] for p in tmp_path.glob("rescue-guide-*.log")] == ["clone.log"]  # --logs
     assert leave(t, SHELL) == 64
 
 
@@ -295,7 +296,7 @@ def test_repair_windows_startup(term: list[Terminal], tmp_path: Path) -> None:
         f.write(b"\x5a\xa5\x12\x34")
     assert not show_disk(str(info.path)).all_resolve
     before = digest(info.path)
-    t = start(term, tmp_path, "repair", [info.path])
+    t = start(term, tmp_path, "repair", [info.path], "--logs", str(tmp_path))
     choose(t, REPAIR)
     t.wait("Which disk holds the Windows that does not start?")
     t.keys("Enter")
@@ -311,7 +312,7 @@ def test_repair_windows_startup(term: list[Terminal], tmp_path: Path) -> None:
     screen = t.wait("Log: ")
     assert "Done." in screen and "repaired" in flat(screen), screen
     assert show_disk(str(info.path)).all_resolve
-    log = Path(flat(screen).split("Log: ")[1].split()[0].replace(" ", ""))
+    log = next(tmp_path.glob("rescue-guide-*-repair.log"))  # --logs
     assert "changed \\DosDevices\\C:" in log.read_text()  # each change, in full, in the log
     assert leave(t, POWER_OFF) == 65
 
