@@ -34,7 +34,7 @@ def frame(title: str, body: urwid.Widget, keys: str = "Up/Down: choose   Enter: 
     return urwid.Frame(urwid.AttrMap(body, "body"), header=head, footer=foot)
 
 
-class Choice(urwid.WidgetWrap):
+class MenuLine(urwid.WidgetWrap):
     """A line to choose. The chosen one is marked "> " as well as highlighted: a serial line or a
     monochrome console shows no colour, and a screen capture must show it too."""
 
@@ -58,7 +58,7 @@ class Choice(urwid.WidgetWrap):
 
 
 def button(label: str, on_press: Callable[[], None]) -> urwid.Widget:
-    return Choice(label, on_press)
+    return MenuLine(label, on_press)
 
 
 def menu(intro: list[urwid.Widget], items: Sequence[tuple[str, Callable[..., None]]]) -> urwid.Widget:
