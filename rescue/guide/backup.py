@@ -63,7 +63,8 @@ def _folder(guide: Guide, c: Choice, disk: DiskSummary, problem: str = "") -> No
             guide.show(frame(TITLE, body), lambda: _folder(guide, c, disk))
             return
         try:
-            c.images = [i for i in Repository(path).list_images() if i.complete] if os.path.isdir(path) else []
+            found = Repository(path).list_images() if os.path.isdir(path) else []
+            c.images = [i for i in found if i.complete]
         except Error as e:
             _folder(guide, c, disk, e.message)
             return
@@ -74,7 +75,7 @@ def _folder(guide: Guide, c: Choice, disk: DiskSummary, problem: str = "") -> No
         lines = texts(problem, style="error") if problem else []
         lines += texts("Type the backup folder (on the backup disk, mounted). It is created if it",
                        "does not exist; earlier backups there are kept.")
-        guide.show(frame(TITLE, form(lines, Entry("Folder: ", chosen, text=c.folder)), "Enter: next   Esc: back"),
+        guide.show(frame(TITLE, form(lines, Entry("Folder: ", chosen, text=c.folder)), password.KEYS),
                    lambda: _folder(guide, c, disk))
 
     if problem:
@@ -82,7 +83,8 @@ def _folder(guide: Guide, c: Choice, disk: DiskSummary, problem: str = "") -> No
         return
     items = [("Type a folder", lambda: typed(c.folder))]
     items += [(text, lambda folder=folder: typed(folder)) for folder, text in places()]
-    guide.show(frame(TITLE, menu(texts("Where should the backup go? Mounted disks that can hold one:"), items)),
+    intro = texts("Where should the backup go? Mounted disks that can hold one:")
+    guide.show(frame(TITLE, menu(intro, items)),
                lambda: start(guide))
 
 
@@ -122,8 +124,10 @@ def _encryption(guide: Guide, c: Choice) -> None:
         c.password = None
         _compression(guide, c)
 
-    items = [("Yes, with a password", lambda: password.ask_new(guide, TITLE, lambda pw: _set_password(guide, c, pw),
-                                                               lambda: _encryption(guide, c))),
+    def ask() -> None:
+        password.ask_new(guide, TITLE, lambda pw: _set_password(guide, c, pw), lambda: _encryption(guide, c))
+
+    items = [("Yes, with a password", ask),
              ("No", plain)]
     guide.show(frame(TITLE, menu(texts("Encrypt the backup? Anyone holding an unencrypted backup can read",
                                        "every file in it."), items)), lambda: _mode(guide, c))
@@ -191,7 +195,8 @@ def _run(guide: Guide, c: Choice, split: int | None) -> None:
         result.show(guide, TITLE, j, lines, ["Keep the backup disk somewhere safe.",
                                              "Next time, choose \"only what changed\": it is much faster."])
 
-    job.run(guide, TITLE, log, lambda progress: backup(source, c.folder, options, progress), done)
+    job.run(guide, TITLE, log, lambda progress: backup(source, c.folder, options, progress), done,
+            job.STOP_BACKUP)
 
 
 def _again(guide: Guide, c: Choice, split: int | None, pw: bytes) -> None:

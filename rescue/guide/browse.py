@@ -68,7 +68,8 @@ class Browser:
                 items.append((f"{entry.name}  {human(size)}",
                               lambda path=path: self._leave(lambda: self.on_pick(number, path))))
         more = [f"({len(found) - MAX_ENTRIES} more not shown)"] if len(found) > MAX_ENTRIES else []
-        intro = texts(f"partition {number}: /{rel}", "Enter on a folder opens it, on a file takes it out.", *more)
+        intro = texts(f"partition {number}: /{rel}", "Enter on a folder opens it, on a file takes it out.",
+                      *more)
         self.guide.show(frame(self.title, menu(intro, items), "Enter: open or take   Esc: up"), up)
 
 

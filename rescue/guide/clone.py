@@ -9,6 +9,7 @@ from core.disk.discover import DiskSummary
 from core.engine.clone import ClonePlan, CloneResult, execute_clone, plan_clone
 
 from . import job, result
+from .result import written
 from .app import Guide
 from .confirm import confirm_plan
 from .disks import disks, label
@@ -28,7 +29,8 @@ def start(guide: Guide) -> None:
 
 def _target(guide: Guide, found: list[DiskSummary], source: DiskSummary) -> None:
     items = [(label(d), lambda d=d: _plan(guide, found, source, d)) for d in found]
-    guide.show(frame(TITLE, menu(texts(f"Copy {source.name} onto which disk? It will be overwritten."), items)),
+    intro = texts(f"Copy {source.name} onto which disk? It will be overwritten.")
+    guide.show(frame(TITLE, menu(intro, items)),
                lambda: start(guide))
 
 
@@ -41,8 +43,8 @@ def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: D
             result.refused(guide, TITLE, j.error)
             return
         plan: ClonePlan = j.result
-        confirm_plan(guide, TITLE, log, plan, [f"Copy {plan.source_description}"], execute_clone, _report, NEXT,
-                     lambda: _target(guide, found, source))
+        confirm_plan(guide, TITLE, log, plan, [f"Copy {plan.source_description}"], execute_clone, _report,
+                     NEXT, lambda: _target(guide, found, source))
 
     job.run(guide, "Reading the source", log,
             lambda progress: plan_clone(source.name, target.name, progress), planned)
@@ -50,5 +52,5 @@ def _plan(guide: Guide, found: list[DiskSummary], source: DiskSummary, target: D
 
 def _report(r: CloneResult) -> list[str]:
     return [f"{r.source} copied onto {r.target}:",
-            f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked in {r.seconds:.0f} s.",
+            written(r),
             *r.actions, *(f"left undone: {p}" for p in r.boot_problems)]

@@ -43,7 +43,8 @@ def confirm(guide: Guide, title: str, name: str, warning: str, shown: list[urwid
     if problem:
         lines += texts(problem, style="warn")
     lines += texts(f"Type the target's name ({name}) to continue:")
-    guide.show(frame(title, form(lines, Entry("> ", typed)), "Enter: confirm   Esc: cancel, nothing is written"),
+    keys = "Enter: confirm   Esc: cancel, nothing is written"
+    guide.show(frame(title, form(lines, Entry("> ", typed)), keys),
                back)
 
 
@@ -55,8 +56,8 @@ def confirm_plan(guide: Guide, title: str, log: job.Log, plan: Any, intro: list[
         plan.close()
         back()
     confirm(guide, title, plan.target, f"ALL DATA ON {plan.target_description} WILL BE OVERWRITTEN.",
-            texts(*intro) + plan_lines(plan), lambda: write(guide, title, log, plan, execute, report, next_steps),
-            cancel)
+            texts(*intro) + plan_lines(plan),
+            lambda: write(guide, title, log, plan, execute, report, next_steps), cancel)
 
 
 def write(guide: Guide, title: str, log: job.Log, plan: Any, execute: Callable[[Any, Progress], Any],
@@ -77,4 +78,4 @@ def write(guide: Guide, title: str, log: job.Log, plan: Any, execute: Callable[[
             j.log.line(" ".join(lines))
         result.show(guide, title, j, lines, next_steps)
 
-    job.run(guide, title, log, work, done)
+    job.run(guide, title, log, work, done, job.STOP_WRITE)

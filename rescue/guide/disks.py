@@ -21,8 +21,8 @@ def disks(files: list[str]) -> list[DiskSummary]:
     for f in files:
         path = os.path.abspath(f)
         size = os.path.getsize(path) if os.path.isfile(path) else 0
-        s = DiskSummary(name=path, model="Image file", serial="", bus="file", size=size, logical_sector_size=512,
-                        physical_sector_size=512, removable=False, read_only=False)
+        s = DiskSummary(name=path, model="Image file", serial="", bus="file", size=size,
+                        logical_sector_size=512, physical_sector_size=512, removable=False, read_only=False)
         discover._read_partitions(s, True)  # the same reading `rescue disks` does for real disks
         out.append(s)
     return out

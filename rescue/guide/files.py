@@ -47,7 +47,8 @@ def _open(guide: Guide, folder: str, image: ImageEntry, log: job.Log, pw: bytes 
                                                                                 number, path),
                            lambda: start(guide, folder)).partitions()
 
-    job.run(guide, "Opening the backup", log, lambda _progress: browse.mount(folder, image.id, pw, log.path), opened)
+    job.run(guide, "Opening the backup", log, lambda _progress: browse.mount(folder, image.id, pw, log.path),
+            opened)
 
 
 def _where(guide: Guide, folder: str, image: ImageEntry, log: job.Log, pw: bytes | None, number: int,
@@ -62,7 +63,8 @@ def _where(guide: Guide, folder: str, image: ImageEntry, log: job.Log, pw: bytes
     lines = texts(problem, style="error") if problem else []
     lines += texts(f"Take out: partition {number}: /{path}",
                    "Copy into which folder? (on another disk, mounted; created if it does not exist)")
-    guide.show(frame(TITLE, form(lines, Entry("Into: ", chosen)), KEYS), lambda: _open(guide, folder, image, log, pw))
+    guide.show(frame(TITLE, form(lines, Entry("Into: ", chosen)), KEYS),
+               lambda: _open(guide, folder, image, log, pw))
 
 
 def _copy(guide: Guide, folder: str, image: ImageEntry, number: int, path: str, to: str, log: job.Log,
@@ -73,15 +75,17 @@ def _copy(guide: Guide, folder: str, image: ImageEntry, number: int, path: str, 
         r: ExtractResult | None = j.result
         lines = []
         if r is not None:
-            lines = [f"From partition {r.partition} of backup {r.image_id}: {r.files} files, {r.dirs} folders, "
-                     f"{human(r.bytes)} copied into {r.target}."]
+            lines = [f"From partition {r.partition} of backup {r.image_id}: {r.files} files, {r.dirs} "
+                     f"folders, {human(r.bytes)} copied into {r.target}."]
             lines += [f"skipped {p}: {why}" for p, why in r.skipped]
             lines += [f"could not be read: {p}: {why}" for p, why in r.failed]
             for line in lines:
                 log.line(line)
             if r.failed:  # as `rescue extract`: everything else was copied, and the exit code says it
-                j.error = IntegrityError(detail=f"{len(r.failed)} file(s) of backup {r.image_id} could not be "
-                                                f"read; everything else was copied")
+                j.error = IntegrityError(detail=f"{len(r.failed)} file(s) of backup {r.image_id} could not "
+                                                "be read; everything else was copied")
         result.show(guide, TITLE, j, lines, ["The files are in the folder named above."])
 
-    job.run(guide, TITLE, log, lambda progress: extract(folder, image.id, lambda: pw, path, to, number, progress), done)
+    job.run(guide, TITLE, log,
+            lambda progress: extract(folder, image.id, lambda: pw, path, to, number, progress), done,
+            job.STOP_COPY)

@@ -63,6 +63,7 @@ class Job:
         self.result: Any = None
         self.error: Error | None = None
         self.done = False
+        self.stop_note = ""
 
     def _event(self, event: Event) -> None:
         if event.stage != self.event.stage:
@@ -72,10 +73,21 @@ class Job:
         self.event = event
 
 
+# What stopping leaves, said before the user confirms it and on the result screen after.
+STOP_NOTHING = "Nothing has been written yet."
+STOP_BACKUP = "The earlier backups stay as they are; the unfinished one is removed."
+STOP_WRITE = ("The target disk is left partly written and without a partition table: it will not "
+              "start until a restore or copy onto it runs to the end.")
+STOP_COPY = "The files copied so far stay in the folder."
+STOP_REPAIR = "The repair takes seconds and is not stopped halfway: it finishes what it started."
+
+
 def run(guide: Guide, title: str, log: Log, work: Callable[[Progress], Any],
-        on_done: Callable[[Job], None]) -> None:
-    """Show the progress screen, run ``work(progress)`` in a thread, then call ``on_done(job)``."""
+        on_done: Callable[[Job], None], stop_note: str = STOP_NOTHING) -> None:
+    """Show the progress screen, run ``work(progress)`` in a thread, then call ``on_done(job)``.
+    ``stop_note`` says what stopping leaves (kept as ``job.stop_note`` for the result screen)."""
     job = Job(log)
+    job.stop_note = stop_note
     step = urwid.Text("")
     bar = urwid.ProgressBar("bar", "bar_done", 0, 1000)
     numbers = urwid.Text("")
@@ -123,8 +135,7 @@ def run(guide: Guide, title: str, log: Log, work: Callable[[Progress], Any],
             guide.show(screen, None)
 
         ask = urwid.ListBox(urwid.SimpleFocusListWalker([
-            *texts("Stop now?", "", "What was already finished stays as it is; the unfinished part is",
-                   "removed cleanly.", ""),
+            *texts("Stop now?", "", stop_note, ""),
             urwid.AttrMap(urwid.Button("No, go on", on_press=lambda _b: guide.show(screen, ask_stop)),
                           None, "focus"),
             urwid.AttrMap(urwid.Button("Yes, stop", on_press=lambda _b: stop()), None, "focus")]))

@@ -43,7 +43,8 @@ def ask(guide: Guide, title: str, why: str, on_ok: Callable[[bytes], None], back
                      "Enter: next   Esc: give up"), back)
 
 
-def ask_or_give_up(guide: Guide, title: str, log: Log, given: Callable[[bytes], None], problem: str = "") -> None:
+def ask_or_give_up(guide: Guide, title: str, log: Log, given: Callable[[bytes], None],
+                   problem: str = "") -> None:
     """`ask` for the password of an encrypted backup; Esc gives up, saying (and logging) that nothing
     was written."""
     def give_up() -> None:

@@ -11,7 +11,8 @@ from core.platform.ramfs import ram_filesystem
 from .ui import human
 
 # Filesystems on disks that a backup folder can live on (fuseblk: NTFS through ntfs-3g).
-DISK_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3", "fuseblk"}
+DISK_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3",
+                    "fuseblk"}
 # System mounts a person never means as a backup place (the ESP under /boot, the rescue system's own).
 SYSTEM_PREFIXES = ("/boot", "/proc", "/sys", "/dev", "/run")
 # The folder proposed on a chosen filesystem (editable before it is used).

@@ -17,7 +17,8 @@ KINDS = {"full": "full", "incremental": "changes only", "differential": "changes
 
 def point_label(i: ImageEntry) -> str:
     kind = KINDS.get(i.kind, i.kind)
-    return f"{i.time[:19].replace('T', ' ')}  {kind:18} {human(i.bytes):>10}{'  encrypted' if i.encrypted else ''}"
+    lock = "  encrypted" if i.encrypted else ""
+    return f"{i.time[:19].replace('T', ' ')}  {kind:18} {human(i.bytes):>10}{lock}"
 
 
 def choose_point(guide: Guide, title: str, folder: str, on_point: Callable[[str, ImageEntry], None],
@@ -40,4 +41,5 @@ def choose_point(guide: Guide, title: str, folder: str, on_point: Callable[[str,
 
     lines = texts(problem, style="error") if problem else []
     lines += texts("Where is the backup? Type its folder (on the backup disk, mounted).")
-    guide.show(frame(title, form(lines, Entry("Folder: ", chosen, text=folder)), "Enter: next   Esc: back"), back)
+    guide.show(frame(title, form(lines, Entry("Folder: ", chosen, text=folder)), "Enter: next   Esc: back"),
+               back)

@@ -31,8 +31,8 @@ def start(guide: Guide) -> None:
 def changes(report: RepairReport) -> list[str]:
     """What the repair changed (or would), counted per area to fit the screen (every field is in the
     log), then what it leaves to the user."""
-    counts = [f"{len(report.by_area(area))} in the {title}" for area, title in AREA_TITLES.items()  # type: ignore[arg-type]
-              if report.by_area(area)]  # type: ignore[arg-type]
+    counts = [f"{len(report.by_area(area))} in the {title}"  # type: ignore[arg-type]
+              for area, title in AREA_TITLES.items() if report.by_area(area)]  # type: ignore[arg-type]
     out = [", ".join(counts) if counts else "nothing: everything already points where it should"]
     out += [f"note: {n}" for n in report.notes]
     out += [f"left undone: {p}" for p in report.problems]
@@ -54,7 +54,8 @@ def _check(guide: Guide, disk: DiskSummary) -> None:
             return
         report: RepairReport = j.result
         _log_changes(log, report)
-        lines = texts(f"Windows on {disk.name}: {report.scheme.upper()} disk, {report.firmware.upper()} boot.",
+        lines = texts(f"Windows on {disk.name}: {report.scheme.upper()} disk, "
+                      f"{report.firmware.upper()} boot.",
                       "The repair would change:", *changes(report), "(every change is listed in the log)")
         if not report.changes:
             body = menu(lines, [("Back to the main screen", lambda: start(guide))])
@@ -64,7 +65,8 @@ def _check(guide: Guide, disk: DiskSummary) -> None:
                 "BE CHANGED (copies of the files are kept).", lines, lambda: _repair(guide, disk, log),
                 lambda: start(guide))
 
-    job.run(guide, "Checking Windows startup", log, lambda _progress: repair_disk(disk.name, dry_run=True), checked)
+    job.run(guide, "Checking Windows startup", log, lambda _progress: repair_disk(disk.name, dry_run=True),
+            checked)
 
 
 def _repair(guide: Guide, disk: DiskSummary, log: job.Log) -> None:
@@ -79,4 +81,4 @@ def _repair(guide: Guide, disk: DiskSummary, log: job.Log) -> None:
         left = [] if report is None else [BootRepairWarning(detail=p) for p in report.problems]
         result.show(guide, TITLE, j, lines, NEXT, warnings=left)
 
-    job.run(guide, TITLE, log, lambda _progress: repair_disk(disk.name, dry_run=False), done)
+    job.run(guide, TITLE, log, lambda _progress: repair_disk(disk.name, dry_run=False), done, job.STOP_REPAIR)

@@ -12,6 +12,7 @@ from core.engine.restore import RestorePlan, RestoreResult, execute_restore, pla
 from core.errors import PasswordRequired, WrongPassword
 
 from . import job, password, result
+from .result import written
 from .app import Guide
 from .confirm import confirm_plan
 from .disks import disks, label
@@ -84,5 +85,5 @@ def _plan(guide: Guide, c: Choice, image: ImageEntry, target: DiskSummary, log: 
 
 def _report(r: RestoreResult) -> list[str]:
     return [f"Backup {r.image_id} restored onto {r.target}:",
-            f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked in {r.seconds:.0f} s.",
+            written(r),
             *r.actions, *(f"left undone: {p}" for p in r.boot_problems)]

@@ -3,13 +3,13 @@ and the log file's name. A stopped job says that what was finished before is unt
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from core.errors import Cancelled, Error, Warning_, warnings_exit_code
 
 from .app import Guide
 from .job import Job
-from .ui import frame, menu, texts
+from .ui import frame, human, menu, texts
 
 
 def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[str],
@@ -21,7 +21,7 @@ def show(guide: Guide, title: str, job: Job, done: list[str], next_steps: list[s
     if job.error is not None:
         e = job.error
         if isinstance(e, Cancelled):
-            lines += texts("Stopped. Nothing that was finished before was changed.", style="warn")
+            lines += texts("Stopped.", job.stop_note, style="warn")
         else:
             lines += texts("It did not work:", style="error")
         lines += texts(e.message, f"(exit code {e.exit_code})", *done)
@@ -53,3 +53,9 @@ def refused(guide: Guide, title: str, error: Error, back: str = "Back to the mai
     lines += texts(error.message, f"(exit code {error.exit_code})", "", "Nothing was written.")
     guide.show(frame(title, menu(lines, [(back, lambda: main_menu(guide))]), "Enter: main screen"),
                lambda: main_menu(guide))
+
+
+def written(r: Any) -> str:
+    """The line a restore's or clone's result screen says about the bytes written and read back."""
+    return (f"{human(r.written_bytes)} written, {human(r.verified_bytes)} read back and checked "
+            f"in {r.seconds:.0f} s.")

@@ -27,7 +27,10 @@ PALETTE = [
 ]
 
 
-def frame(title: str, body: urwid.Widget, keys: str = "Up/Down: choose   Enter: select   Esc: back") -> urwid.Frame:
+MENU_KEYS = "Up/Down: choose   Enter: select   Esc: back"
+
+
+def frame(title: str, body: urwid.Widget, keys: str = MENU_KEYS) -> urwid.Frame:
     """A screen: title bar on top, the body, and the keys that work here at the bottom."""
     head = urwid.AttrMap(urwid.Text(f" rescue guide - {title}"), "title")
     foot = urwid.AttrMap(urwid.Text(f" {keys}"), "keys")

@@ -39,7 +39,8 @@ class Terminal:
                 *(a for d in disks for a in ("--disk", str(d))), *args]
         # TERM=linux: what the guide meets on the rescue media's console (16 colours)
         script = (f"cd {shlex.quote(str(ROOT))} && env -u RESCUE_PASSWORD TERM=linux {shlex.join(args)}"
-                  f" 2>{shlex.quote(str(tmp / 'guide.stderr'))}; echo $? > {shlex.quote(str(self.exit_file))};"
+                  f" 2>{shlex.quote(str(tmp / 'guide.stderr'))};"
+                  f" echo $? > {shlex.quote(str(self.exit_file))};"
                   " sleep 300")
         self._tmux("new-session", "-d", "-x", "80", "-y", "25", script)
 

@@ -175,7 +175,8 @@ def test_encrypted_full_then_incremental_then_restore_latest(term: list[Terminal
     logs = sorted(folder.glob("rescue-guide-*.log"))
     assert [p.name.rsplit("-", 1)[1] for p in (logs[0], logs[-1])] == ["backup.log", "restore.log"]
     assert "ended: exit 0" in logs[-1].read_text()
-    assert "error (exit 30): Wrong password" in "".join(p.read_text() for p in logs)  # the refused incremental
+    # the refused incremental
+    assert "error (exit 30): Wrong password" in "".join(p.read_text() for p in logs)
 
     assert leave(t, SHELL) == 64
 
@@ -343,7 +344,8 @@ def test_take_files_out_of_a_backup(term: list[Terminal], tmp_path: Path) -> Non
     t.wait(": /Users/Anna/Documents")
     t.keys("Enter")  # [Take out this folder]
     t.wait("Copy into which folder?")
-    assert not [m for m in mounts() if m.mount_point.startswith(("/run/rescue/guide-browse-", "/tmp/guide-browse"))]
+    browsing = ("/run/rescue/guide-browse-", "/tmp/guide-browse")
+    assert not [m for m in mounts() if m.mount_point.startswith(browsing)]
     t.type(str(out))
     screen = t.wait("Log: ", timeout=120)
     assert "Done." in screen and "copied into" in flat(screen), screen
