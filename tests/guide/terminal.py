@@ -30,7 +30,8 @@ class Terminal:
         if shutil.which("tmux") is None:
             pytest.fail("tmux is missing: scripts/setup.sh installs it")
         self.tmp, self.name = tmp, name
-        self.socket = f"rescue-guide-{os.getpid()}-{name}"
+        # the server's socket in the test's folder: nothing is left in /tmp/tmux-UID, and no other tmux is met
+        self.socket = str(tmp / "tmux.sock")
         self.exit_file = tmp / "guide.exit"
         self.screens: list[str] = []
         # RESCUE_EXE: the same tests against another build (the frozen binary), as tests/images.run_rescue
@@ -45,7 +46,7 @@ class Terminal:
         self._tmux("new-session", "-d", "-x", "80", "-y", "25", script)
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True,
+        return subprocess.run(["tmux", "-S", self.socket, *args], check=True, capture_output=True,
                               text=True).stdout
 
     def screen(self) -> str:
@@ -99,4 +100,4 @@ class Terminal:
 
     def close(self) -> None:
         self.save()
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, check=False)
