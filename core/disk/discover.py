@@ -270,6 +270,17 @@ def _int(text: str, default: int = 0) -> int:
         return default
 
 
+def image_file_summary(path: str, probe: bool = True) -> DiskSummary:
+    """A whole-disk image file seen as a disk (``--disk FILE`` in the guide, tests and demos): its
+    partitions read as `list_disks` reads a real disk's."""
+    path = os.path.abspath(path)
+    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    summary = DiskSummary(name=path, model="Image file", serial="", bus="file", size=size, logical_sector_size=512,
+                          physical_sector_size=512, removable=False, read_only=False)
+    _read_partitions(summary, probe)
+    return summary
+
+
 def list_disks(probe: bool = True) -> list[DiskSummary]:
     """Every disk worth showing, sorted by name. ``probe=False`` skips the filesystem probes."""
     import pyudev

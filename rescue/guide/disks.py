@@ -6,8 +6,6 @@ With --disk FILE only those image files are offered (tests, demos); otherwise th
 
 from __future__ import annotations
 
-import os
-
 from core.disk import discover
 from core.disk.discover import DiskSummary, describe
 
@@ -17,15 +15,7 @@ from .ui import human
 def disks(files: list[str]) -> list[DiskSummary]:
     if not files:
         return discover.list_disks()
-    out = []
-    for f in files:
-        path = os.path.abspath(f)
-        size = os.path.getsize(path) if os.path.isfile(path) else 0
-        s = DiskSummary(name=path, model="Image file", serial="", bus="file", size=size,
-                        logical_sector_size=512, physical_sector_size=512, removable=False, read_only=False)
-        discover._read_partitions(s, True)  # the same reading `rescue disks` does for real disks
-        out.append(s)
-    return out
+    return [discover.image_file_summary(f) for f in files]
 
 
 def label(d: DiskSummary) -> str:
