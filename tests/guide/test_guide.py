@@ -382,7 +382,7 @@ def backup_onto_mounted_disk(term: list[Terminal], tmp_path: Path, src: Path, mn
     t.keys("Enter")
     screen = t.wait("Mounted disks that can hold one")
     assert f"{mnt} (ntfs on {dev}, " in flat(screen) and " free)" in flat(screen)
-    choose_line(t, screen, f"{mnt}  (ntfs")
+    choose_line(t, screen, str(mnt))  # a long path puts "(ntfs on ..." on the choice's next line
     t.wait(f"Folder: {mnt}/rescue-backups")
     t.keys("Enter")
     t.wait("Encrypt the backup?")
