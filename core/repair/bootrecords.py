@@ -117,7 +117,10 @@ def _plan_mbr(layout: DiskLayout, reader: Reader, plan: BootRecordPlan) -> None:
                                              f"0x{layout.signature:08x}", SIGNATURE_OFFSET,
                                              _U32.pack(layout.signature)))
     kind = classify_mbr_code(sector0[:BOOT_CODE_SIZE])
-    if kind in ("empty", "unknown"):
+    if layout.boot is None and not layout.windows:
+        # Not a Windows disk (or not one we can see): its boot code, GRUB's say, is not ours to replace.
+        plan.notes.append(f"MBR boot code: {kind}, kept (no Windows and no boot partition found)")
+    elif kind in ("empty", "unknown"):
         if SYSLINUX_MBR.exists():
             code = SYSLINUX_MBR.read_bytes()[:BOOT_CODE_SIZE]
             plan.changes.append(BootRecordChange("MBR boot code", f"{kind} code", "syslinux mbr.bin", 0, code))

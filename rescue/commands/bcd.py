@@ -6,7 +6,7 @@ import click
 
 from core.repair import rebuild_disk_bcd, repair_disk, show_disk
 
-from .bootreport import confirm, print_repair, print_show
+from .bootreport import print_show, run_repair
 
 
 @click.group("bcd")
@@ -29,8 +29,8 @@ def show(disk: str, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def repair(disk: str, yes: bool, dry_run: bool, as_json: bool) -> int:
     """Point every BCD device and drive letter at the partitions of DISK as they are now."""
-    confirm(disk, "BCD store and drive letters", yes, dry_run)
-    return print_repair(repair_disk(disk, dry_run=dry_run, boot_records=False), as_json)
+    return run_repair(disk, "BCD store and drive letters", yes, dry_run, as_json,
+                      lambda dry: repair_disk(disk, dry_run=dry, boot_records=False))
 
 
 @command.command("rebuild")
@@ -42,5 +42,5 @@ def repair(disk: str, yes: bool, dry_run: bool, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rebuild(disk: str, windows: int | None, yes: bool, dry_run: bool, as_json: bool) -> int:
     """Write a fresh store from the Windows' BCD-Template, like bcdboot (the old store is kept as a copy)."""
-    confirm(disk, "BCD store", yes, dry_run)
-    return print_repair(rebuild_disk_bcd(disk, dry_run=dry_run, windows=windows), as_json)
+    return run_repair(disk, "BCD store", yes, dry_run, as_json,
+                      lambda dry: rebuild_disk_bcd(disk, dry_run=dry, windows=windows))

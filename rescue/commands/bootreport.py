@@ -5,6 +5,8 @@ Not a command itself: shared by `rescue.commands.bcd` and `rescue.commands.fix_b
 
 from __future__ import annotations
 
+from typing import Callable
+
 import click
 
 from core.errors import BootRepairWarning
@@ -20,6 +22,20 @@ def confirm(disk: str, what: str, yes: bool, dry_run: bool) -> None:
     """Destructive runs need --yes or the disk's name typed back; a dry run needs neither."""
     if not dry_run:
         confirm_target(disk, f"the {what} of {disk}", yes)
+
+
+def run_repair(disk: str, what: str, yes: bool, dry_run: bool, as_json: bool,
+               repair: Callable[[bool], RepairReport]) -> int:
+    """The shape of every boot-repair command: a dry run just reports; otherwise the plan (a dry run of
+    the same repair) is shown first, then --yes or the disk's name typed back, then the real run."""
+    if dry_run:
+        return print_repair(repair(True), as_json)
+    if not yes:
+        plan = repair(True)
+        if not as_json:  # --json keeps stdout for the one result object
+            print_repair(plan, False)
+        confirm(disk, what, yes, dry_run)
+    return print_repair(repair(False), as_json)
 
 
 def print_repair(report: RepairReport, as_json: bool) -> int:

@@ -6,7 +6,7 @@ import click
 
 from core.repair import repair_disk
 
-from .bootreport import confirm, print_repair
+from .bootreport import run_repair
 
 
 @click.command("fix-boot")
@@ -16,5 +16,5 @@ from .bootreport import confirm, print_repair
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(disk: str, yes: bool, dry_run: bool, as_json: bool) -> int:
     """MBR boot code, active flag, NTFS/FAT hidden sectors (boot sector and backup), then BCD and drive letters."""
-    confirm(disk, "boot records, BCD store and drive letters", yes, dry_run)
-    return print_repair(repair_disk(disk, dry_run=dry_run), as_json)
+    return run_repair(disk, "boot records, BCD store and drive letters", yes, dry_run, as_json,
+                      lambda dry: repair_disk(disk, dry_run=dry))

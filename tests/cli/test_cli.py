@@ -329,3 +329,16 @@ def test_list_fits_80_columns(setup: dict[str, Path], tmp_path: Path) -> None:
     assert lines[0].split() == ["ID", "KIND", "TIME", "SIZE", "STATE"]
     assert any("└ " in line and " incremental " in line and line.endswith("ok, encrypted") for line in lines)
     assert any("INCOMPLETE" in line for line in lines), r.stdout
+
+
+def test_fix_boot_shows_its_plan_first_and_leaves_a_disk_without_windows_alone(tmp_path: Path) -> None:
+    """fix-boot prints what it would change before it asks; on a disk with no Windows and no boot partition
+    it writes no boot code (a Linux disk's GRUB is not ours to replace)."""
+    disk = small_disk(tmp_path / "plain.img")
+    before = disk.read_bytes()
+    r = run_rescue("fix-boot", str(disk))  # no terminal, no --yes: the plan, then a refusal
+    assert r.returncode == 3 and r.stdout.startswith(f"disk {disk}:"), (r.stdout, r.stderr)
+    r = run_rescue("fix-boot", str(disk), "--yes", "--json")
+    assert r.returncode == 102, r.stderr
+    assert not any(c["area"] == "boot-record" for c in json.loads(r.stdout)["changes"]), r.stdout
+    assert disk.read_bytes() == before
