@@ -199,7 +199,7 @@ class Inf:
             name = m.group(1)
             if name == "":
                 return "%"
-            if name.isdigit():
+            if name.isascii() and name.isdigit():
                 if int(name) not in DIRIDS:
                     raise self.error(number, f"DIRID %{name}% is not one a boot driver uses")
                 return DIRIDS[int(name)]
@@ -403,8 +403,12 @@ def _install(inf: Inf, target: Target, description: str, hwid: str, models: str,
         if binary is None:
             raise inf.error(inf.section_lines[sect.lower()], f"[{sect}] has no ServiceBinary")
         group = inf.value(sect, "LoadOrderGroup")
+        name = inf.expand(line.fields[0], line.number)
+        if not name or any(c in name for c in "\\/") or len(name) > 255:
+            # the name becomes a registry key under Services: it may not reach any other key
+            raise inf.error(line.number, f"AddService name {name!r} is not a plain service name")
         choice.services.append(ServiceInstall(
-            inf.expand(line.fields[0], line.number), flags, inf.number(sect, "ServiceType"),
+            name, flags, inf.number(sect, "ServiceType"),
             inf.number(sect, "StartType"), inf.number(sect, "ErrorControl"), binary[0],
             group[0] if group else None))
     if choice.function_service is None:
@@ -421,7 +425,7 @@ def _dest_dirid(inf: Inf, copy_section: str) -> int:
                         f"[DestinationDirs] names no folder for {copy_section}")
     text, number = got
     dirid = text.split(",")[0].strip()
-    if not dirid.isdigit():
+    if not (dirid.isascii() and dirid.isdigit()):
         raise inf.error(number, f"destination {text!r} is not a DIRID")
     return int(dirid)
 

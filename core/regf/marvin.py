@@ -8,6 +8,7 @@ it against the hashes Windows wrote into real logs.
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 _M32 = 0xFFFFFFFF
@@ -22,8 +23,9 @@ def marvin32(data: bytes | bytearray | memoryview, seed: int) -> int:
     final = 0x80  # the 0-3 bytes left over, little-endian, behind a 0x80 marker byte
     for b in reversed(bytes(view[whole:])):
         final = (final << 8) | b
-    words = [w for (w,) in struct.iter_unpack("<I", view[:whole])]
-    for word in (*words, final, 0):
+    # streamed, never a list: a log entry may be many MiB and a list of ints costs ~9x its bytes
+    words = itertools.chain((w for (w,) in struct.iter_unpack("<I", view[:whole])), (final, 0))
+    for word in words:
         lo = (lo + word) & _M32
         hi ^= lo
         lo = (((lo << 20) | (lo >> 12)) + hi) & _M32

@@ -162,6 +162,9 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
         stack.close()
         report.problems.append(f"{where} not adapted: {e.message}")
         return report
+    except BaseException:  # anything else (Ctrl-C, I/O): unmount and detach before it goes on
+        stack.close()
+        raise
     with stack:
         info = windows_info(hive)
         report.windows = {"family": info.family, "arch": info.arch, "control_sets": list(info.control_sets)}

@@ -78,7 +78,9 @@ class NtfsFiles:
             except OSError:
                 return None
             match = next((n for n in names if n.casefold() == want), None)
-            if match is None:
+            if match is None or (cur / match).is_symlink():
+                # ntfs-3g shows junctions and NTFS symlinks as symlinks, whose targets may lie outside the
+                # volume (the rescue system's own files): never followed, as if absent
                 return None
             cur = cur / match
         return cur
@@ -114,8 +116,14 @@ class NtfsFiles:
                     raise TargetWriteError(target=f"partition {self.partition}:{path}",
                                            detail=e.strerror or str(e)) from e
                 match = part
+            elif (parent / match).is_symlink():
+                raise TargetWriteError(target=f"partition {self.partition}:{path}",
+                                       detail=f"{match} is a link; refusing to write through it")
             parent = parent / match
         existing = self._resolve(path)
+        if existing is None and (parent / parts[-1]).is_symlink():
+            raise TargetWriteError(target=f"partition {self.partition}:{path}",
+                                   detail="the file is a link; refusing to write through it")
         target = existing if existing is not None else parent / parts[-1]
         bak = atomic_replace(target, data, backup=True)
         return _win(_rel(bak, self.root)) if bak is not None else None

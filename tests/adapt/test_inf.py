@@ -78,6 +78,9 @@ BAD = [  # (what, replace this, with that, expected text, line: a number, NEW or
      "exstor, 0, exstor_Service_Inst\nAddService = exfilt", "no AddService with flag 0x2", None),
     ("continuation at the end", "SPSVCINST_ASSOCSERVICE = 0x00000002\n", "SPSVCINST_ASSOCSERVICE = 0x00000002 \\\n",
      "continuation", NEW),
+    ("service name reaching another key", "exfilt, , exfilt_Service_Inst", "Disk\\Enum, , exfilt_Service_Inst",
+     "is not a plain service name", NEW),
+    ("superscript dirid", "%12%\\exstor.sys", "%\u00b2%\\exstor.sys", "is not in [Strings]", NEW),
     ("odd percent", 'OEM_DESC      = "Example OEM NVMe 100%% fast"', 'OEM_DESC      = "Example OEM NVMe 100% fast"',
      "a lone %", NEW),
 ]
