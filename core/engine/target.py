@@ -70,7 +70,11 @@ def write_target(disk: Disk, target: str, command: str, layout: Layout | None, t
         actions = _finish(placer, table, progress, problems)
         if adapt is not None:
             disk.close()  # the adapt opens the disk itself (ntfs-3g on a loop device)
-            done, left = adapt_written_disk(disk.path, adapt)
+            try:
+                done, left = adapt_written_disk(disk.path, adapt)
+            except OSError as e:  # the disk is complete and checked: only the adapt is left to do
+                done, left = [], [f"adapt failed ({e.strerror or e}); the data and the partition table are "
+                                  f"written: run `rescue adapt {disk.path}`"]
             actions += done
             problems.extend(BootRepairWarning(detail=p) for p in left)
     except OSError as e:
@@ -115,9 +119,10 @@ def _finish(placer: Placer, table: ImageTable | None, progress: Progress, proble
     disk.sync()
     actions.append("partition table written" + ("" if layout.identical else " for the new layout"))
     moved = [m for m in layout.moves if m.new_start != m.old_start]
-    if not any(m.role in BOOT_ROLES for m in moved):
+    # Any move counts on a Windows disk: MountedDevices names data partitions (D:, E:) by place too.
+    if not moved or not any(m.role in BOOT_ROLES for m in layout.moves):
         if table.has_windows:  # said, so the end of a restore never leaves it a question
-            actions.append("boot repair: not needed, the partitions Windows starts from kept their places")
+            actions.append("boot repair: not needed, every partition kept its place")
         return actions  # nothing Windows' boot configuration names moved
     # Partitions moved: point the BCD store, drive letters and boot records at their new places. The
     # repair opens the disk itself (exclusively), so ours is closed first.
