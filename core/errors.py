@@ -219,9 +219,18 @@ class Warning_(str):
     def __new__(cls, **kwargs: Any) -> Self:
         return super().__new__(cls, _format(cls, kwargs))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy (dataclasses.asdict) and pickle rebuild through __new__, which takes the
+        # template's fields, not the finished text: rebuild from the text instead.
+        return (_warning_from_text, (type(self), str(self)))
+
     def located(self, where: str) -> Warning_:
         """The same warning (same class and code) about a part of something bigger: "WHERE: message"."""
         return str.__new__(type(self), f"{where}: {self}")
+
+
+def _warning_from_text(cls: type[Warning_], text: str) -> Warning_:
+    return str.__new__(cls, text)
 
 
 class UnreadableSectorsWarning(Warning_):

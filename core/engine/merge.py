@@ -66,8 +66,9 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
                 writer.finish()
                 meta = replace(point.meta, id=new_id, kind="full", parent=None, parent_digest=None, chain=(),
                                merged_from=point_id, tool=f"rescue {__version__}",
-                               stats=replace(point.meta.stats, stored_bytes=writer.stored_bytes,
-                                             reused_bytes=0))
+                               # the new full stores every byte itself: none is reused from a parent
+                               stats=replace(point.meta.stats, data_bytes=writer.data_bytes,
+                                             stored_bytes=writer.stored_bytes, reused_bytes=0))
                 # Commit point of the merge: the new full is durable before anything old is removed.
                 writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
         images = repo.list_images()

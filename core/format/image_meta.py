@@ -19,7 +19,7 @@ from ..partition.model import MetaArea, Partition
 from .c_image import HASH_UNIT
 from .jsonrec import (FLAG, TEXT, Malformed, declare, dump, extents, fields_of, hex_bytes, many, matching,
                       one_of, optional, parse, record, spec, uint)
-from .volume import VolumeInfo
+from .volume import VolumeInfo, volume_name
 
 FORMAT = 1
 # Extent entries name their image in 16 bits; a restore opens every image of the chain. Longer
@@ -194,7 +194,7 @@ class ImageMeta:
         if (self.kind == "full") != (not self.chain):
             raise Malformed("chain")
         for i, v in enumerate(self.volumes):
-            if v.name != f"{image_id}.v{i + 1:04d}":
+            if v.name != volume_name(image_id, i):
                 raise Malformed(f"volumes[{i}].name")
             if v.number != i:
                 raise Malformed(f"volumes[{i}].number")

@@ -37,3 +37,14 @@ def test_shorter_line_clears_the_longer_and_the_last_line_ends() -> None:
     assert all(line.count("\r") <= 3 for line in lines)
     p.finish()  # nothing shown: no empty line
     assert out.getvalue().endswith("manifest\n") and not out.getvalue().endswith("\n\n")
+
+
+def test_a_warning_survives_copy_and_pickle_with_its_class_and_code() -> None:
+    """Results holding warnings go through dataclasses.asdict (deepcopy); a warning must come out whole."""
+    import copy
+    import pickle
+
+    from core.errors import BootRepairWarning
+    w = BootRepairWarning(detail="letters left")
+    for again in (copy.copy(w), copy.deepcopy(w), pickle.loads(pickle.dumps(w))):
+        assert type(again) is BootRepairWarning and again == w and again.exit_code == w.exit_code

@@ -72,9 +72,13 @@ def test_incremental_is_small_and_every_point_restores(tmp_path: Path) -> None:
 
 def test_merge_latest_folds_whole_chain(tmp_path: Path) -> None:
     disk, folder, states = make_chain(tmp_path, ["full", "incremental", "incremental"])
+    before = Repository(str(folder)).list_images()
     res = merge(str(folder), None, lambda: None, Progress())
     images = Repository(str(folder)).list_images()
     assert [i.id for i in images] == [res.image_id] and images[0].kind == "full"
+    # the synthetic full stores all the data itself: its used bytes are the whole chain's, not the last
+    # incremental's few
+    assert images[0].summary["used_bytes"] >= max(i.summary["used_bytes"] for i in before if i.kind == "full")
     assert sorted(res.removed) == sorted(i for i, _ in states)
     assert restored(folder, None, tmp_path, disk.stat().st_size) == states[-1][1]
     verify(str(folder), None, lambda: None, Progress())
