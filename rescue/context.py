@@ -149,15 +149,19 @@ def running(show_progress: bool = True) -> Iterator[tuple[Progress, ProgressLine
             signal.signal(s, h)
 
 
-def confirm_target(name: str, description: str, yes: bool) -> None:
+def confirm_target(name: str, description: str, yes: bool, *, verb: str = "overwrite") -> None:
     """A destructive step needs --yes or the target's name typed back: as shown, or a disk's short name
-    (`sda` for /dev/sda), nothing else. A mistyped name is asked again (MAX_TRIES in all)."""
+    (`sda` for /dev/sda), nothing else. A mistyped name is asked again (MAX_TRIES in all). ``verb`` says
+    what happens to it ("overwrite", "delete")."""
     if yes:
         return
+    what = "target's name" if verb == "overwrite" else "name"
     if not sys.stdin.isatty():
-        raise UsageError(detail=f"refusing to overwrite {description} without confirmation: "
-                                "pass --yes, or run on a terminal and type the target's name")
-    confirm_typed(name, f"ALL DATA ON {description} WILL BE OVERWRITTEN.", "target's name")
+        raise UsageError(detail=f"refusing to {verb} {description} without confirmation: "
+                                f"pass --yes, or run on a terminal and type the {what}")
+    headline = (f"ALL DATA ON {description} WILL BE OVERWRITTEN." if verb == "overwrite"
+                else f"{description} WILL BE {verb.upper()}D.")
+    confirm_typed(name, headline, what)
 
 
 def confirm_typed(name: str, headline: str, what: str) -> None:

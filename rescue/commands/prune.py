@@ -35,7 +35,7 @@ def command(folder: str, keep_last: int, keep_daily: int, keep_weekly: int, keep
     def confirm(result: PruneResult) -> None:
         if not as_json:
             show(result)
-        confirm_target(folder, f"{len(result.delete)} image(s) in {folder}", yes)
+        confirm_target(folder, f"{len(result.delete)} image(s) in {folder}", yes, verb="delete")
 
     result = prune(folder, policy, dry_run, confirm)
     if as_json:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from core.errors import UsageError
 from rescue.mount.stack import canonical, teardown
 
 
@@ -13,6 +16,9 @@ from rescue.mount.stack import canonical, teardown
               help="Detach busy mounts anyway; they go away when their last user closes them.")
 def command(mountpoint: str, lazy: bool) -> int:
     """Unmount an image mounted with `rescue mount`: the filesystems, loop devices and the server."""
+    if not os.path.isdir(mountpoint) and not os.path.islink(mountpoint):
+        # a mistyped path must not pass for "nothing was mounted" (a dead mount still lists as a folder)
+        raise UsageError(detail=f"{mountpoint} is not a folder: name the mount point given to `rescue mount`")
     if teardown(mountpoint, lazy=lazy):
         click.echo(f"{canonical(mountpoint)} unmounted")
     else:

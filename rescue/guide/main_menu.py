@@ -18,6 +18,5 @@ def main_menu(guide: Guide) -> None:
         ("Power off", lambda: guide.quit(EXIT_POWER_OFF)),
     ]
     intro = texts("What do you want to do?", "",
-                  "Nothing is written to any disk until you have seen the plan and typed",
-                  "the name of the disk that will be overwritten.")
+                  "No disk is overwritten until you have seen the plan and typed its name.")
     guide.show(frame("main screen", menu(intro, items), "Up/Down: choose   Enter: select"), None)
