@@ -1,10 +1,12 @@
-"""Scale bench: time, bytes and memory of full, incremental (~1 % changed) and merge against used size.
+"""Scale bench: time, bytes and memory of full, incremental (~1 % changed), verify, restore and merge
+against used size.
 
 For each used size it builds (or reuses, under bench/work/scale/) a synthetic disk of ``--size`` bytes
 (tests/scale/synthdisk.py: real NTFS metadata from mkntfs on a sparse file, ``used`` bytes marked in
 $Bitmap and generated on the fly through FUSE, so a 1 TiB disk needs ~100 MiB of disk space for
 itself), then runs tests/scale/harness.py: `rescue backup`, `rescue backup --incremental` after
-generation 1 changed ~1 % of the data blocks, and `rescue merge`, each a fresh process whose own peak
+generation 1 changed ~1 % of the data blocks, `rescue verify` and `rescue restore` of that point (onto
+a sparse file), and `rescue merge`, each a fresh process whose own peak
 RSS is measured (tests/scale/peak.py). The images are deleted after each point; only the figures stay.
 
 Prints one markdown table (a row per point and step) and the growth per GiB used of what should not
@@ -90,7 +92,7 @@ def report(size: int, points: list[tuple[int, list[harness.Step]]], elapsed: flo
     if len(points) > 1:
         xs = [u / GiB for u, _ in points]
         lines.append("")
-        for name in ("full", "incremental", "merge"):
+        for name in ("full", "incremental", "verify", "restore", "merge"):
             st = [next(s for s in steps if s.name == name) for _, steps in points]
             manifest = slope(xs, [s.manifest_bytes / 1024 for s in st])
             rss = slope(xs, [s.peak_rss / MiB for s in st])

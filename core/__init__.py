@@ -7,4 +7,4 @@ subclass of `core.errors.Error` carrying a stable exit code. The CLI in `rescue/
 that talks to a person.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -26,8 +26,9 @@ from ..format.image_meta import MAX_CHAIN, ChainPin, ImageMeta, Settings, Source
 from ..format.volume import MIN_SPLIT
 from ..io.reader import FdReader
 from ..progress import Event, Progress
-from .chunker import Chunker, ParentIndex
+from .chunker import Chunker, ParentUnits
 from .imagewriter import ImageWriter
+from .overlay import resolved_units
 from .plan import BackupPlan, plan_backup, table_fingerprint
 from .repo import Repository, new_image_id
 
@@ -97,13 +98,14 @@ def backup(source_path: str, folder: str, options: BackupOptions, progress: Prog
 def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceDisk, options: BackupOptions,
          progress: Progress, started: float, source_path: str) -> BackupResult:
     image_id = new_image_id()
-    parent, chain = _choose_parent(repo, options, identity)
+    parent_chain, chain = _choose_parent(repo, options, identity)
+    parent = parent_chain[0] if parent_chain else None
     total = sum(r.length for r in plan.regions)
     with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
                      split=options.split, level=options.level,
                      check_compression=options.check_compression) as writer:
-        chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.on_read,
-                          ParentIndex(parent.units, parent.extents) if parent else None)
+        chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.tables, writer.on_read,
+                          ParentUnits(resolved_units(parent_chain)) if parent_chain else None)
         writer.write(chunker)
         volumes = writer.finish()
         warnings = list(plan.warnings)
@@ -123,7 +125,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
             zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)),
             unreadable=tuple(chunker.unreadable), warnings=tuple(warnings),
             stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes))
-        meta = writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
+        meta = writer.commit(meta)
     return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes,
                         meta.chunk_count, [v.name for v in volumes], time.monotonic() - started, warnings,
                         list(chunker.unreadable), meta.kind, meta.parent,
@@ -131,11 +133,12 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
 
 
 def _choose_parent(repo: Repository, options: BackupOptions,
-                   identity: SourceDisk) -> tuple[mf.Manifest | None, tuple[ChainPin, ...]]:
-    """The parent of an incremental (latest image) or differential (latest full), checked to be an
-    image of this very disk with an unchanged layout, and the chain the new image will pin."""
+                   identity: SourceDisk) -> tuple[list[mf.Manifest], tuple[ChainPin, ...]]:
+    """The parent of an incremental (latest image) or differential (latest full) followed by its own
+    chain, checked to be an image of this very disk with an unchanged layout; and the chain the new
+    image will pin. (The parent's chain gives the current unit hashes: see `overlay`.)"""
     if options.mode == "full":
-        return None, ()
+        return [], ()
     if options.mode not in ("incremental", "differential"):
         raise UsageError(detail=f"unknown backup kind {options.mode!r}")
     images = [i for i in repo.list_images() if i.complete]
@@ -153,7 +156,8 @@ def _choose_parent(repo: Repository, options: BackupOptions,
                                 "make a new full backup to start an encrypted chain")
     # Every pin of the parent's own chain is checked, so a broken chain is refused now, not at restore.
     from .chain import load_chain
-    parent = load_chain(repo, entry.id, lambda: options.password)[0]
+    parent_chain = load_chain(repo, entry.id, lambda: options.password)
+    parent = parent_chain[0]
     src = parent.meta.source
     changed = [what for what, a, b in (
         ("size", src.size, identity.size),
@@ -175,4 +179,4 @@ def _choose_parent(repo: Repository, options: BackupOptions,
     if len(chain) >= MAX_CHAIN:
         raise UsageError(detail=f"the chain behind image {entry.id} is {len(chain)} images long: "
                                 "merge it (rescue merge) or make a new full backup")
-    return parent, chain
+    return parent_chain, chain

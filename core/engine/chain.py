@@ -8,15 +8,18 @@ point, a replaced or altered one an integrity failure naming the image it needs.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import IncompleteImage, IntegrityError
 from ..format import manifest as mf
+from ..format.c_image import ExtentEntry
 from ..format.manifest import Manifest
 from .imagereader import ImageReader
+from .overlay import layers, resolved
 from .repo import Repository
 
-ExtentMap = dict[tuple[int, int], list[tuple[int, int, int]]]
+# One chunk to read and where its bytes go: ((image ref, chunk), [(disk offset, length, chunk offset)]).
+ChunkGroup = tuple[tuple[int, int], list[tuple[int, int, int]]]
 
 
 def load_chain(repo: Repository, image_id: str, password: Callable[[], bytes | None]) -> list[Manifest]:
@@ -48,6 +51,7 @@ class Chain:
         self.point = self.manifests[0]
         self.readers: list[ImageReader] = []
         try:
+            self._check_v1_maps()
             for m in self.manifests:
                 self.readers.append(ImageReader(repo, m))
         except BaseException:
@@ -57,33 +61,57 @@ class Chain:
     def read_chunk(self, ref: int, number: int) -> bytes:
         return self.readers[ref].read_chunk(number)
 
-    def extents_by_chunk(self) -> ExtentMap:
-        """(image ref, chunk) -> [(disk offset, length, chunk offset)], every bound checked."""
-        out: ExtentMap = {}
-        last_end = -1
-        point = self.point
-        for disk_off, length, chunk, chunk_off, ref, _ in point.iter_extents():
-            if ref >= len(self.manifests):
-                raise IntegrityError(detail=f"image {point.image_id}: extent at disk byte {disk_off} refers to "
-                                            f"image {ref} of a chain of {len(self.manifests)}")
-            owner = self.manifests[ref]
-            if chunk >= owner.chunk_count:
-                raise IntegrityError(detail=f"image {point.image_id}: extent at disk byte {disk_off} names "
-                                            f"missing chunk {chunk} of image {owner.image_id}")
-            raw_len = owner.chunk(chunk)["raw_length"]
-            if length == 0 or chunk_off + length > raw_len or disk_off < last_end:
-                raise IntegrityError(detail=f"image {point.image_id}: extent at disk byte {disk_off} "
-                                            "is malformed or overlaps another")
-            last_end = disk_off + length
-            out.setdefault((ref, chunk), []).append((disk_off, length, chunk_off))
-        return out
+    def _check_v1_maps(self) -> None:
+        """Version-1 maps are whole in memory and their rows name other images' chunks: every bound
+        is checked once, here (version-2 blocks are checked as each is read, see `format.tables`)."""
+        for i in range(layers(self.manifests)):
+            m = self.manifests[i]
+            if m.is_delta:
+                continue
+            last_end = -1
+            for rows in m.extents.blocks():
+                for disk_off, length, chunk, chunk_off, ref, _ in ExtentEntry.codec.iter_unpack(rows):
+                    if i + ref >= len(self.manifests):
+                        raise IntegrityError(detail=f"image {m.image_id}: extent at disk byte {disk_off} refers "
+                                                    f"to image {ref} of a chain of {len(self.manifests) - i}")
+                    raw_len = self.manifests[i + ref].raw_length(chunk)
+                    if raw_len is None:
+                        raise IntegrityError(detail=f"image {m.image_id}: extent at disk byte {disk_off} names "
+                                                    f"missing chunk {chunk} of image "
+                                                    f"{self.manifests[i + ref].image_id}")
+                    if length == 0 or chunk_off + length > raw_len or disk_off < last_end:
+                        raise IntegrityError(detail=f"image {m.image_id}: extent at disk byte {disk_off} "
+                                                    "is malformed or overlaps another")
+                    last_end = disk_off + length
 
-    def read_order(self, emap: ExtentMap) -> list[tuple[int, int]]:
-        """Chunks in the order they lie on the backup medium (image, volume, offset): one pass, each once."""
-        def key(k: tuple[int, int]) -> tuple[int, int, int]:
-            c = self.manifests[k[0]].chunk(k[1])
-            return k[0], c["volume_number"], c["record_offset"]
-        return sorted(emap, key=key)
+    def check_tables(self) -> None:
+        """Read and check every table block of every image of the chain (verify does this; a restore
+        checks each block as it reads it)."""
+        for m in self.manifests:
+            if m.is_delta:
+                for table in (m.extents, m.units):
+                    for _ in table.blocks():
+                        pass
+
+    def chunk_groups(self, ref: int) -> Iterator[ChunkGroup]:
+        """The chunks of image ``ref`` the point's disk uses, in chunk order (the order they lie on the
+        medium), each with the disk places of its bytes."""
+        key: tuple[int, int] | None = None
+        places: list[tuple[int, int, int]] = []
+        for disk_off, length, r, chunk, chunk_off in resolved(self.manifests, upto=ref):
+            if r != ref:
+                continue
+            if key != (ref, chunk):
+                if key is not None:
+                    yield key, places
+                key, places = (ref, chunk), []
+            places.append((disk_off, length, chunk_off))
+        if key is not None:
+            yield key, places
+
+    def data_bytes(self) -> int:
+        """Bytes of the point's disk that the images hold (what a restore writes besides zeros)."""
+        return sum(e[1] for e in resolved(self.manifests))
 
     def close(self) -> None:
         for r in self.readers:

@@ -7,39 +7,68 @@ unreadable; the bytes around them are still stored, and nothing is zero-filled.
 
 Change tracking: stored data is cut at HASH_UNIT-aligned disk offsets into units; each unit gets a
 128-bit XXH3 hash of its stored bytes, seeded by which bytes of the unit are stored (so a block that
-became free, or a zero block that became used, never looks unchanged). With a parent index, a unit
-whose hash equals the parent's is not stored again: the child's extents point at the parent's copy.
-Everything streams in disk order; the parent's tables are searched in place (a forward cursor over
-the packed rows), never loaded into Python objects.
+became free, or a zero block that became used, never looks unchanged). With a parent (`ParentUnits`),
+a unit whose hash equals the chain's current one is not stored and not recorded at all: the child
+inherits it (FORMAT.md "Chains"). A changed unit is recorded whole: its hash, extents of its stored
+bytes and holes for the rest of it; a unit the parent had and the child has not gets a tombstone
+and a hole. So the child's tables grow with what changed, never with the disk.
 
-Reads and zero-block tests run ahead in a thread of their own (`pieces`). Whole units are hashed
-in bulk into packed unit-table rows, which are compared with the parent's rows in place: a run of
-units that did not change is one bytes comparison and one pass over the parent's extents.
+Everything streams in disk order; tables go to a sink (`TableSink`) as they grow, the parent's
+units come from a sliding window over the chain's sorted tables. Reads and zero-block tests run
+ahead in a thread of their own (`pieces`). Whole units are hashed in bulk into packed unit-table
+rows, compared with the parent's rows in place: a run of units that did not change is one bytes
+comparison.
 """
 
 from __future__ import annotations
 
 import struct
-import sys
-from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import xxhash
 
 from ..extents import Extent
-from ..format.c_image import CHUNK_SIZE, HASH_UNIT, ExtentEntry, UnitEntry
+from ..format.c_image import CHUNK_SIZE, HASH_UNIT, HOLE_REF, TOMBSTONE, ExtentEntry, UnitEntry
+from ..format.tables import EXTENTS, UNITS, TableKind
 from ..io.reader import Reader
 from .pieces import PIN_MIN, READ_AHEAD, READ_WORKERS, Piece, PieceReader, add_range, plan_pieces
+from .overlay import index_column as _index_column
 from .pipeline import Ordered
 from .plan import Region
 
-__all__ = ["Chunk", "Chunker", "ParentIndex", "unit_rows"]
+__all__ = ["Chunk", "Chunker", "MemoryTables", "ParentUnits", "TableSink", "unit_rows"]
 
 _EXT = ExtentEntry.codec
 _UNIT = UnitEntry.codec
 _ROW = _UNIT.size
+# A hole entry's length field is 32 bits: longer runs of holes are cut at this (a multiple of units).
+MAX_HOLE = 1 << 31
+
+
+class TableSink(Protocol):
+    """Where the chunker's packed rows go, in key order (`format.tables.TableWriter`, or memory)."""
+
+    def add(self, kind: TableKind, rows: bytes | bytearray) -> None: ...
+
+
+class MemoryTables:
+    """A sink that keeps the rows (tests, and small tools)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[TableKind, bytearray] = {EXTENTS: bytearray(), UNITS: bytearray()}
+
+    def add(self, kind: TableKind, rows: bytes | bytearray) -> None:
+        self.rows[kind] += rows
+
+    @property
+    def extents(self) -> bytes:
+        return bytes(self.rows[EXTENTS])
+
+    @property
+    def units(self) -> bytes:
+        return bytes(self.rows[UNITS])
 
 
 @dataclass
@@ -67,43 +96,56 @@ def unit_rows(off: int, data: memoryview) -> bytes:
                      for i in range((len(data) - rel) // HASH_UNIT)])
 
 
-class ParentIndex:
-    """The parent image's unit and extent tables, searched in place with forward cursors (inputs
-    arrive in disk order, so every search starts where the last one ended).
+class ParentUnits:
+    """The parent chain's current unit rows (`overlay.resolved_units`), searched with a forward
+    cursor over a window of them: inputs arrive in unit order, so the window slides and memory stays
+    at a block or two of rows whatever the disk size.
 
-    The parent's image references are shifted by one (`extents_in`): the child's chain is the parent
-    followed by the parent's own chain, so the parent's "this image" (0) is the child's 1.
+    It also finds the units the parent has and the child no longer has (``gone``): the child's
+    metadata must say so (a tombstone and a hole), or they would be inherited.
     """
 
-    def __init__(self, units: bytes, extents: bytes) -> None:
-        self.units = units
-        self.extents = extents
-        self._u = 0
-        self._e = 0
-        self.n_units = len(units) // _ROW
-        self.n_extents = len(extents) // _EXT.size
-        # The unit indices alone, for bisection: on little-endian machines a strided view of the
-        # table's first column (no copy: the table of a large disk is hundreds of MB); elsewhere a
-        # byte-swapped copy of that column.
-        table = memoryview(units)[:self.n_units * _ROW]
-        self._index: Sequence[int]
-        if sys.byteorder == "little":
-            self._index = table.cast("Q")[::_ROW // 8]
-        else:
-            rows = array("Q")
-            rows.frombytes(table)
-            rows.byteswap()  # the table is little-endian
-            self._index = rows[::_ROW // 8]
+    def __init__(self, batches: Iterator[bytes]) -> None:
+        self._batches = batches
+        self._rows = b""
+        self._col: Sequence[int] = ()
+        self._pos = 0  # first row not yet passed
+        self._matched = False  # row _pos was the child's unit too
+        self._done = False
+        self.gone: list[int] = []
 
-    def _seek(self, index: int) -> int:
-        """Row of the first parent unit >= ``index`` (the cursor moves forward only)."""
-        self._u = bisect_left(self._index, index, self._u)
-        return self._u
+    def _fill(self, index: int) -> None:
+        """Make the window hold every row up to unit ``index`` (or all that are left)."""
+        while not self._done and (not self._col or self._col[-1] < index):
+            batch = next(self._batches, None)
+            if batch is None:
+                self._done = True
+                break
+            self._rows = self._rows[self._pos * _ROW:] + batch
+            self._pos = 0
+            self._col = _index_column(self._rows)
+
+    def _advance(self, index: int) -> int:
+        """Move to the first row >= ``index``; the rows passed that the child did not have are gone."""
+        self._fill(index)
+        p = bisect_left(self._col, index, self._pos)
+        self._pass(p)
+        return p
+
+    def _pass(self, p: int) -> None:
+        """Move the cursor to row ``p``, noting the rows passed that the child did not have."""
+        for r in range(self._pos + (1 if self._matched else 0), p):
+            if self._rows[r * _ROW + 8:(r + 1) * _ROW] != TOMBSTONE:
+                self.gone.append(self._col[r])
+        self._pos = p
+        self._matched = False
 
     def unit_hash(self, index: int) -> bytes | None:
-        u = self._seek(index)
-        if u < self.n_units and self._index[u] == index:
-            return self.units[u * _ROW + 8:(u + 1) * _ROW]
+        p = self._advance(index)
+        if p < len(self._col) and self._col[p] == index:
+            self._matched = True
+            h = self._rows[p * _ROW + 8:(p + 1) * _ROW]
+            return None if h == TOMBSTONE else h
         return None
 
     def same_rows(self, rows: bytes) -> bool:
@@ -112,56 +154,51 @@ class ParentIndex:
         one of these units with the same hash (the common case of a whole piece left unchanged)."""
         if not rows:
             return True
-        u = self._seek(_UNIT.unpack_from(rows)[0])
-        return self.units[u * _ROW:u * _ROW + len(rows)] == rows
+        first = _UNIT.unpack_from(rows)[0]
+        self._advance(first)
+        self._fill(_UNIT.unpack_from(rows, len(rows) - _ROW)[0])
+        p = self._pos
+        if self._rows[p * _ROW:p * _ROW + len(rows)] != rows:
+            return False
+        self._pos = p + len(rows) // _ROW - 1
+        self._matched = True
+        return True
 
     def unchanged(self, rows: bytes) -> list[bool]:
         """For each packed row (consecutive units), whether the parent has the same hash for it."""
-        out: list[bool] = []
-        if not rows:
-            return out
-        u = self._seek(_UNIT.unpack_from(rows)[0])
-        table = self.units
-        for i in range(len(rows) // _ROW):
-            row = rows[i * _ROW:(i + 1) * _ROW]
-            # Rows line up when the parent has every unit of the run; a row that differs may still
-            # mean a missing parent unit before it, so it is looked up properly.
-            out.append(table[(u + i) * _ROW:(u + i + 1) * _ROW] == row
-                       or self.unit_hash(_UNIT.unpack_from(row)[0]) == row[8:])
-        return out
+        return [self.unit_hash(_UNIT.unpack_from(rows, at)[0]) == rows[at + 8:at + _ROW]
+                for at in range(0, len(rows), _ROW)]
 
-    def extents_in(self, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
-        """Parent extents clipped to [start, end): (disk offset, length, chunk, chunk offset, ref)."""
-        while self._e < self.n_extents:
-            off, n, *_ = _EXT.unpack_from(self.extents, self._e * _EXT.size)
-            if off + n > start:
-                break
-            self._e += 1
-        i = self._e
-        while i < self.n_extents:
-            off, n, chunk, coff, ref, _ = _EXT.unpack_from(self.extents, i * _EXT.size)
-            if off >= end:
-                break
-            lo, hi = max(off, start), min(off + n, end)
-            if lo < hi:
-                yield lo, hi - lo, chunk, coff + lo - off, ref + 1
-            i += 1
+    def finish(self) -> Iterator[list[int]]:
+        """The child has no more units: every parent unit left is gone (said a window at a time)."""
+        while True:
+            self._pass(len(self._col))
+            yield self.gone
+            self.gone = []
+            batch = None if self._done else next(self._batches, None)
+            if batch is None:
+                self._done = True
+                return
+            self._rows = self._rows[self._pos * _ROW:] + batch
+            self._pos = 0
+            self._col = _index_column(self._rows)
 
 
 class Chunker:
-    def __init__(self, reader: Reader, regions: list[Region], sector_size: int,
-                 on_read: Callable[[int], None] = lambda n: None, parent: ParentIndex | None = None) -> None:
+    def __init__(self, reader: Reader, regions: Iterable[Region], sector_size: int, tables: TableSink,
+                 on_read: Callable[[int], None] = lambda n: None, parent: ParentUnits | None = None) -> None:
         self.reader = reader
         self.regions = regions
         self.sector_size = sector_size
+        self.tables = tables
         self.on_read = on_read
         self.parent = parent
         self.piece_reader = PieceReader(reader, sector_size)
         self.zeroed: list[Extent] = []
         self.unreadable: list[Extent] = []
-        self.extents = bytearray()  # packed ExtentEntry, disk order
-        self.units = bytearray()  # packed UnitEntry, unit order
         self.reused_bytes = 0
+        self.extent_rows = 0
+        self.unit_rows = 0
         self._cur = Chunk(0)
         self._ready: list[Chunk] = []
         self._unit = -1
@@ -178,6 +215,9 @@ class Chunker:
             yield from self._drain()
             self.on_read(piece.length)
         self._finish_unit()
+        if self.parent is not None:
+            for gone in self.parent.finish():
+                self._bury(gone)
         self._flush_extent()
         yield from self._drain()
         if self._cur.size:
@@ -218,36 +258,44 @@ class Chunker:
             off += take
             data = data[take:]
 
+    def _units(self, rows: bytes | bytearray) -> None:
+        if rows:
+            self.tables.add(UNITS, rows)
+            self.unit_rows += len(rows) // _ROW
+
+    def _bury(self, gone: list[int]) -> None:
+        """Parent units the child no longer has: a tombstone each, and a hole over each (in order:
+        they all lie before the unit being looked at)."""
+        if not gone:
+            return
+        self._units(b"".join(_UNIT.pack(u, TOMBSTONE) for u in gone))
+        for u in gone:
+            self._hole(u * HASH_UNIT, HASH_UNIT)
+
     def _full_units(self, off: int, data: memoryview) -> None:
-        """Whole units (the common case): a run of changed units is stored in one piece and a run of
-        unchanged ones refers to the parent's extents in one pass."""
+        """Whole units (the common case): a run of changed units is stored in one piece; a run of
+        unchanged ones is inherited and costs nothing."""
         rows = unit_rows(off, data)
-        self.units += rows
         parent = self.parent
         if parent is None:
+            self._units(rows)
             self._store(off, data)
             return
-        if parent.same_rows(rows):  # fast path: nothing changed here
-            self._reuse(off, off + len(data))
-            return
-        same = parent.unchanged(rows)
+        same_all = parent.same_rows(rows)
+        same = [True] * (len(rows) // _ROW) if same_all else parent.unchanged(rows)
+        self._bury(parent.gone)
+        parent.gone = []
         i = 0
         while i < len(same):
             j = i + 1
             while j < len(same) and same[j] == same[i]:
                 j += 1
             if same[i]:
-                self._reuse(off + i * HASH_UNIT, off + j * HASH_UNIT)
+                self.reused_bytes += (j - i) * HASH_UNIT
             else:
+                self._units(rows[i * _ROW:j * _ROW])
                 self._store(off + i * HASH_UNIT, data[i * HASH_UNIT:j * HASH_UNIT])
             i = j
-
-    def _reuse(self, start: int, end: int) -> None:
-        """Disk bytes [start, end) are unchanged: point at the parent's copy."""
-        assert self.parent is not None  # only called with a parent
-        for e_off, n, chunk, coff, ref in self.parent.extents_in(start, end):
-            self._extent(e_off, n, chunk, coff, ref)
-            self.reused_bytes += n
 
     def _finish_unit(self) -> None:
         if not self._pieces:
@@ -264,12 +312,23 @@ class Chunker:
                 buf[off - base:off - base + len(data)] = data
                 cover += struct.pack("<HH", off - base, len(data))
             h = xxhash.xxh3_128_digest(bytes(buf), seed=xxhash.xxh3_64_intdigest(bytes(cover)) | 1)
-        self.units += _UNIT.pack(unit, h)
-        if self.parent is not None and self.parent.unit_hash(unit) == h:
-            self._reuse(base, base + HASH_UNIT)
-            return
+        parent = self.parent
+        if parent is not None:
+            same = parent.unit_hash(unit) == h
+            self._bury(parent.gone)
+            parent.gone = []
+            if same:
+                self.reused_bytes += sum(len(data) for _, data in pieces)
+                return
+        self._units(_UNIT.pack(unit, h))
+        pos = base
         for off, data in pieces:
+            if parent is not None and off > pos:
+                self._hole(pos, off - pos)  # the child says what of the unit is not stored, too
             self._store(off, data)
+            pos = off + len(data)
+        if parent is not None and pos < base + HASH_UNIT:
+            self._hole(pos, base + HASH_UNIT - pos)
 
     # --- chunks and extents ---------------------------------------------------------------------
 
@@ -288,6 +347,14 @@ class Chunker:
                 self._ready.append(cur)
                 self._cur = Chunk(cur.number + 1)
 
+    def _hole(self, off: int, n: int) -> None:
+        last = self._last_ext
+        if last and last[4] == HOLE_REF and last[0] + last[1] == off and last[1] + n <= MAX_HOLE:
+            last[1] += n
+            return
+        self._flush_extent()
+        self._last_ext = [off, n, 0, 0, HOLE_REF]
+
     def _extent(self, off: int, n: int, chunk: int, coff: int, ref: int) -> None:
         last = self._last_ext
         if last and last[0] + last[1] == off and last[2] == chunk and last[3] + last[1] == coff \
@@ -300,5 +367,6 @@ class Chunker:
     def _flush_extent(self) -> None:
         if self._last_ext:
             off, n, chunk, coff, ref = self._last_ext
-            self.extents += _EXT.pack(off, n, chunk, coff, ref, 0)
+            self.tables.add(EXTENTS, _EXT.pack(off, n, chunk, coff, ref, 0))
+            self.extent_rows += 1
             self._last_ext = []

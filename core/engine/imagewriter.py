@@ -3,9 +3,11 @@
 `ImageWriter` owns everything an image is made of: its data key and UUID, the volume writer, the
 packing pipeline (digest, compress, check the compressed copy, then seal and append in chunk order
 on two cores), the chunk table, the metadata and summary, the key wrap, the commit and the abort.
-Backup and merge only choose what to write: they hand it chunks (`write`) and the image's metadata
-(`commit`). Until the manifest is durably in place nothing is committed; leaving the ``with``
-block by an exception removes every file of the image (FORMAT.md "Write ordering").
+Backup and merge only choose what to write: they hand it chunks (`write`), the rows of its tables
+(`tables`, a sink that streams them into the manifest's table area as they come, so no table is
+ever held whole) and the image's metadata (`commit`). Until the manifest is durably in place nothing
+is committed; leaving the ``with`` block by an exception removes every file of the image (FORMAT.md
+"Write ordering").
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from ..crypto.kdf import KdfParams
 from ..crypto.keys import ImageKeys, KeyWrap
 from ..errors import IntegrityError
 from ..format import manifest as mf
-from ..format.c_image import (COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, ChunkEntry, ExtentEntry,
-                              UnitEntry)
+from ..format.c_image import COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, ChunkEntry, TableBlock
 from ..format.image_meta import ImageMeta
+from ..format.tables import EXTENTS, UNITS
 from ..format.volume import VolumeInfo, VolumeWriter
-from ..io.atomic import write_durable
 from ..progress import Event, Progress
 from .chunker import Chunk
 from .pipeline import Ordered
@@ -37,7 +38,8 @@ REPORT_EVERY = 0.2
 
 class ImageWriter:
     """One new image in ``repo``:
-    ``with ImageWriter(...) as w: w.write(chunks); w.finish(); w.commit(meta, extents, units)``."""
+    ``with ImageWriter(...) as w: w.write(chunks); w.finish(); w.commit(meta)``, the chunks' table
+    rows going to ``w.tables`` meanwhile."""
 
     def __init__(self, repo: Repository, image_id: str, progress: Progress, phase: str, total: int, *,
                  password: bytes | None, kdf: KdfParams, split: int | None, level: int,
@@ -54,6 +56,8 @@ class ImageWriter:
         self.volumes = VolumeWriter(repo.path, image_id, self.uuid, self.keys,
                                     ENC_AES256GCM if self.encrypted else ENC_NONE, split)
         self.packer = _Packer(level, self.keys, check_compression)
+        self.manifest = mf.ManifestWriter(repo.path, image_id, self.uuid, self.keys, self.encrypted)
+        self.tables = self.manifest.tables
         self.chunks = bytearray()
         self.data_bytes = 0
         self.stored_bytes = 0
@@ -85,21 +89,24 @@ class ImageWriter:
         self.progress.report(Event(self.phase, self.total, self.total))
         return self._finished
 
-    def commit(self, meta: ImageMeta, extents: bytes, units: bytes) -> ImageMeta:
+    def commit(self, meta: ImageMeta) -> ImageMeta:
         """Write the manifest: ``meta`` with this image's volumes and table sizes. The commit point."""
-        meta = replace(meta, volumes=tuple(self._finished), chunk_count=len(self.chunks) // ChunkEntry.size,
-                       extent_count=len(extents) // ExtentEntry.size, unit_count=len(units) // UnitEntry.size)
-        summary = meta.summary(self.stored_bytes, self.encrypted)
-        manifest = mf.Manifest(self.image_id, self.uuid, self.encrypted, summary, meta, bytes(self.chunks), extents,
-                               units, keys=self.keys)
         self.progress.check()
         # Said, because the data stage already shows 100 % while this takes a moment (fsyncs).
         self.progress.report(Event("finishing", message="finishing: writing the manifest"))
+        self.tables.finish()
+        index = self.tables.index
+        meta = replace(meta, volumes=tuple(self._finished), chunk_count=len(self.chunks) // ChunkEntry.size,
+                       extent_count=self.tables.rows[EXTENTS], unit_count=self.tables.rows[UNITS],
+                       extent_blocks=len(index[EXTENTS]) // TableBlock.size,
+                       unit_blocks=len(index[UNITS]) // TableBlock.size)
+        summary = meta.summary(self.stored_bytes, self.encrypted)
         # Once this file is durably in place the image exists, not before.
-        write_durable(self.repo.path, f"{self.image_id}.manifest", mf.encode(manifest, self.wrap))
+        self.digest = self.manifest.commit(summary, meta.to_json(), bytes(self.chunks), self.wrap)
         return meta
 
     def abort(self) -> None:
+        self.manifest.abort()
         self.volumes.abort()
 
     def __enter__(self) -> ImageWriter:

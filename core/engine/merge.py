@@ -14,11 +14,13 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
+from ..format.image_meta import FORMAT
 from ..progress import Progress
 from .chain import Chain
 from .chunker import Chunker
 from .imagewriter import ImageWriter
 from .lifecycle import closure, remove_images
+from .overlay import resolved
 from .plan import Region
 from .repo import Repository, new_image_id
 from .view import DiskView
@@ -56,21 +58,23 @@ def merge(folder: str, image_id: str | None, password: Callable[[], bytes | None
             point = chain.point
             folded = [m.image_id for m in chain.manifests]
             new_id = new_image_id()
-            regions = [Region(off, n, "used") for off, n, *_ in point.iter_extents()]
-            total = sum(r.length for r in regions)
+            # The point's disk state, streamed twice (its size, then its data): never held whole.
+            total = sum(e[1] for e in resolved(chain.manifests))
+            regions = (Region(off, n, "used") for off, n, *_ in resolved(chain.manifests))
             with ImageWriter(repo, new_id, progress, "merge", total, split=split, level=level, kdf=kdf,
                              password=password() if point.encrypted else None) as writer:
                 chunker = Chunker(DiskView(chain, MERGE_CACHE_CHUNKS), regions,
-                                  point.meta.source.logical_sector_size, writer.on_read)
+                                  point.meta.source.logical_sector_size, writer.tables, writer.on_read)
                 writer.write(chunker)
                 writer.finish()
-                meta = replace(point.meta, id=new_id, kind="full", parent=None, parent_digest=None, chain=(),
+                meta = replace(point.meta, format=FORMAT, id=new_id, kind="full", parent=None, parent_digest=None,
+                               chain=(),
                                merged_from=point_id, tool=f"rescue {__version__}",
                                # the new full stores every byte itself: none is reused from a parent
                                stats=replace(point.meta.stats, data_bytes=writer.data_bytes,
                                              stored_bytes=writer.stored_bytes, reused_bytes=0))
                 # Commit point of the merge: the new full is durable before anything old is removed.
-                writer.commit(meta, bytes(chunker.extents), bytes(chunker.units))
+                writer.commit(meta)
         images = repo.list_images()
         by_id = {i.id: i for i in images}
         others = [i.id for i in images if i.complete and i.id not in folded and i.id != new_id]

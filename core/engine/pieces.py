@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import SourceError, SourceGone
 from ..extents import Extent
@@ -84,7 +84,7 @@ def nonzero_runs(off: int, data: memoryview, zeroed: list[Extent] | None) -> lis
     return runs
 
 
-def plan_pieces(regions: list[Region]) -> Iterator[tuple[str, int, int]]:
+def plan_pieces(regions: Iterable[Region]) -> Iterator[tuple[str, int, int]]:
     """The pieces (kind, disk offset, length) to read, in disk order: regions cut into PIECE_SIZE."""
     for region in regions:
         pos, end = region.start, region.start + region.length

@@ -26,7 +26,7 @@ from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
 from ..repair.adapt_disk import AdaptRequest
-from .chain import Chain
+from .chain import Chain, ChunkGroup
 from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
@@ -148,7 +148,7 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
         zero_bytes = sum(n for _, n in meta.zero_extents)
         # What the restore writes is the point's whole extent map: an incremental's own data_bytes counts
         # only what it stored itself, not what it takes from its parents.
-        data_bytes = sum(length for _, length, *_ in chain.point.iter_extents())
+        data_bytes = chain.data_bytes()
         return RestorePlan(image_id, target, describe(disk), disk.size, sector_size, required,
                            table.scheme if table else "none", parts, data_bytes,
                            zero_bytes, warnings, layout, disk.identity(), chain, disk, scratch)
@@ -167,19 +167,21 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     total = plan.data_bytes + plan.zero_bytes
 
     def place(placer: Placer) -> None:
-        by_chunk = chain.extents_by_chunk()
-
-        def put(key: tuple[int, int]) -> None:
+        def put(group: ChunkGroup) -> None:
             # Verified, then written, in the worker: each chunk is checked before any of it is
             # written, and some workers' direct writes keep the target busy while the others
             # decrypt and decompress. Order does not matter: nothing here is the table.
+            key, places = group
             raw = memoryview(chain.read_chunk(*key))
-            for disk_off, length, chunk_off in by_chunk[key]:
+            for disk_off, length, chunk_off in places:
                 placer.put(disk_off, raw[chunk_off:chunk_off + length])
 
-        for _ in Ordered(put, chain.read_order(by_chunk), depth=IO_WORKERS * 2, workers=IO_WORKERS):
-            progress.check()
-            progress.report(Event("restore", placer.written, total))
+        # Image by image (each chunk read once, in the order it lies on the medium); the chunks and
+        # their places stream from the chain's tables, never held whole.
+        for ref in range(len(chain.manifests)):
+            for _ in Ordered(put, chain.chunk_groups(ref), depth=IO_WORKERS * 2, workers=IO_WORKERS):
+                progress.check()
+                progress.report(Event("restore", placer.written, total))
         for off, n in meta.zero_extents:
             progress.check()
             placer.zero(off, n)

@@ -40,7 +40,7 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
     bad: list[str] = []
     data = 0
     with Chain(repo, image_id, password) as chain:
-        chain.extents_by_chunk()  # bounds, references and overlap checks of the extent map
+        chain.check_tables()  # every block of every image's extent map and unit table, bounds and order
         # Every chunk of every image the point depends on, not only the ones it references: a chain
         # image is only as good as all of it.
         keys = [(ref, n) for ref, m in enumerate(chain.manifests) for n in range(m.chunk_count)]

@@ -1,6 +1,7 @@
 """Random access to the disk as an image recorded it: ``DiskView.read(offset, length)``.
 
-Used by the FUSE mount and by single-file extraction: the extent map is searched by bisection, the
+Used by the FUSE mount, by single-file extraction and as the source of a merge: each read resolves
+its range through the chain's tables (`overlay.resolved`, one cached block per image at a time), the
 chunks it names are read through the image chain (so every byte handed out is authenticated and
 digest-checked) and kept in a small LRU cache. Bytes that no extent covers read as zeros (free space,
 zero extents, areas outside partitions that were blank).
@@ -8,15 +9,14 @@ zero extents, areas outside partitions that were blank).
 
 from __future__ import annotations
 
-import bisect
 import threading
-from array import array
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import IntegrityError
 from .chain import Chain
+from .overlay import resolved
 from .repo import Repository
 
 # 16 decoded chunks (64 MiB) keep sequential reads and small random reads cheap while bounding memory.
@@ -29,18 +29,6 @@ class DiskView:
     def __init__(self, chain: Chain, cache_chunks: int = CACHE_CHUNKS) -> None:
         self.chain = chain
         self.size = chain.point.meta.disk_size
-        self._starts = array("Q")
-        self._lengths = array("Q")
-        self._refs = array("H")
-        self._chunks = array("Q")
-        self._chunk_offs = array("Q")
-        chain.extents_by_chunk()  # bounds, overlap and order checks of the extent map
-        for disk_off, length, chunk, chunk_off, ref, _ in chain.point.iter_extents():
-            self._starts.append(disk_off)
-            self._lengths.append(length)
-            self._refs.append(ref)
-            self._chunks.append(chunk)
-            self._chunk_offs.append(chunk_off)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = max(1, cache_chunks)
         self._lock = threading.Lock()
@@ -80,15 +68,9 @@ class DiskView:
         if offset >= end:
             return b""
         out = bytearray(end - offset)
-        i = max(0, bisect.bisect_right(self._starts, offset) - 1)
-        while i < len(self._starts) and self._starts[i] < end:
-            s, n = self._starts[i], self._lengths[i]
-            lo, hi = max(s, offset), min(s + n, end)
-            if lo < hi:
-                data = self._chunk(self._refs[i], self._chunks[i])
-                c = self._chunk_offs[i] + lo - s
-                out[lo - offset:hi - offset] = data[c:c + hi - lo]
-            i += 1
+        for lo, n, ref, chunk, chunk_off in resolved(self.chain.manifests, offset, end):
+            data = self._chunk(ref, chunk)
+            out[lo - offset:lo - offset + n] = data[chunk_off:chunk_off + n]
         return bytes(out)
 
 

@@ -1,4 +1,4 @@
-"""Declarations of every fixed-size structure of the image format, version 1.
+"""Declarations of every fixed-size structure of the image format (version 2; version 1 still read).
 
 These tables are normative together with FORMAT.md; `tests/format/test_spec_sync.py` checks that the
 byte tables in FORMAT.md list exactly these fields, offsets and sizes. All integers little-endian.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ..structs import Struct
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# The oldest version this code reads (and restores); it writes only FORMAT_VERSION.
+OLDEST_VERSION = 1
 
 VOLUME_MAGIC = b"RSCUEVOL"
 RECORD_MAGIC = b"RCHK"
@@ -35,6 +37,7 @@ RECORD_CHUNK = 1
 # Record type tags for nonces: a data chunk and the manifest body never share a nonce under one key.
 NONCE_CHUNK = 1
 NONCE_MANIFEST = 2
+NONCE_TABLE = 3
 
 # Raw size of one chunk. 4 MiB keeps per-chunk overhead (40-byte header, 16-byte tag, index entry)
 # below 0.01 % and lets two compressor threads work on independent chunks; it is also the most a
@@ -93,7 +96,8 @@ ManifestHeader = Struct("manifest header", [
     ("keyslot_length", "I"),
     ("summary_length", "I"),
     ("body_length", "I"),
-    ("reserved2", "44s"),
+    ("tables_length", "Q"),
+    ("reserved2", "36s"),
     ("header_digest", "32s"),
 ])
 
@@ -119,7 +123,8 @@ ChunkEntry = Struct("chunk entry", [
 
 # Extent map entry: raw bytes [disk_offset, disk_offset+length) are bytes
 # [chunk_offset, chunk_offset+length) of chunk `chunk_number` of the image `image_ref` levels up the
-# chain (0 = this image).
+# chain (0 = this image). Version 2 images refer only to their own chunks (0) or mark a hole
+# (HOLE_REF): bytes that are not part of the image's disk state, whatever an ancestor held there.
 ExtentEntry = Struct("extent entry", [
     ("disk_offset", "Q"),
     ("length", "I"),
@@ -128,6 +133,7 @@ ExtentEntry = Struct("extent entry", [
     ("image_ref", "H"),
     ("reserved", "H"),
 ])
+HOLE_REF = 0xFFFF
 
 # Change-tracking unit: every image records, for each HASH_UNIT-aligned block of the disk that holds
 # stored data, a hash of that data and of which bytes of the block are stored. An incremental backup
@@ -139,7 +145,26 @@ UnitEntry = Struct("unit entry", [
     ("unit_index", "Q"),
     ("hash", "16s"),
 ])
+# A version-2 unit entry with this hash says the unit holds no stored bytes any more (it did in an
+# ancestor): no XXH3-128 of stored bytes is checked against it.
+TOMBSTONE = bytes(16)
+
+# Version 2 keeps the extent map and the unit table of an image in blocks of the manifest's table
+# area, each compressed (and sealed) alone and listed in the body by a block index entry, so that a
+# reader streams them or fetches one block for a lookup instead of holding a table whose size grows
+# with the disk. 4096 rows (96 KiB of extents or units) keep the index ~0.07 % of the rows it lists
+# and one decoded block small enough to cache a few per image.
+TABLE_BLOCK_ROWS = 4096
+
+TableBlock = Struct("table block", [
+    ("first_key", "Q"),
+    ("last_key", "Q"),
+    ("offset", "Q"),
+    ("stored_length", "I"),
+    ("rows", "I"),
+    ("digest", "32s"),
+])
 
 assert VolumeHeader.size == 128 and RecordHeader.size == 40 and VolumeTrailer.size == 96
 assert ManifestHeader.size == 128 and KeySlot.size == 128
-assert ChunkEntry.size == 52 and ExtentEntry.size == 24 and UnitEntry.size == 24
+assert ChunkEntry.size == 52 and ExtentEntry.size == 24 and UnitEntry.size == 24 and TableBlock.size == 64

@@ -16,12 +16,12 @@ from typing import Any
 from ..errors import FormatError
 from ..extents import Extent
 from ..partition.model import MetaArea, Partition
-from .c_image import HASH_UNIT
+from .c_image import FORMAT_VERSION, HASH_UNIT
 from .jsonrec import (FLAG, TEXT, Malformed, declare, dump, extents, fields_of, hex_bytes, many, matching,
                       one_of, optional, parse, record, spec, uint)
 from .volume import VolumeInfo, volume_name
 
-FORMAT = 1
+FORMAT = FORMAT_VERSION
 # Extent entries name their image in 16 bits; a restore opens every image of the chain. Longer
 # chains than this should be merged (`rescue merge`) long before.
 MAX_CHAIN = 1000
@@ -174,6 +174,9 @@ class ImageMeta:
     chunk_count: int = field(default=0, metadata=spec(U64))
     extent_count: int = field(default=0, metadata=spec(U64))
     unit_count: int = field(default=0, metadata=spec(U64))
+    # Version 2: the blocks of the table area that hold the extent map and the unit table.
+    extent_blocks: int | None = field(default=None, metadata=spec(U64, default=None, omit_none=True))
+    unit_blocks: int | None = field(default=None, metadata=spec(U64, default=None, omit_none=True))
     hash_unit: int = field(default=HASH_UNIT, metadata=spec(one_of(HASH_UNIT)))
     # Keys this version does not know, carried over unchanged (a merge keeps them).
     extra: dict[str, Any] = field(default_factory=dict, compare=False, metadata=spec(extra=True))

@@ -19,6 +19,8 @@ from core.engine.repo import Repository
 from core.engine.restore import plan_restore
 from core.engine.verify import verify
 from core.errors import Error, ImageNotFound, IncompleteImage, IntegrityError, NewerFormat, WrongPassword
+from core.format.c_image import FORMAT_VERSION
+from core.format.manifest import tail_digest
 from core.progress import Progress
 from tests.images import run_rescue
 
@@ -223,7 +225,7 @@ def _rewrite_header(man: Path, offset: int, value: bytes) -> None:
     data = bytearray(man.read_bytes())
     data[offset:offset + len(value)] = value
     data[96:128] = blake3.blake3(bytes(data[:96])).digest()
-    data[-32:] = blake3.blake3(bytes(data[:-32])).digest()
+    data[-32:] = tail_digest(bytes(data))
     man.write_bytes(bytes(data))
 
 
@@ -246,15 +248,15 @@ def test_newer_version_is_22_only_with_an_intact_header(images: dict[str, Path],
     for path in (vol, man):
         good = path.read_bytes()
         bad = bytearray(good)
-        bad[8:10] = (2).to_bytes(2, "little")
+        bad[8:10] = (FORMAT_VERSION + 1).to_bytes(2, "little")
         path.write_bytes(bytes(bad))
         err = run_verify(folder, None)
         assert isinstance(err, IntegrityError) and not isinstance(err, NewerFormat), err
         assert "digest mismatch" in err.message and path.name in err.message
         path.write_bytes(good)
-    _rewrite_header(man, 8, (2).to_bytes(2, "little"))
+    _rewrite_header(man, 8, (FORMAT_VERSION + 1).to_bytes(2, "little"))
     err = run_verify(folder, None)
-    assert isinstance(err, NewerFormat) and err.exit_code == 22 and "format version 2" in err.message
+    assert isinstance(err, NewerFormat) and err.exit_code == 22 and f"format version {FORMAT_VERSION + 1}" in err.message
     listed = run_rescue("list", str(folder))
     assert "NEWER FORMAT" in listed.stdout and "DAMAGED" not in listed.stdout, listed.stdout
 
@@ -274,7 +276,7 @@ def test_kdf_parameters_out_of_bounds_refused_before_deriving(images: dict[str, 
     _, man = files(folder)
     data = bytearray(man.read_bytes())
     data[128:132] = (4 << 20).to_bytes(4, "little")  # 4 GiB in KiB
-    data[-32:] = blake3.blake3(bytes(data[:-32])).digest()
+    data[-32:] = tail_digest(bytes(data))
     man.write_bytes(bytes(data))
     err = run_verify(folder, PW)
     assert isinstance(err, IntegrityError) and "out of bounds" in err.message

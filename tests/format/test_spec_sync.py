@@ -25,6 +25,7 @@ TABLES = {
     "Chunk table entry": c_image.ChunkEntry,
     "Extent map entry": c_image.ExtentEntry,
     "Unit table entry": c_image.UnitEntry,
+    "Table block entry": c_image.TableBlock,
 }
 
 

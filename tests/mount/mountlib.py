@@ -13,6 +13,7 @@ from typing import Any
 
 from core import platform
 from core.engine.backup import BackupOptions, BackupResult, backup
+from core.engine.overlay import resolved
 from core.engine.view import open_view
 from core.progress import Progress
 from rescue.mount import stack, system
@@ -86,9 +87,8 @@ def chunk_of_user_files(folder: Path, disk: Any, part: Any) -> tuple[int, set[st
     """A chunk of the image that holds data of ordinary files only, and those files' paths (from
     ntfscluster on the source partition, the independent oracle)."""
     with open_view(str(folder), None, lambda: None) as view:
-        point = point_manifest(view)
         ranges: dict[int, list[tuple[int, int]]] = {}
-        for disk_off, length, chunk, _, ref, _ in point.iter_extents():
+        for disk_off, length, ref, chunk, _ in resolved(view.chain.manifests):
             if ref == 0 and part.start <= disk_off < part.start + part.size:
                 ranges.setdefault(chunk, []).append((disk_off - part.start, length))
     chunks = sorted(ranges)

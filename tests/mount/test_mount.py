@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from core.engine.overlay import resolved
 from core.engine.view import open_view
 from core.format.volume import MIN_SPLIT
 from rescue.mount import server, stack
@@ -254,9 +255,9 @@ def test_setup_error_tears_down_what_was_set_up(images: dict[str, Any], base: Pa
     folder = tmp_path / "badupcase"
     res = make_backup(disk.path, folder)
     with open_view(str(folder), None, lambda: None) as view:
-        extents = list(point_manifest(view).iter_extents())
-    chunk = next(ch for off, n, ch, _, _, _ in extents if off <= upcase < off + n)
-    assert all(off >= part.start for off, n, ch, _, _, _ in extents if ch == chunk)  # p1 stays readable
+        extents = list(resolved(view.chain.manifests))
+    chunk = next(ch for off, n, _, ch, _ in extents if off <= upcase < off + n)
+    assert all(off >= part.start for off, n, _, ch, _ in extents if ch == chunk)  # p1 stays readable
     damage_chunk(folder, res, chunk)
     r = run_rescue("mount", str(folder), str(mp))
     assert r.returncode == 5, r.stderr

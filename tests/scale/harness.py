@@ -52,7 +52,7 @@ def _rescue(name: str, argv: list[str], folder: Path, read_bytes: int | None = N
     if m.code != 0:
         raise RuntimeError(f"{name}: rescue exited {m.code}: {m.stderr.strip()[-500:]}")
     result = json.loads(m.stdout)
-    image_id = str(result["id"])
+    image_id = str(result.get("id", result.get("image")))
     total, manifest = _image_sizes(folder, image_id)
     return Step(name, m.wall, m.cpu, m.peak_rss, read_bytes, image_id, total, manifest, result)
 
@@ -67,7 +67,8 @@ def _backup(name: str, layout_file: Path, generation: int, folder: Path, mnt: Pa
 
 
 def run(layout: Layout, work: Path) -> list[Step]:
-    """Full (generation 0), incremental (generation 1), merge; the backup folder is made fresh in ``work``."""
+    """Full (generation 0), incremental (generation 1), verify and restore of that point (onto a
+    sparse file of the disk's size), merge; the backup folder is made fresh in ``work``."""
     folder = work / "backups"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -76,5 +77,14 @@ def run(layout: Layout, work: Path) -> list[Step]:
     mnt = work / "mnt"
     full = _backup("full", layout_file, 0, folder, mnt, [])
     inc = _backup("incremental", layout_file, 1, folder, mnt, ["--incremental"])
+    checked = _rescue("verify", ["verify", str(folder), "--image", inc.image_id], folder)
+    target = work / "target.img"
+    with open(target, "wb") as f:
+        f.truncate(layout.size)
+    try:
+        restored = _rescue("restore", ["restore", str(folder), str(target), "--image", inc.image_id, "--yes"],
+                           folder)
+    finally:
+        target.unlink()
     merged = _rescue("merge", ["merge", str(folder), "--image", inc.image_id], folder)
-    return [full, inc, merged]
+    return [full, inc, checked, restored, merged]

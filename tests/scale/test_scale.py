@@ -1,13 +1,11 @@
 """Proof at scale without the disk space: a 64 GiB synthetic disk with 1 GiB of data
 (tests/scale/synthdisk.py, served through FUSE), backed up in full, again incrementally after ~1 % of
-its blocks changed, then merged; each run a fresh `rescue` process whose own peak RSS is measured
-(tests/scale/peak.py).
+its blocks changed, that point verified and restored onto a sparse file, then merged; each run a
+fresh `rescue` process whose own peak RSS is measured (tests/scale/peak.py).
 
 The bounds are the project's targets for any disk size: peak RSS <= 150 MiB per run, and an
-incremental's manifest <= 64 KiB + 0.5 % of the data it stores. The second does not hold with the
-version-1 format (its manifest carries the unit table of the whole chain); its test is an expected
-failure that turns into a failure the day it holds, so the marker goes with the format change.
-bench/scale.py runs the same at 1 TiB.
+incremental's manifest <= 64 KiB + 0.5 % of the data it stores (format version 2 records only an
+image's own changes). bench/scale.py runs the same at larger sizes.
 """
 
 from __future__ import annotations
@@ -58,16 +56,12 @@ def test_the_engine_reads_the_synthetic_disk_as_designed(scale: Scale) -> None:
     assert steps["merge"].image_bytes > 0.95 * full.image_bytes
 
 
-@pytest.mark.parametrize("name", ["full", "incremental", "merge"])
+@pytest.mark.parametrize("name", ["full", "incremental", "verify", "restore", "merge"])
 def test_peak_rss_of_each_run(scale: Scale, name: str) -> None:
     step = scale[1][name]
     assert 20 * MiB < step.peak_rss <= RSS_BOUND, f"{name}: peak RSS {step.peak_rss / MiB:.0f} MiB"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="format version 1: every manifest holds the unit table of the "
-                   "whole chain (FORMAT.md 'Unit table entry', 24 bytes per stored 16 KiB unit); waits "
-                   "for a format whose image metadata grows with the data the image itself stores")
 def test_incremental_manifest_grows_with_its_own_data(scale: Scale) -> None:
     inc = scale[1]["incremental"]
     assert inc.manifest_bytes <= 64 * 1024 + 0.005 * inc.stored_bytes, \
