@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Iterator, Sequence
 
 from ..format.c_image import HOLE_REF, ExtentEntry, UnitEntry
@@ -31,8 +31,14 @@ _ROW = UnitEntry.size
 def own_extents(m: Manifest, ref: int, start: int = 0, end: int = END) -> Iterator[Entry]:
     """Image ``m``'s own extent rows meeting [start, end), clipped to it; ``ref`` is the image's
     place in the chain (version-1 rows, which name other images, are shifted by it)."""
+    first = True
     for rows in m.extents.blocks(start):
-        for off, n, chunk, coff, r, _ in _EXT.iter_unpack(rows):
+        view = memoryview(rows)
+        if first and start:
+            # A read of a few KiB must not walk a block of 4096 rows: bisect to the row before it.
+            first = False
+            view = view[max(0, bisect_right(index_column(rows), start) - 1) * _EXT.size:]
+        for off, n, chunk, coff, r, _ in _EXT.iter_unpack(view):
             if off + n <= start:
                 continue
             if off >= end:

@@ -43,8 +43,9 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
         chain.check_tables()  # every block of every image's extent map and unit table, bounds and order
         # Every chunk of every image the point depends on, not only the ones it references: a chain
         # image is only as good as all of it.
-        keys = [(ref, n) for ref, m in enumerate(chain.manifests) for n in range(m.chunk_count)]
-        total = len(keys)
+        # (a generator: a list of every chunk of a large chain would grow with the disk)
+        keys = ((ref, n) for ref, m in enumerate(chain.manifests) for n in range(m.chunk_count))
+        total = sum(m.chunk_count for m in chain.manifests)
 
         def check(key: tuple[int, int]) -> tuple[int, str]:
             try:

@@ -35,7 +35,7 @@ def test_only_the_serial_differs_asks_and_anything_more_is_refused(tmp_path: Pat
     assert "--yes" in e.value.message
 
     parent, chain = _choose_parent(repo, BackupOptions(mode="incremental", accept_serial_change=True), docked)
-    assert parent is not None and parent.image_id == full.image_id and chain[0].id == full.image_id
+    assert parent and parent[0].image_id == full.image_id and chain[0].id == full.image_id
 
     # the serial and anything else: the old refusal, naming both, never a question
     for other in (dataclasses.replace(docked, size=recorded.size + 4096),
