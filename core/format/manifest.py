@@ -136,13 +136,14 @@ class ManifestWriter:
             self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise os_error(e, folder, f"creating {self.name}") from e
-        self.tables = TableWriter(self.fd, self.start, keys, image_uuid, encrypted)
+        self.tables = TableWriter(self.fd, self.start, keys, image_uuid, encrypted,
+                                  lambda e: os_error(e, folder, f"writing {self.name}"))
 
     def commit(self, summary: dict[str, Any], meta_json: dict[str, Any], chunks: bytes,
                wrap: KeyWrap | None) -> bytes:
         """Make the manifest durable under its final name; returns its digest."""
+        tables_len = self.tables.finish()  # (its errors are reported as ours; the caller aborts)
         try:
-            tables_len = self.tables.finish()
             body_tables = chunks + bytes(self.tables.index[EXTENTS]) + bytes(self.tables.index[UNITS])
             head, keyslot, summary_b, body = _sections(self.image_uuid, self.encrypted, self.keys, wrap, summary,
                                                        meta_json, body_tables, tables_len)

@@ -71,8 +71,10 @@ class TableWriter:
     ``add`` takes packed rows in key order; every TABLE_BLOCK_ROWS rows of a table become one block.
     """
 
-    def __init__(self, fd: int, start: int, keys: ImageKeys, uuid: bytes, encrypted: bool) -> None:
+    def __init__(self, fd: int, start: int, keys: ImageKeys, uuid: bytes, encrypted: bool,
+                 on_error: Callable[[OSError], Exception]) -> None:
         self.fd = fd
+        self.on_error = on_error  # a failed write (disk full, I/O error) as the caller reports it
         self.pos = start
         self.start = start
         self.keys = keys
@@ -107,10 +109,13 @@ class TableWriter:
             stored = self.keys.seal(NONCE_TABLE, self.pos, stored, _aad(self.uuid, self.pos))
         view = memoryview(stored)
         at = self.pos
-        while view:
-            n = os.pwrite(self.fd, view, at)
-            view = view[n:]
-            at += n
+        try:
+            while view:
+                n = os.pwrite(self.fd, view, at)
+                view = view[n:]
+                at += n
+        except OSError as e:
+            raise self.on_error(e) from e
         first, last = kind.keys(rows)
         self.index[kind] += _TB.pack(first, last, self.pos, len(stored), len(rows) // kind.row.size,
                                      blake3.blake3(stored).digest())

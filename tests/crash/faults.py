@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import pytest
 
+import core.format.manifest as manifest_mod
 import core.format.volume as volume_mod
 import core.io.atomic as atomic_mod
 from core.format.volume import VolumeWriter
@@ -110,6 +111,7 @@ class FaultPoints:
         setattr_(os, "unlink", unlink)
         setattr_(atomic_mod, "fsync_dir", fsync_dir)
         setattr_(volume_mod, "fsync_dir", fsync_dir)  # imported by name there
+        setattr_(manifest_mod, "fsync_dir", fsync_dir)
         setattr_(VolumeWriter, "_close_current", close_current)
 
 

@@ -35,15 +35,15 @@ CHEAP_KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)  # the floor:
 SPLIT = 8 << 20
 MiB = 1 << 20
 
-# What FORMAT.md "Write ordering" prescribes for a 3-volume image: lock; each volume created as
-# .partial, closed (trailer), fsynced, renamed, folder fsynced; then the manifest the same way (the
-# commit); then the lock removed.
-EXPECTED = (["create rescue.lock"]
+# What FORMAT.md "Write ordering" prescribes for a 3-volume image: lock; the manifest created as
+# .partial (its table area fills while the volumes are written); each volume created as .partial,
+# closed (trailer), fsynced, renamed, folder fsynced; then the manifest finished, fsynced, renamed,
+# folder fsynced (the commit); then the lock removed.
+EXPECTED = (["create rescue.lock", "create ID.manifest.partial"]
             + [e for v in ("v0001", "v0002", "v0003")
                for e in (f"create ID.{v}.partial", f"close {v}", f"fsync ID.{v}.partial",
                          f"rename ID.{v}.partial", "fsync_dir")]
-            + ["create ID.manifest.partial", "fsync ID.manifest.partial", "rename ID.manifest.partial",
-               "fsync_dir", "unlock"])
+            + ["fsync ID.manifest.partial", "rename ID.manifest.partial", "fsync_dir", "unlock"])
 COMMIT = EXPECTED.index("rename ID.manifest.partial")
 
 
