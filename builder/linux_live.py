@@ -1,7 +1,7 @@
 """Build the Linux rescue system: Debian kernel + our initramfs, and optionally the hybrid ISO.
 
 Inputs come from Debian packages (``apt-get download``, never installed: kernel and modules, busybox,
-shim, GRUB, ISOLINUX), the build host (disk tools and their libraries, listed in linux-live/tools.list)
+loadkeys and the console keymaps, shim, GRUB, ISOLINUX), the build host (disk tools and their libraries, listed in linux-live/tools.list)
 and PyPI (PyInstaller freezes the CLI). Everything downloaded or frozen is cached in the work directory,
 so a second build with unchanged inputs only reassembles the initramfs and the ISO.
 """
@@ -61,6 +61,9 @@ def build_boot_files(work: Path, result_log: list[str] | None = None) -> LiveBui
         raise BuildError(detail=f"busybox-static has no bin/busybox in {busybox.parent}")
     # GPL MBR boot code: restore writes it to a disk whose boot code it does not know
     syslinux = debs.unpacked(debs.candidate("syslinux-common")[0], cache)
+    # console keyboard layouts: loadkeys (kbd) and the keymaps it reads (console-data), offline
+    kbd = debs.unpacked(debs.candidate("kbd")[0], cache)
+    console_data = debs.unpacked(debs.candidate("console-data")[0], cache)
     log.append(f"kernel {kpkg.name} {kpkg.version}")
     times["packages"] = time.monotonic() - t0
 
@@ -79,6 +82,7 @@ def build_boot_files(work: Path, result_log: list[str] | None = None) -> LiveBui
     version = f"{__version__}"
     rootfs.install_live_files(root, LIVE, version)
     shutil.copytree(syslinux / "usr/lib/syslinux/mbr", root / "usr/lib/syslinux/mbr")
+    tools.append(rootfs.install_keymaps(root, kbd, console_data))
     n_libs = rootfs.copy_libs(root, tools)
     internal = root / "opt/rescue/_internal"
     env = {**os.environ, "LD_LIBRARY_PATH": str(internal)}

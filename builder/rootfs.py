@@ -1,5 +1,6 @@
 """Assemble the initramfs tree: busybox, the frozen rescue CLI, the disk tools with their libraries,
-kernel modules and the linux-live files (init, hotplug helper, profile).
+kernel modules, the console keymaps and the linux-live files (init, hotplug helper, console session,
+shutdown, profile).
 
 The tree is merged-/usr like Debian 12 (bin, sbin, lib, lib64 are links into /usr), so library paths
 that ``ldd`` reports on the build host (/lib/x86_64-linux-gnu/...) are valid inside the image too.
@@ -155,17 +156,50 @@ def install_frozen(root: Path, frozen: Path) -> list[Path]:
     return [p for p in dest.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
 
 
+# linux-live file -> where it goes in the tree, its mode
+LIVE_FILES = (("init", "init", 0o755), ("hotplug", "usr/sbin/hotplug", 0o755),
+              ("session", "usr/sbin/rescue-session", 0o755), ("shutdown", "usr/sbin/rescue-shutdown", 0o755),
+              ("profile", "etc/profile", 0o644))
+# busybox's applets of these names only signal an init that knows them (ours is a shell script):
+# rescue-shutdown does the work, by the name it is called with
+SHUTDOWN_NAMES = ("poweroff", "reboot", "halt")
+
+
 def install_live_files(root: Path, live: Path, version: str) -> None:
-    """init, the hotplug helper and the shell profile from linux-live/."""
-    for src, dst, mode in (("init", "init", 0o755), ("hotplug", "usr/sbin/hotplug", 0o755),
-                           ("profile", "etc/profile", 0o644)):
+    """init, the hotplug helper, the console session, shutdown and the shell profile from linux-live/."""
+    for src, dst, mode in LIVE_FILES:
         target = root / dst
         if target.is_symlink():
             target.unlink()
         shutil.copyfile(live / src, target)
         target.chmod(mode)
+    for name in SHUTDOWN_NAMES:
+        for d in ("usr/sbin", "usr/bin"):  # wherever busybox put its applet link
+            link = root / d / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+        (root / "usr/sbin" / name).symlink_to("rescue-shutdown")
     (root / "etc" / "rescue-version").write_text(version + "\n")
     for name in ("mount.ntfs-3g", "mount.ntfs"):  # mount -t ntfs-3g / -t ntfs run these helpers
         link = root / "usr/sbin" / name
         if (root / "usr/bin/ntfs-3g").exists() and not link.exists():
             link.symlink_to("/usr/bin/ntfs-3g")
+
+
+def install_keymaps(root: Path, kbd: Path, console_data: Path) -> Path:
+    """kbd's loadkeys at /usr/bin/loadkeys (it finds a layout by name under /usr/share/keymaps, and
+    reads the gzip-compressed keymaps through busybox's gzip) and console-data's PC keymaps (i386:
+    qwerty, qwertz, azerty, dvorak and what they include, ~0.8 MB). Both are unpacked Debian packages.
+    Returns the loadkeys copy (its libraries are copied with the tools')."""
+    src = kbd / "bin" / "loadkeys"
+    if not src.is_file():
+        raise BuildError(detail=f"kbd has no bin/loadkeys in {kbd}")
+    keymaps = console_data / "usr/share/keymaps/i386"
+    if not (keymaps / "qwerty" / "us.kmap.gz").is_file():
+        raise BuildError(detail=f"console-data has no keymaps in {keymaps}")
+    dest = root / "usr/bin/loadkeys"
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    shutil.copy2(src, dest)
+    shutil.copytree(keymaps, root / "usr/share/keymaps/i386", symlinks=True)
+    return dest

@@ -20,8 +20,9 @@ def command(disk_files: tuple[str, ...], log_dir: str | None) -> int:
     """Back up, restore or clone step by step, by keyboard, in a text console (80x25 is enough).
 
     Nothing is written to a disk before its plan was shown and its name typed back, as the other
-    commands ask. Exit status: 0 when the user leaves, 64 when Shell was chosen, 65 for Power off (the
-    rescue media's start-up acts on them); a job's own result is shown on its screen and in its log.
+    commands ask. Exit status: 0 when the user leaves, 64 when Shell was chosen, 65 for Power off, 66
+    for Restart (the rescue media's console session acts on them: a shell, poweroff, reboot); a job's
+    own result is shown on its screen and in its log.
     """
     # urwid only when the guide runs (the other commands start faster); before the terminal check, so
     # that the frozen build's smoke test, which has no terminal, proves the toolkit is in the bundle

@@ -22,6 +22,7 @@ from .ui import PALETTE
 EXIT_QUIT = 0
 EXIT_SHELL = 64
 EXIT_POWER_OFF = 65
+EXIT_REBOOT = 66
 
 
 class Guide:

@@ -1,9 +1,9 @@
-"""The first screen: the jobs the guide does, the shell and power off."""
+"""The first screen: the jobs the guide does, the keyboard layout, the shell, power off and restart."""
 
 from __future__ import annotations
 
-from . import backup, clone, files, repair, restore
-from .app import EXIT_POWER_OFF, EXIT_SHELL, Guide
+from . import backup, clone, files, keyboard, repair, restore
+from .app import EXIT_POWER_OFF, EXIT_REBOOT, EXIT_SHELL, Guide
 from .ui import frame, menu, texts
 
 
@@ -14,8 +14,10 @@ def main_menu(guide: Guide) -> None:
         ("Copy to a new disk (clone)", lambda: clone.start(guide)),
         ("Take files out of a backup", lambda: files.start(guide)),
         ("Repair Windows startup", lambda: repair.start(guide)),
+        (keyboard.label(), lambda: keyboard.start(guide)),
         ("Shell", lambda: guide.quit(EXIT_SHELL)),
         ("Power off", lambda: guide.quit(EXIT_POWER_OFF)),
+        ("Restart", lambda: guide.quit(EXIT_REBOOT)),
     ]
     intro = texts("What do you want to do?", "",
                   "No disk is overwritten until you have seen the plan and typed its name.")

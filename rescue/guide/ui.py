@@ -64,14 +64,15 @@ def button(label: str, on_press: Callable[[], None]) -> urwid.Widget:
     return MenuLine(label, on_press)
 
 
-def menu(intro: list[urwid.Widget], items: Sequence[tuple[str, Callable[..., None]]]) -> urwid.Widget:
-    """Text on top, then one line per choice; the first choice has the focus."""
+def menu(intro: list[urwid.Widget], items: Sequence[tuple[str, Callable[..., None]]],
+         focus: int = 0) -> urwid.Widget:
+    """Text on top, then one line per choice; choice ``focus`` (the first unless said) has the focus."""
     widgets: list[urwid.Widget] = [*intro, urwid.Divider()] if intro else []
     first = len(widgets)
     widgets += [button(label, action) for label, action in items]
     walker = urwid.SimpleFocusListWalker(widgets)
     if items:
-        walker.set_focus(first)
+        walker.set_focus(first + focus)
     return urwid.Padding(urwid.ListBox(walker), left=1, right=1)
 
 

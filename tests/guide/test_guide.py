@@ -31,7 +31,7 @@ MiB = 1 << 20
 PASSWORD = "correct horse"
 MBR_SIGNATURE = 440  # offset of the MBR's disk signature, which BCD devices and drive letters name
 # Main screen, top to bottom
-BACKUP, RESTORE, CLONE, FILES, REPAIR, SHELL, POWER_OFF = 0, 1, 2, 3, 4, 5, 6
+BACKUP, RESTORE, CLONE, FILES, REPAIR, KEYBOARD, SHELL, POWER_OFF, RESTART = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def digest(p: Path) -> str:
@@ -394,3 +394,24 @@ def backup_onto_mounted_disk(term: list[Terminal], tmp_path: Path, src: Path, mn
     assert "Done." in t.wait("Log: ")
     assert [i.complete for i in Repository(str(mnt / "rescue-backups")).list_images()] == [True]
     assert leave(t, SHELL) == 64
+
+
+def test_keyboard_layout_screen_and_restart(term: list[Terminal], tmp_path: Path) -> None:
+    """The main screen names the layout in use; its screen lists the layouts with the one in use chosen
+    (or, where loadkeys is missing, says so); Esc goes back; Restart ends the guide with 66. Nothing is
+    loaded: on a test machine that would change its own console's keyboard."""
+    src = small_disk(tmp_path / "src.img")
+    t = start(term, tmp_path, "keyboard", [src])
+    screen = t.screen()
+    assert "Keyboard layout: English (US) [us]" in screen and "Restart" in screen
+    choose(t, KEYBOARD)
+    screen = t.wait("keyboard layout")
+    if "cannot be changed here" in screen:
+        assert "loadkeys is missing" in flat(screen)
+    else:
+        screen = t.wait("Which keyboard is this?")
+        assert "> English (US) [us]" in screen and "German [de]" in screen
+    t.keys("Escape")
+    t.wait("What do you want to do?")
+    choose(t, RESTART)
+    assert t.exit_code() == 66

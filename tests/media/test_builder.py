@@ -55,3 +55,20 @@ def test_lists_are_well_formed() -> None:
                    "fuse", "xhci_pci"):
         assert needed in mods
     assert len(mods) == len(set(mods))
+
+
+def test_boot_menus_offer_shell_only_beside_the_default() -> None:
+    """BIOS (ISOLINUX) and UEFI (GRUB) menus: the default entry starts the guide, the next one is the
+    same kernel command line plus rescue.shell (the init then starts a shell instead)."""
+    from builder.iso import render
+
+    values = {"timeout": "10", "append": "quiet rescue.medium=x", "version": "1"}
+    bios = render(ROOT / "linux-live" / "isolinux.cfg", **values)
+    appends = [line.strip() for line in bios.splitlines() if line.strip().startswith("APPEND")]
+    assert appends[:2] == ["APPEND quiet rescue.medium=x", "APPEND quiet rescue.medium=x rescue.shell"]
+    assert "MENU LABEL Rescue console, s^hell only (no guide)" in bios  # ^h: its key in the menu
+    uefi = render(ROOT / "linux-live" / "grub.cfg", **values)
+    linux = [line.strip() for line in uefi.splitlines() if line.strip().startswith("linux ")]
+    assert linux[:2] == ["linux /live/vmlinuz quiet rescue.medium=x",
+                         "linux /live/vmlinuz quiet rescue.medium=x rescue.shell"]
+    assert 'menuentry "Rescue console, shell only (no guide)"' in uefi
