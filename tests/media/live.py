@@ -3,15 +3,19 @@ it in QEMU (TCG; every run has a timeout) with disks attached, reading back what
 
 The guest reports through a small raw "log disk" (``rescue.log=/dev/vdX``: the run log, NUL-terminated)
 and QEMU's isa-debug-exit device (``rescue.debugexit=1``: QEMU exits with 2*(16+status)+1, 33 = success).
+A VM booted without an unattended run is driven as a person would over its serial console (`Console`):
+what it shows is read back with the terminal's escape sequences taken out, and keys are typed into it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +152,97 @@ def medium(iso: Path, tmp: Path, kind: str) -> list[str]:
     shutil.copyfile(iso, stick)  # like dd to a stick: the hybrid image is the disk
     return ["-drive", f"file={stick},format=raw,if=none,id=stick", "-device", "qemu-xhci",
             "-device", "usb-storage,drive=stick,bootindex=0"]
+
+
+# CSI sequences (cursor moves, colours), other two-byte escapes, and the charset switches (ESC ( B)
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[@-_]")
+KEYS = {"Up": b"\x1b[A", "Down": b"\x1b[B", "Enter": b"\r", "Escape": b"\x1b"}
+
+
+def plain(raw: bytes) -> str:
+    """What a serial capture says, without the terminal's escape sequences."""
+    return _ESCAPES.sub(b"", raw).decode(errors="replace")
+
+
+class Console:
+    """A VM whose serial console is this object: read what it shows (`wait`), type into it (`keys`,
+    `type`). Every wait has a timeout (a hang fails the test, it does not stall the run); nothing is
+    asserted about how long anything took."""
+
+    def __init__(self, args: list[str], transcript: Path) -> None:
+        cmd = [QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
+               "-serial", "stdio", *DEBUG_EXIT, *args]
+        self.transcript = transcript  # everything the console showed, for people to read after the run
+        self._raw = bytearray()
+        self._lock = threading.Lock()
+        self._seen = 0  # `wait` looks at what came after the last thing it found
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):
+            with self._lock:
+                self._raw += chunk
+
+    def text(self) -> str:
+        with self._lock:
+            return plain(bytes(self._raw))
+
+    def wait(self, text: str, timeout: float) -> str:
+        """Wait until ``text`` appears in what the console shows after the last `wait`'s find; returns
+        that output (escape sequences removed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.text()
+            at = shown.find(text, self._seen)
+            if at >= 0:
+                found = shown[self._seen:at + len(text)]
+                self._seen = at + len(text)
+                return found
+            if time.monotonic() > deadline or (self.proc.poll() is not None and not self._reader.is_alive()):
+                self.save()
+                raise AssertionError(f"{text!r} never appeared on the serial console; its tail:\n"
+                                     f"{shown[-3000:]}")
+            time.sleep(0.2)
+
+    def keys(self, *names: str) -> None:
+        """Press keys (names of KEYS), one at a time as a person does: each reaches its own screen."""
+        for k in names:
+            self._send(KEYS[k])
+            time.sleep(0.3)
+
+    def type(self, line: str) -> None:
+        """Type ``line`` and Enter."""
+        self._send(line.encode())
+        time.sleep(0.3)
+        self.keys("Enter")
+
+    def _send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def exit_code(self, timeout: float) -> int:
+        """Wait for the VM to end (it powered off); QEMU's exit code."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.save()
+            raise AssertionError(f"VM did not power off within {timeout:.0f} s; its tail:\n"
+                                 f"{self.text()[-3000:]}") from None
+        self._reader.join(10)
+        self.save()
+        return code
+
+    def save(self) -> None:
+        self.transcript.write_text(self.text())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.save()

@@ -7,6 +7,9 @@
 2. The hybrid ISO boots in BIOS (SeaBIOS) and UEFI (OVMF) modes, as CD and as USB stick, and under
    Secure Boot with Microsoft's keys enrolled: each boot must reach the init, find the medium, run the
    rescue-run.sh on it and power off.
+3. Booted as a person boots it (no unattended run), the guide comes up on the serial console; it is
+   driven over that line: its Shell, a backup disk mounted and written there, the keyboard layout,
+   back to the guide, Power off; the disk comes back unmounted cleanly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info, copy_disk
 from tests.media.live import (
     SUCCESS,
+    Console,
     built_live,
     direct_boot,
     firmware,
@@ -160,3 +165,52 @@ def test_iso_boots(mode: str, kind: str, tmp_path: Path) -> None:
         assert "Secure Boot on" not in text
         assert r.exit_code == SUCCESS, f"exit {r.exit_code}"
     print(f"\n{mode} {kind}: boot to power-off {r.seconds:.0f} s")
+
+
+# The guide's main screen, top to bottom (tests/guide drives the same screen in tmux)
+MAIN_SCREEN = ["Back up this PC", "Restore a backup", "Copy to a new disk (clone)", "Take files out of a backup",
+               "Repair Windows startup", "Keyboard layout: ", "Shell", "Power off", "Restart"]
+
+
+def test_guide_on_the_console_then_shell_then_power_off(tmp_path: Path) -> None:
+    """No rescue.run: the guide on the (serial) console, with the layout given at boot; its Shell; a
+    backup disk mounted and written from the shell, another layout chosen there; `exit` back to the
+    guide; Power off: everything unmounted, "safe to unplug" said, the VM off, the disk clean."""
+    need_root_tools("qemu-system-x86_64", "mke2fs", "dumpe2fs", "e2fsck", "debugfs")
+    built = built_live()
+    disk = raw_disk(tmp_path / "backup.img", 64 * MiB)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "BACKUP", str(disk)], check=True)
+    vm = Console(["-kernel", str(built.kernel), "-initrd", str(built.initrd),
+                  "-append", f"{CONSOLE} rescue.keymap=de", *virtio(disk)], tmp_path / "serial.txt")
+    t0 = time.monotonic()
+    try:
+        screen = vm.wait(MAIN_SCREEN[0], timeout=300)
+        screen += vm.wait(MAIN_SCREEN[-1], timeout=60)
+        for entry in MAIN_SCREEN:
+            assert entry in screen, (entry, screen)
+        assert "Keyboard layout: German [de]" in screen  # rescue.keymap=de, loaded before the guide
+
+        vm.keys(*["Down"] * MAIN_SCREEN.index("Shell"), "Enter")
+        vm.wait("Back to the guide: exit", timeout=60)
+        vm.wait("rescue#", timeout=60)
+        vm.type("mkdir /mnt/b && mount /dev/vda /mnt/b && echo written > /mnt/b/note && rescue keymap fr")
+        vm.wait("Keyboard layout: French [fr]", timeout=60)
+        vm.wait("rescue#", timeout=60)
+        vm.type("exit")
+        screen = vm.wait(MAIN_SCREEN[-1], timeout=120)  # the guide again, showing the layout now in use
+        assert "Keyboard layout: French [fr]" in screen, screen
+
+        vm.keys(*["Down"] * MAIN_SCREEN.index("Power off"), "Enter")
+        said = vm.wait("It is now safe to unplug", timeout=120)
+        assert "could not be unmounted" not in said, said
+        assert vm.exit_code(timeout=120) == 0  # ACPI power off (not the debug exit of an unattended run)
+        print(f"\nguide: boot to power-off {time.monotonic() - t0:.0f} s")
+    finally:
+        vm.close()
+    # unmounted before the power went: no journal to replay, the file there
+    features = subprocess.run(["dumpe2fs", "-h", str(disk)], capture_output=True, text=True, check=True).stdout
+    assert "Filesystem features:" in features and "needs_recovery" not in features, features
+    fsck = subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    note = subprocess.run(["debugfs", "-R", "cat /note", str(disk)], capture_output=True, text=True, check=True)
+    assert note.stdout == "written\n"
