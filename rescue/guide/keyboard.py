@@ -3,6 +3,8 @@ layout is not the one meant), loaded through `rescue.keymap` as `rescue keymap` 
 
 from __future__ import annotations
 
+import urwid
+
 from rescue import keymap
 
 from .app import Guide
@@ -32,7 +34,10 @@ def start(guide: Guide) -> None:
                   "It applies to this computer's own keyboard (not to a serial line or SSH).",
                   "Other layouts: in the shell, rescue keymap NAME.")
     now = keymap.current()
-    body = menu(intro, items, focus=names.index(now) if now in names else 0)  # the layout in use
+    # the list is longer than a 24-line terminal: the question stays on top while the list scrolls
+    choices = menu([], items, focus=names.index(now) if now in names else 0)  # the layout in use
+    question = urwid.Padding(urwid.Pile([*intro, urwid.Divider()]), left=1, right=1)
+    body: urwid.Widget = urwid.Frame(choices, header=question)
     guide.show(frame(TITLE, body), lambda: main_menu(guide))
 
 
@@ -47,7 +52,7 @@ def choose(guide: Guide, name: str) -> None:
         guide.show(frame(TITLE, menu(lines, [("Back", lambda: start(guide))])), lambda: start(guide))
         return
     lines = texts(f"Keyboard layout: {shown}.", "",
-                  "Try it: type letters, digits and signs you will need (a password, say) and check",
+                  "Try it: type letters, digits and signs you will need (a password, say) and check "
                   "they appear as printed on the keys. Nothing typed here is kept.")
     entry = Entry("Try here: ", lambda _text: main_menu(guide))
     guide.show(frame(TITLE, form(lines, entry), "Enter: main screen   Esc: choose another layout"),

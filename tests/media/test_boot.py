@@ -168,14 +168,16 @@ def test_iso_boots(mode: str, kind: str, tmp_path: Path) -> None:
 
 
 # The guide's main screen, top to bottom (tests/guide drives the same screen in tmux)
-MAIN_SCREEN = ["Back up this PC", "Restore a backup", "Copy to a new disk (clone)", "Take files out of a backup",
-               "Repair Windows startup", "Keyboard layout: ", "Shell", "Power off", "Restart"]
+MAIN_SCREEN = ["Back up this PC", "Restore a backup", "Copy to a new disk (clone)",
+               "Take files out of a backup", "Repair Windows startup", "Keyboard layout: ", "Shell", "Power off",
+               "Restart"]
 
 
 def test_guide_on_the_console_then_shell_then_power_off(tmp_path: Path) -> None:
     """No rescue.run: the guide on the (serial) console, with the layout given at boot; its Shell; a
     backup disk mounted and written from the shell, another layout chosen there; `exit` back to the
-    guide; Power off: everything unmounted, "safe to unplug" said, the VM off, the disk clean."""
+    guide; a third layout chosen in the guide; Power off: everything unmounted, "safe to unplug" said,
+    the VM off, the disk clean."""
     need_root_tools("qemu-system-x86_64", "mke2fs", "dumpe2fs", "e2fsck", "debugfs")
     built = built_live()
     disk = raw_disk(tmp_path / "backup.img", 64 * MiB)
@@ -200,6 +202,18 @@ def test_guide_on_the_console_then_shell_then_power_off(tmp_path: Path) -> None:
         screen = vm.wait(MAIN_SCREEN[-1], timeout=120)  # the guide again, showing the layout now in use
         assert "Keyboard layout: French [fr]" in screen, screen
 
+        # the guide's own choice: the list opens on the layout in use; the one above it is loaded
+        vm.keys(*["Down"] * MAIN_SCREEN.index("Keyboard layout: "), "Enter")
+        screen = vm.wait("Which keyboard is this?", timeout=60)
+        screen += vm.wait("Esc: back", timeout=60)
+        assert "> French [fr]" in screen, screen
+        vm.keys("Up", "Enter")
+        vm.wait("Keyboard layout: French (Switzerland) [ch-fr].", timeout=60)
+        vm.wait("Try here:", timeout=60)
+        vm.type("azerty")
+        screen = vm.wait(MAIN_SCREEN[-1], timeout=60)
+        assert "Keyboard layout: French (Switzerland) [ch-fr]" in screen, screen
+
         vm.keys(*["Down"] * MAIN_SCREEN.index("Power off"), "Enter")
         said = vm.wait("It is now safe to unplug", timeout=120)
         assert "could not be unmounted" not in said, said
@@ -208,9 +222,11 @@ def test_guide_on_the_console_then_shell_then_power_off(tmp_path: Path) -> None:
     finally:
         vm.close()
     # unmounted before the power went: no journal to replay, the file there
-    features = subprocess.run(["dumpe2fs", "-h", str(disk)], capture_output=True, text=True, check=True).stdout
+    features = subprocess.run(["dumpe2fs", "-h", str(disk)], capture_output=True, text=True,
+                              check=True).stdout
     assert "Filesystem features:" in features and "needs_recovery" not in features, features
     fsck = subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True, text=True, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    note = subprocess.run(["debugfs", "-R", "cat /note", str(disk)], capture_output=True, text=True, check=True)
+    note = subprocess.run(["debugfs", "-R", "cat /note", str(disk)], capture_output=True, text=True,
+                          check=True)
     assert note.stdout == "written\n"

@@ -51,7 +51,8 @@ def test_unmounts_nested_mounts_detaches_loops_and_makes_busy_ones_read_only(tmp
     sleeper = None
     try:
         # a backup disk (a name with a blank, as /proc/mounts escapes it) ...
-        subprocess.run(["mount", "-o", "loop", str(ext4(tmp_path / "outer.img", 64 * MiB)), str(outer)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(ext4(tmp_path / "outer.img", 64 * MiB)), str(outer)],
+                       check=True)
         # ... holding an image file attached by losetup (as the engine attaches partitions) and mounted
         image = ext4(outer / "inner.img", 16 * MiB)
         dev = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
@@ -60,7 +61,8 @@ def test_unmounts_nested_mounts_detaches_loops_and_makes_busy_ones_read_only(tmp
         subprocess.run(["mount", dev, str(inner)], check=True)
         (inner / "file").write_text("kept")
         # ... and a disk a program still works in: it cannot be unmounted, only made read-only
-        subprocess.run(["mount", "-o", "loop", str(ext4(tmp_path / "busy.img", 16 * MiB)), str(busy)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(ext4(tmp_path / "busy.img", 16 * MiB)), str(busy)],
+                       check=True)
         sleeper = subprocess.Popen(["sleep", "600"], cwd=busy)
         assert set(mounted(top)) == {str(outer), str(inner), str(busy)}
 
