@@ -2,6 +2,7 @@
 # Entry point: build (or reuse) the benchmark disk, then time rescue vs partclone/ntfsclone.
 # Usage: bench/run.sh [--size 2G --data 600M] [--keep] [--restore-encrypted]   (as root)
 #        bench/run.sh --scale [--size 1T --used 25G,50G,...]   full/incremental/merge of a synthetic disk
+#        bench/run.sh --browse [--rounds 2]   files out of rescue mount / extract vs ntfs-3g (bench/browse.py)
 set -e
 cd "$(dirname "$0")/.."
 # The project's venv when there is one: the bench runs `python -m rescue` with its own interpreter.
@@ -11,5 +12,8 @@ SCRIPT=bench/bench.py
 if [ "${1:-}" = "--scale" ]; then
     shift
     SCRIPT=bench/scale.py
+elif [ "${1:-}" = "--browse" ]; then
+    shift
+    SCRIPT=bench/browse.py
 fi
 PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" "$SCRIPT" "$@"

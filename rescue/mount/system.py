@@ -7,6 +7,7 @@ browsing an image needs on top: read-only loop devices, the wait for a daemonizi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -44,6 +45,18 @@ def _tail(log_path: str | None) -> str:
             return platform.log_tail(f)
     except OSError:
         return "no log"
+
+
+def set_readahead(mountpoint: str, kib: int) -> bool:
+    """Set the kernel's readahead for the files of the FUSE filesystem at ``mountpoint`` (its bdi in
+    sysfs). Only files opened afterwards use it. False (and nothing changed) when sysfs refuses."""
+    st = os.stat(mountpoint)
+    try:
+        with open(f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb", "w") as f:
+            f.write(str(kib))
+    except OSError:
+        return False
+    return True
 
 
 def loop_attach(path: str) -> str:
