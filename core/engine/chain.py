@@ -117,6 +117,8 @@ class Chain:
         for r in self.readers:
             r.close()
         self.readers = []
+        for m in self.manifests:
+            m.close()
 
     def __enter__(self) -> Chain:
         return self

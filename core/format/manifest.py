@@ -19,7 +19,7 @@ import json
 import os
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import blake3
 import zstandard
@@ -64,6 +64,11 @@ class Manifest:
     version: int = FORMAT_VERSION
     path: str = ""
     tables_area: tuple[int, int] = (0, 0)  # (offset, length) in the file
+    file: BinaryIO | None = field(default=None, repr=False)  # version 2: open while the tables are in use
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
     @property
     def chunk_count(self) -> int:
@@ -344,9 +349,25 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
         raise IntegrityError(detail=f"{name}: chunk table and block index have the wrong size")
     m.chunks = tables[:a]
     what = f"image {mf.image_id}"
-    ext = BlockTable(EXTENTS, mf.path, tables[a:b], _area(mf), keys, m.image_uuid, mf.encrypted,
+    try:
+        m.file = open(mf.path, "rb")
+    except OSError as e:
+        raise IntegrityError(detail=f"{name}: cannot read: {e.strerror}") from None
+    try:
+        _open_tables(m, mf, tables[a:b], tables[b:], what)
+    except BaseException:
+        m.close()
+        raise
+    return m
+
+
+def _open_tables(m: Manifest, mf: ManifestFile, ext_index: bytes, unit_index: bytes, what: str) -> None:
+    name = os.path.basename(mf.path)
+    meta = m.meta
+    assert m.file is not None and m.keys is not None  # set by open_manifest
+    ext = BlockTable(EXTENTS, m.file, ext_index, _area(mf), m.keys, m.image_uuid, mf.encrypted,
                      lambda rows: check_extent_rows(rows, m.raw_length, what), what)
-    units = BlockTable(UNITS, mf.path, tables[b:], _area(mf), keys, m.image_uuid, mf.encrypted,
+    units = BlockTable(UNITS, m.file, unit_index, _area(mf), m.keys, m.image_uuid, mf.encrypted,
                        lambda rows: check_unit_rows(rows, what), what)
     if ext.count != meta.extent_count or units.count != meta.unit_count:
         raise IntegrityError(detail=f"{name}: block index does not hold the rows the metadata counts")
@@ -359,7 +380,6 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
     if pos != mf.tables_area[0] + mf.tables_area[1]:
         raise IntegrityError(detail=f"{name}: table area holds bytes no block index entry names")
     m.extents, m.units = ext, units
-    return m
 
 
 def _area(mf: ManifestFile) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import blake3
 import zstandard
@@ -172,10 +172,12 @@ class BlockTable(Table):
     its chunk table); it raises `IntegrityError`.
     """
 
-    def __init__(self, kind: TableKind, path: str, index: bytes, area: tuple[int, int], keys: ImageKeys,
+    def __init__(self, kind: TableKind, file: BinaryIO, index: bytes, area: tuple[int, int], keys: ImageKeys,
                  uuid: bytes, encrypted: bool, check_rows: Callable[[bytes], None], what: str) -> None:
         self.kind = kind
-        self.path = path
+        # The manifest stays open while its image is in use (as its volumes do): a prune or merge
+        # removing the file meanwhile cannot take the blocks away from a running restore.
+        self.file = file
         self.keys = keys
         self.uuid = uuid
         self.encrypted = encrypted
@@ -226,10 +228,9 @@ class BlockTable(Table):
         first, last, offset, stored_len, n, digest = self.entries[i]
         where = f"{self.what}: {self.kind.name} block {i} at byte {offset}"
         try:
-            with open(self.path, "rb") as f:
-                stored = os.pread(f.fileno(), stored_len, offset)
-        except OSError as e:
-            raise IntegrityError(detail=f"{where}: cannot read: {e.strerror}") from None
+            stored = os.pread(self.file.fileno(), stored_len, offset)
+        except (OSError, ValueError) as e:  # (ValueError: the manifest was closed)
+            raise IntegrityError(detail=f"{where}: cannot read: {getattr(e, 'strerror', None) or e}") from None
         if len(stored) != stored_len or blake3.blake3(stored).digest() != digest:
             raise IntegrityError(detail=f"{where}: damaged (digest mismatch)")
         if self.encrypted:
