@@ -83,6 +83,7 @@ def build_boot_files(work: Path, result_log: list[str] | None = None) -> LiveBui
     rootfs.install_live_files(root, LIVE, version)
     shutil.copytree(syslinux / "usr/lib/syslinux/mbr", root / "usr/lib/syslinux/mbr")
     tools.append(rootfs.install_keymaps(root, kbd, console_data))
+    rootfs.list_tools(root, tools)
     n_libs = rootfs.copy_libs(root, tools)
     internal = root / "opt/rescue/_internal"
     env = {**os.environ, "LD_LIBRARY_PATH": str(internal)}

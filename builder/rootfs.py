@@ -186,6 +186,14 @@ def install_live_files(root: Path, live: Path, version: str) -> None:
             link.symlink_to("/usr/bin/ntfs-3g")
 
 
+def list_tools(root: Path, tools: list[Path]) -> None:
+    """/etc/rescue-tools: the programs copied in, by path. Busybox's shell runs its own applet of a
+    name (fdisk, losetup, mke2fs ...) before any program of that name on PATH; the profile makes an
+    alias of each of these paths, so that a shell user gets the real tool."""
+    paths = sorted("/" + str(t.relative_to(root)) for t in tools)
+    (root / "etc" / "rescue-tools").write_text("".join(p + "\n" for p in paths))
+
+
 def install_keymaps(root: Path, kbd: Path, console_data: Path) -> Path:
     """kbd's loadkeys at /usr/bin/loadkeys (it finds a layout by name under /usr/share/keymaps, and
     reads the gzip-compressed keymaps through busybox's gzip) and console-data's PC keymaps (i386:

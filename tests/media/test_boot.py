@@ -198,6 +198,8 @@ def test_guide_on_the_console_then_shell_then_power_off(tmp_path: Path) -> None:
         vm.type("mkdir /mnt/b && mount /dev/vda /mnt/b && echo written > /mnt/b/note && rescue keymap fr")
         vm.wait("Keyboard layout: French [fr]", timeout=60)
         vm.wait("rescue#", timeout=60)
+        vm.type("fdisk --version")  # util-linux's, not busybox's applet of that name
+        assert "util-linux" in vm.wait("rescue#", timeout=60)
         vm.type("exit")
         screen = vm.wait(MAIN_SCREEN[-1], timeout=120)  # the guide again, showing the layout now in use
         assert "Keyboard layout: French [fr]" in screen, screen
