@@ -24,7 +24,7 @@ import pytest
 from core.engine.overlay import resolved
 from core.engine.view import open_view
 from core.format.volume import MIN_SPLIT
-from rescue.mount import server, stack
+from rescue.mount import fusefs, server, stack
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info, copy_disk
 from tests.images import run_rescue
@@ -303,6 +303,51 @@ def test_incremental_chain_and_image_choice(images: dict[str, Any], base: Path, 
         docs = mp / f"p{part.number}" / "Users" / "Anna" / "Documents"
         assert (docs / "letter-03.txt").is_file() and not (docs / "new.txt").exists()
         compare(mp / f"p{part.number}", images["hashes"]["mbr"][part.number])
+    finally:
+        assert run_rescue("umount", str(mp)).returncode == 0
+    assert_clean(mp)
+
+
+def test_a_decoded_chunk_goes_whole_into_the_page_cache(images: dict[str, Any], base: Path, mp: Path) -> None:
+    """A read of 4 KiB decodes its chunk; the server hands the whole chunk to the kernel's page cache
+    of the raw file (so a neighbouring file is not decoded again), at the right offsets: the resident
+    bytes (fincore) cover the chunk's pieces near the read, far more than the 1 MiB readahead, and
+    read back as the source disk's bytes."""
+    need_root_tools("fincore")
+    disk = images["disks"]["mbr"]
+    part = disk.part("windows")
+    with open_view(str(base / "plain"), None, lambda: None) as view:
+        # the chunk with the most bytes inside the partition; its pieces within the server's window
+        per: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for lo, n, ref, chunk, _ in resolved(view.chain.manifests, part.start, part.start + part.size):
+            per.setdefault((ref, chunk), []).append((max(lo, part.start), min(lo + n, part.start + part.size)))
+        key = max(per, key=lambda k: sum(b - a for a, b in per[k]))
+        at = per[key][0][0]
+        pieces = view.pieces(*key, at - fusefs.STORE_WINDOW, at + fusefs.STORE_WINDOW)
+    want = sum(min(lo + n, part.start + part.size) - max(lo, part.start) for lo, n, _ in pieces)
+    assert want > 2 << 20, "the factory disk has no chunk of more than 2 MiB in its Windows partition"
+    r = run_rescue("mount", str(base / "plain"), str(mp))
+    assert r.returncode == 0, r.stderr
+    raw = mp / ".raw" / f"p{part.number}"
+    try:
+        with open(raw, "rb") as f:
+            f.seek(at - part.start)
+            assert len(f.read(4096)) == 4096
+
+        def resident() -> int:
+            out = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(raw)],
+                                 capture_output=True, text=True, check=True).stdout
+            return int(out.split()[0])
+        deadline = time.monotonic() + 30  # the store runs in the server's own thread: wait for it, bounded
+        while resident() < want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert resident() >= want
+        with open(raw, "rb") as f, open(disk.path, "rb") as g:
+            for lo, n, _ in pieces:
+                a, b = max(lo, part.start), min(lo + n, part.start + part.size)
+                f.seek(a - part.start)
+                g.seek(a)
+                assert f.read(b - a) == g.read(b - a), f"disk bytes {a}..{b}"
     finally:
         assert run_rescue("umount", str(mp)).returncode == 0
     assert_clean(mp)
