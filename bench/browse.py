@@ -24,6 +24,9 @@ with it), ``--rounds`` times alternating sides, keeping each side's best:
   operation (attach, mount, `cp -r`, unmount, detach);
 - memory: the mount server's peak RSS (VmHWM) after the copies, and `rescue extract`'s (GNU time).
 
+``--baseline DIR`` (a tree of an older commit: ``git archive COMMIT | tar -x -C DIR``) measures its
+`rescue mount` and `rescue extract` too, in the same rounds, on the same backup: before/after in one run.
+
 Prints a table, the ratios ours / ntfs-3g and PASS/FAIL against issue 12's targets, the load average
 before each measurement (the machine is shared: compare only figures of one run), and writes the same
 to bench/work/browse-results.md.
@@ -113,12 +116,12 @@ def build_disk() -> Path:
     return path
 
 
-def rescue(*args: str, timed: bool = False) -> subprocess.CompletedProcess[str]:
+def rescue(*args: str, timed: bool = False, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "rescue", *args]
     if timed:  # GNU time prints the peak RSS (KiB) of the command's own process on its last stderr line
         cmd = ["/usr/bin/time", "-f", "%M", *cmd]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
 
 
 def warm(*paths: Path) -> None:
@@ -157,17 +160,17 @@ def ntfs3g_side(disk: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def rescue_side(folder: Path, pwfile: Path, peak: list[int]) -> Iterator[Path]:
+def rescue_side(folder: Path, pwfile: Path, peak: list[int], root: Path = ROOT) -> Iterator[Path]:
     mp = Path(tempfile.mkdtemp(prefix="browse-mnt-"))
     try:
-        rescue("mount", "--password-file", str(pwfile), str(folder), str(mp))
+        rescue("mount", "--password-file", str(pwfile), str(folder), str(mp), root=root)
         try:
             yield mp / "p1"
         finally:
             pid = json.loads((mp / ".raw" / "mount.json").read_text())["pid"]
             with open(f"/proc/{pid}/status") as f:
                 peak.append(next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) // 1024)
-            rescue("umount", str(mp))
+            rescue("umount", str(mp), root=root)
     finally:
         mp.rmdir()
 
@@ -197,11 +200,12 @@ def ntfs3g_extract(disk: Path) -> float:
         shutil.rmtree(dst)
 
 
-def rescue_extract(folder: Path, pwfile: Path) -> tuple[float, int]:
+def rescue_extract(folder: Path, pwfile: Path, root: Path = ROOT) -> tuple[float, int]:
     dst = Path(tempfile.mkdtemp(prefix="browse-", dir=SHM))
     try:
         t = time.monotonic()
-        r = rescue("extract", "--password-file", str(pwfile), str(folder), FOLDER, "--to", str(dst), timed=True)
+        r = rescue("extract", "--password-file", str(pwfile), str(folder), FOLDER, "--to", str(dst), timed=True,
+                   root=root)
         return time.monotonic() - t, int(r.stderr.strip().splitlines()[-1]) // 1024
     finally:
         shutil.rmtree(dst)
@@ -212,6 +216,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the backup (bench/work/browse-img)")
     ap.add_argument("--folder", type=Path, default=None, help="use this backup of the disk instead of making one")
+    ap.add_argument("--baseline", type=Path, default=None, help="also measure the rescue of this tree (an older commit)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         log("browse: run as root (loop devices, FUSE)")
@@ -233,49 +238,68 @@ def main() -> int:
             files = sorted((mnt / FOLDER).iterdir())
             nfiles, fbytes = len(files), sum(f.stat().st_size for f in files)
             probe = str(files[len(files) // 2].relative_to(mnt))
-        peaks: list[int] = []
-        sides = {"ntfs-3g": lambda: ntfs3g_side(disk), "rescue mount": lambda: rescue_side(folder, pwfile, peaks)}
+        peaks: dict[str, list[int]] = {"rescue mount": [], "baseline mount": []}
+        sides = {"ntfs-3g": lambda: ntfs3g_side(disk),
+                 "rescue mount": lambda: rescue_side(folder, pwfile, peaks["rescue mount"])}
+        extractors: dict[str, Callable[[], tuple[float, int]]] = {
+            "rescue extract": lambda: rescue_extract(folder, pwfile)}
+        if args.baseline:
+            base = args.baseline.resolve()
+            sides["baseline mount"] = lambda: rescue_side(folder, pwfile, peaks["baseline mount"], base)
+            extractors["baseline extract"] = lambda: rescue_extract(folder, pwfile, base)
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
-        ext: dict[str, list[float]] = {"ntfs-3g": [], "rescue extract": []}
-        ext_peak: list[int] = []
+        ext: dict[str, list[float]] = {"ntfs-3g": [], **{k: [] for k in extractors}}
+        ext_peak: dict[str, list[int]] = {k: [] for k in extractors}
         for r in range(args.rounds):
             for name, side in sides.items():
                 runs[name].append(measure(side, probe))
                 log(f"round {r + 1} {name}: {runs[name][-1]}")
             ext["ntfs-3g"].append(ntfs3g_extract(disk))
-            secs, kib = rescue_extract(folder, pwfile)
-            ext["rescue extract"].append(secs)
-            ext_peak.append(kib)
-            log(f"round {r + 1} extract: ntfs-3g {ext['ntfs-3g'][-1]:.2f} s, rescue {secs:.2f} s")
+            for name, extract in extractors.items():
+                secs, kib = extract()
+                ext[name].append(secs)
+                ext_peak[name].append(kib)
+            log(f"round {r + 1} extract: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in ext.items()))
     finally:
         if made and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     best = {k: {m: min(x[m] for x in v) for m in ("first_byte", "folder", "big")} for k, v in runs.items()}
-    n3, us = best["ntfs-3g"], best["rescue mount"]
-    e3, eu = min(ext["ntfs-3g"]), min(ext["rescue extract"])
+    n3, e3 = best["ntfs-3g"], min(ext["ntfs-3g"])
     big_mib = BIG_SIZE / MiB
+    loads = ", ".join(format(x["load"], ".2f") for r in range(args.rounds) for v in runs.values() for x in v[r:r + 1])
     lines = [
         f"date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, rounds {args.rounds} (best of each), "
-        f"load before each: {', '.join(format(x['load'], '.2f') for v in runs.values() for x in v)}",
+        f"load before each measurement: {loads}",
         f"folder: {nfiles} files, {fbytes / MiB:.1f} MiB; large file {big_mib:.0f} MiB; image encrypted, default level",
         "",
         "| | first byte s | folder cp -r s | folder MiB/s | large file s | large MiB/s | extract s | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| ntfs-3g (source disk) | {n3['first_byte']:.3f} | {n3['folder']:.3f} | {fbytes / MiB / n3['folder']:.0f} "
         f"| {n3['big']:.3f} | {big_mib / n3['big']:.0f} | {e3:.3f} | |",
-        f"| rescue mount / extract | {us['first_byte']:.3f} | {us['folder']:.3f} | {fbytes / MiB / us['folder']:.0f} "
-        f"| {us['big']:.3f} | {big_mib / us['big']:.0f} | {eu:.3f} | mount {max(peaks)}, extract {max(ext_peak)} |",
-        "",
     ]
-    checks = [
-        ("folder out of rescue mount <= 2x ntfs-3g", us["folder"] / n3["folder"], us["folder"] <= 2 * n3["folder"]),
-        ("rescue extract of it <= 2x ntfs-3g (mount+cp+umount)", eu / e3, eu <= 2 * e3),
-        ("large file rate >= 0.5x ntfs-3g (time ratio <= 2)", us["big"] / n3["big"], us["big"] <= 2 * n3["big"]),
-        ("first byte < 1 s", us["first_byte"], us["first_byte"] < 1.0),
-        ("memory <= 150 MiB (mount server, extract)", max(peaks + ext_peak), max(peaks + ext_peak) <= 150),
-    ]
-    for what, value, ok in checks:
-        lines.append(f"- {what}: {value:.2f} {'PASS' if ok else 'FAIL'}")
+    for who, ex in (("rescue mount", "rescue extract"), ("baseline mount", "baseline extract")):
+        if who not in best:
+            continue
+        us, eu = best[who], min(ext[ex])
+        name = "rescue (this tree)" if who == "rescue mount" else f"rescue ({args.baseline})"
+        lines.append(f"| {name} | {us['first_byte']:.3f} | {us['folder']:.3f} | {fbytes / MiB / us['folder']:.0f} "
+                     f"| {us['big']:.3f} | {big_mib / us['big']:.0f} | {eu:.3f} "
+                     f"| mount {max(peaks[who])}, extract {max(ext_peak[ex])} |")
+    lines.append("")
+    for who, ex in (("rescue mount", "rescue extract"), ("baseline mount", "baseline extract")):
+        if who not in best:
+            continue
+        us, eu = best[who], min(ext[ex])
+        peak = max(peaks[who] + ext_peak[ex])
+        lines.append(f"{'this tree' if who == 'rescue mount' else 'baseline'}:")
+        for what, value, ok in [
+            ("folder out of rescue mount <= 2x ntfs-3g", us["folder"] / n3["folder"], us["folder"] <= 2 * n3["folder"]),
+            ("rescue extract of it <= 2x ntfs-3g (mount+cp+umount)", eu / e3, eu <= 2 * e3),
+            ("large file rate >= 0.5x ntfs-3g (time ratio <= 2)", us["big"] / n3["big"], us["big"] <= 2 * n3["big"]),
+            ("first byte < 1 s", us["first_byte"], us["first_byte"] < 1.0),
+            ("memory <= 150 MiB (mount server, extract)", peak, peak <= 150),
+        ]:
+            lines.append(f"- {what}: {value:.2f} {'PASS' if ok else 'FAIL'}")
     text = "\n".join(lines)
     print(text)
     (WORK / "browse-results.md").write_text(text + "\n")
