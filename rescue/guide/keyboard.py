@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urwid
 
+from core.errors import Error
 from rescue import keymap
 
 from .app import Guide
@@ -46,9 +47,9 @@ def choose(guide: Guide, name: str) -> None:
 
     try:
         shown = keymap.load(name)
-    except Exception as e:  # noqa: BLE001 - an Error's words, or loadkeys' failure, shown as they are
-        message = getattr(e, "message", str(e))
-        lines = texts("The layout was not loaded:", style="error") + texts(message)
+    except (Error, OSError) as e:  # the refusal's words (unknown name, loadkeys failed) as they are
+        lines = texts("The layout was not loaded:", style="error")
+        lines += texts(e.message if isinstance(e, Error) else str(e))
         guide.show(frame(TITLE, menu(lines, [("Back", lambda: start(guide))])), lambda: start(guide))
         return
     lines = texts(f"Keyboard layout: {shown}.", "",
