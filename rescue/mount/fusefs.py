@@ -255,9 +255,8 @@ class Storer:
             if self._enabled:
                 try:
                     self._store(*item)
-                except OSError as e:  # ENOSYS: a kernel without it; anything else: stop trying
-                    self._enabled = False
-                    log.info("not storing decoded chunks in the page cache: %s", e)
+                except Exception:  # noqa: BLE001 - a damaged table block: the read that needs it reports it
+                    pass
 
     def _store(self, ref: int, number: int, data: bytes, near: int) -> None:
         fs = self.fs
@@ -272,9 +271,16 @@ class Storer:
         mem = memoryview(data)
         for inode in list(fs._opened):
             e = fs.items[inode - RAW_BASE]
-            for lo, n, at in runs:
-                a, b = max(lo, e.start), min(lo + n, e.start + e.size)
-                if a < b and self._enabled:
-                    # pyfuse3 takes any buffer (its stub says bytes): a view of the chunk, not a copy.
-                    pyfuse3.notify_store(inode, a - e.start, mem[at + a - lo:at + b - lo])  # type: ignore[arg-type]
-                    self.stored += b - a
+            try:
+                for lo, n, at in runs:
+                    a, b = max(lo, e.start), min(lo + n, e.start + e.size)
+                    if a < b and self._enabled:
+                        # pyfuse3 takes any buffer (its stub says bytes): a view of the chunk, not a copy.
+                        pyfuse3.notify_store(inode, a - e.start, mem[at + a - lo:at + b - lo])  # type: ignore[arg-type]
+                        self.stored += b - a
+            except OSError as err:
+                if err.errno == errno.ENOSYS:  # a kernel without it: stop trying
+                    self._enabled = False
+                    log.info("not storing decoded chunks in the page cache: %s", err)
+                else:  # ENOENT: the kernel forgot the file since it was opened; its next open adds it again
+                    fs._opened.discard(inode)
