@@ -112,7 +112,7 @@ class DiskView:
     def prefetch(self, offset: int) -> None:
         """Start decoding the chunk that holds disk byte ``offset`` in a background thread, unless it is
         cached, being decoded, or another prefetch is running: one at a time keeps memory bounded (one
-        chunk in flight) and never competes with more than one of the readers' own decodes."""
+        chunk in flight) and adds at most one decode to the readers' own."""
         if not 0 <= offset < self.size:
             return
         first = next(resolved(self.chain.manifests, offset, offset + 1), None)

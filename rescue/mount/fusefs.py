@@ -47,7 +47,7 @@ TIMEOUT = 3600.0
 # Sequential streams: a read that starts where a recent one ended, or up to SEQ_GAP after (the kernel
 # asks only for what its page cache lacks, and `Storer` fills it a chunk at a time), continues its stream.
 # Once a stream spans SEQ_RUN bytes, the chunk PREFETCH_AHEAD bytes past each of its reads is decoded in
-# the background: a 4 MiB chunk takes ~7 ms to decode (bench/browse.py), so the stream reaches it ready
+# the background: a 4 MiB chunk takes ~8 ms to decode (bench/RESULTS.md, Browsing), so the stream reaches it ready
 # instead of waiting. Shorter runs (small files) get no prefetch: their next read is usually elsewhere.
 SEQ_RUN = 4 << 20
 SEQ_GAP = 4 << 20
