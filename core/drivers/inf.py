@@ -4,7 +4,14 @@ Read: ``[Version]`` (Signature, Class, ClassGUID, CatalogFile), ``[Manufacturer]
 sections with their target decorations (``NTamd64``, ``NTx86.6.1``, ...), hardware ids, the DDInstall
 section (with its platform extension) and its ``.Services`` section, ``AddService`` with its
 service-install section (ServiceType, StartType, ErrorControl, ServiceBinary, LoadOrderGroup),
-``CopyFiles``, ``DestinationDirs``, ``SourceDisksFiles``, ``[Strings]`` (``%key%``) and ``%DIRID%``.
+``CopyFiles``, ``DestinationDirs``, ``SourceDisksFiles``, ``[Strings]`` (``%key%``) and ``%DIRID%``, and
+``Include``/``Needs`` in the DDInstall and ``.Services`` sections: an INF may take sections from another
+INF (usually one of Windows' own, such as mshdc.inf). The included INF is looked up by a resolver (beside
+the INF by default; `rescue adapt` looks through the whole ``--drivers`` folder); one that is not there is
+an error naming it, never skipped. A needed section is processed as the section that names it would be:
+its CopyFiles (resolved in its own INF: DestinationDirs, SourceDisksFiles, Strings) with the DDInstall
+section, its AddService entries with the ``.Services`` section. Needs do not nest (Microsoft's DDInstall
+reference says so), so a Needs inside a needed section is an error.
 
 The syntax follows Microsoft's "General syntax rules for INF files" (named in BOOT.md): ``;`` starts a
 comment outside quotes, ``\\`` at the end of a line continues it, ``""`` inside quotes is one quote,
@@ -17,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import FormatError
 
@@ -72,6 +80,10 @@ class DriverChoice:
     class_guid: str
     services: list[ServiceInstall] = field(default_factory=list)
     files: list[tuple[str, Path]] = field(default_factory=list)  # (name in \Windows\System32\drivers, source)
+    # Files an included INF (a Windows INF: Include=) copies that are not beside it: Windows' own files,
+    # which must already be in \Windows\System32\drivers. (name, the included INF's file name)
+    system_files: list[tuple[str, str]] = field(default_factory=list)
+    included: list[Path] = field(default_factory=list)  # the INFs Include= named, as resolved
     skipped_files: list[str] = field(default_factory=list)  # files for other folders (not needed at boot)
 
     @property
@@ -301,14 +313,18 @@ def _unquote(text: str, inf: Inf, number: int) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """What the driver must run on: ``arch`` "x86" or "amd64", Windows ``version`` (6, 1) for 7."""
+    """What the driver must run on: ``arch`` "x86" or "amd64", Windows ``version`` (6, 1) for 7, and its
+    ``build`` number when known (a decoration naming a build applies only when the build is known)."""
 
     arch: str
     version: tuple[int, int]
+    build: int | None = None
 
 
-def _decoration_rank(decoration: str, target: Target, inf: Inf, number: int) -> tuple[int, int, int] | None:
-    """How well ``NT[arch][.major[.minor[...]]]`` fits ``target`` (higher is better), None if it does not."""
+def _decoration_rank(decoration: str, target: Target, inf: Inf, number: int) -> tuple[int, int, int, int] | None:
+    """How well ``NT[arch][.major[.minor[.type[.suite[.build]]]]]`` fits ``target`` (higher is better), None if
+    it does not. Product type and suite mask (workstation/server) are not told by the SYSTEM hive, so they do
+    not rank; a build number applies only to a Windows whose build is known and not older."""
     parts = decoration.split(".")
     head = parts[0].lower()
     if not head.startswith("nt"):
@@ -318,14 +334,19 @@ def _decoration_rank(decoration: str, target: Target, inf: Inf, number: int) -> 
         raise inf.error(number, f"unknown architecture in decoration {decoration!r}")
     if arch and arch != target.arch:
         return None
+    if len(parts) > 6:
+        raise inf.error(number, f"decoration {decoration!r} has more than NTarch.major.minor.type.suite.build")
     try:
         nums = [int(p, 0) if p else 0 for p in parts[1:3]]
+        build = int(parts[5], 0) if len(parts) == 6 and parts[5] else 0
     except ValueError:
         raise inf.error(number, f"bad OS version in decoration {decoration!r}") from None
     version = (nums + [0, 0])[:2]
     if (version[0], version[1]) > target.version:
         return None
-    return (1 if arch else 0, version[0], version[1])  # a bare "NT" is for every architecture
+    if build and (target.build is None or build > target.build):
+        return None
+    return (1 if arch else 0, version[0], version[1], build)  # a bare "NT" is for every architecture
 
 
 def models_for(inf: Inf, target: Target) -> list[tuple[str, str]]:
@@ -351,7 +372,21 @@ def models_for(inf: Inf, target: Target) -> list[tuple[str, str]]:
 # --- the device's install ----------------------------------------------------------------------------
 
 
-def find_device(inf: Inf, target: Target, ids: list[str]) -> DriverChoice | None:
+# Given the name an Include= entry gives (``mshdc.inf``), the INF naming it and its line: the included Inf.
+Resolver = Callable[[str, Inf, int], Inf]
+
+
+def beside(name: str, inf: Inf, number: int) -> Inf:
+    """The default `Resolver`: the included INF in the same folder as ``inf`` (names case-insensitive)."""
+    folder = inf.path.parent
+    match = next((c for c in sorted(folder.iterdir()) if c.name.lower() == name.lower() and c.is_file()), None)
+    if match is None:
+        raise inf.error(number, f"Include={name}: {name} is not in {folder}; it is needed to install this "
+                                f"driver (a Windows INF: copy it from \\Windows\\INF of the same Windows there)")
+    return Inf(match)
+
+
+def find_device(inf: Inf, target: Target, ids: list[str], include: Resolver = beside) -> DriverChoice | None:
     """The model of ``inf`` for the first (most specific) of ``ids`` (``PCI\\VEN_...``), or None."""
     wanted = [i.upper() for i in ids]
     best: tuple[int, str, str, str, int] | None = None
@@ -369,7 +404,7 @@ def find_device(inf: Inf, target: Target, ids: list[str]) -> DriverChoice | None
     if best is None:
         return None
     _, description, install, section, number = best
-    return _install(inf, target, description, wanted[best[0]], section, install, number)
+    return _install(inf, target, description, wanted[best[0]], section, install, number, include)
 
 
 def _install_section(inf: Inf, target: Target, install: str, number: int) -> str:
@@ -379,17 +414,94 @@ def _install_section(inf: Inf, target: Target, install: str, number: int) -> str
     raise inf.error(number, f"install section [{install}] is missing")
 
 
+# Include= names a few Windows INFs at most; more in one section is not a driver INF we should follow.
+MAX_INCLUDES = 16
+
+
+def _includes(inf: Inf, section: str, include: Resolver, cache: dict[str, Inf]) -> list[Inf]:
+    """The INFs the ``Include=`` entries of ``section`` name, resolved (each once per driver)."""
+    out: list[Inf] = []
+    for line in inf.sections.get(section.lower(), []):
+        if line.key is None or line.key.lower() != "include":
+            continue
+        for item in line.fields:
+            name = inf.expand(item, line.number).strip()
+            if not name:
+                continue
+            if any(c in name for c in "\\/:") or name in (".", "..") or not name.lower().endswith(".inf"):
+                raise inf.error(line.number, f"Include={name!r} is not the plain name of an .inf file")
+            got = cache.get(name.lower())
+            if got is None:
+                got = cache[name.lower()] = include(name, inf, line.number)
+            if got not in out:
+                out.append(got)
+            if len(out) > MAX_INCLUDES:
+                raise inf.error(line.number, f"[{section}] includes more than {MAX_INCLUDES} INF files")
+    return out
+
+
+def _with_needs(inf: Inf, section: str, includes: list[Inf]) -> list[tuple[Inf, str]]:
+    """``section`` of ``inf`` and then each section its ``Needs=`` names, with the INF that holds it.
+
+    A needed section is looked up in the INF itself and in the included ones; a name found in more than
+    one of them is refused rather than one picked. Needs do not nest.
+    """
+    out = [(inf, section)]
+    for line in inf.sections.get(section.lower(), []):
+        if line.key is None or line.key.lower() != "needs":
+            continue
+        for item in line.fields:
+            name = inf.expand(item, line.number).strip()
+            if not name:
+                continue
+            holders = [i for i in [inf, *includes] if name.lower() in i.sections]
+            if not holders:
+                where = ", ".join(i.path.name for i in includes) if includes else "no INF (no Include= names one)"
+                raise inf.error(line.number, f"Needs={name}: section [{name}] is in neither {inf.path.name} nor "
+                                             f"the included {where}")
+            if len(holders) > 1:
+                raise inf.error(line.number, f"Needs={name}: section [{name}] is in both {holders[0].path.name} "
+                                             f"and {holders[1].path.name}")
+            holder = holders[0]
+            nested = next((x for x in holder.sections[name.lower()] if x.key and x.key.lower() == "needs"), None)
+            if nested is not None:
+                raise holder.error(nested.number, f"[{name}] (named by Needs= in {inf.path.name} line {line.number}) "
+                                                  "has a Needs= itself: Needs do not nest")
+            if (holder, name.lower()) not in [(h, n.lower()) for h, n in out]:
+                out.append((holder, name))
+    return out
+
+
 def _install(inf: Inf, target: Target, description: str, hwid: str, models: str, install: str,
-             number: int) -> DriverChoice:
+             number: int, include: Resolver = beside) -> DriverChoice:
     section = _install_section(inf, target, install, number)
     choice = DriverChoice(inf.path, description, hwid, models, section,
                           inf.version_field("Class"), inf.version_field("ClassGUID"))
-    services = inf.sections.get(f"{section}.services".lower())
-    if services is None:
+    services = f"{section}.services".lower()
+    if services not in inf.sections:
         raise inf.error(number, f"[{section}.Services] is missing: no driver service to install")
-    for line in services:
+    cache: dict[str, Inf] = {}
+    install_includes = _includes(inf, section, include, cache)
+    # Windows appends an included INF to the one being installed, so what the DDInstall section includes
+    # is there for its .Services section too.
+    service_includes = install_includes + [i for i in _includes(inf, services, include, cache)
+                                           if i not in install_includes]
+    choice.included = [i.path for i in service_includes]
+    for holder, sect_name in _with_needs(inf, services, service_includes):
+        _services(holder, sect_name, choice)
+    if choice.function_service is None:
+        raise inf.error(inf.section_lines[services],
+                        f"[{section}.Services] has no AddService with flag 0x2 (the device's driver)")
+    for holder, sect_name in _with_needs(inf, section, install_includes):
+        _files(holder, target, sect_name, choice, own=holder is inf)
+    return choice
+
+
+def _services(inf: Inf, section: str, choice: DriverChoice) -> None:
+    """The AddService entries of ``section`` (a DDInstall.Services section, or one its Needs= names)."""
+    for line in inf.sections[section.lower()]:
         if line.key is None or line.key.lower() != "addservice":
-            continue  # DelService, Include/Needs: nothing a boot driver needs offline
+            continue  # DelService, Include/Needs (handled by the caller): nothing a boot driver needs offline
         if len(line.fields) < 3 or not line.fields[0]:
             raise inf.error(line.number, "AddService is: name, flags, service-install-section[, ...]")
         flags_text = inf.expand(line.fields[1] or "0", line.number)
@@ -407,15 +519,12 @@ def _install(inf: Inf, target: Target, description: str, hwid: str, models: str,
         if not name or any(c in name for c in "\\/") or len(name) > 255:
             # the name becomes a registry key under Services: it may not reach any other key
             raise inf.error(line.number, f"AddService name {name!r} is not a plain service name")
+        if any(s.name.lower() == name.lower() for s in choice.services):
+            raise inf.error(line.number, f"service {name} is added twice (here and by an earlier AddService)")
         choice.services.append(ServiceInstall(
             name, flags, inf.number(sect, "ServiceType"),
             inf.number(sect, "StartType"), inf.number(sect, "ErrorControl"), binary[0],
             group[0] if group else None))
-    if choice.function_service is None:
-        raise inf.error(inf.section_lines[f"{section}.services".lower()],
-                        f"[{section}.Services] has no AddService with flag 0x2 (the device's driver)")
-    _files(inf, target, section, choice)
-    return choice
 
 
 def _dest_dirid(inf: Inf, copy_section: str) -> int:
@@ -430,7 +539,9 @@ def _dest_dirid(inf: Inf, copy_section: str) -> int:
     return int(dirid)
 
 
-def _files(inf: Inf, target: Target, section: str, choice: DriverChoice) -> None:
+def _files(inf: Inf, target: Target, section: str, choice: DriverChoice, own: bool = True) -> None:
+    """The CopyFiles of ``section``; ``own`` False for a section of an included INF, whose files not beside
+    it are Windows' own (an included INF is a Windows INF) and must be on the Windows already."""
     for line in inf.section(section):
         if line.key is None or line.key.lower() != "copyfiles":
             continue
@@ -449,11 +560,19 @@ def _files(inf: Inf, target: Target, section: str, choice: DriverChoice) -> None
                 if dirid != DRIVERS_DIRID:
                     choice.skipped_files.append(name)
                     continue
-                choice.files.append((name, _source(inf, target, name, line.number)))
+                if any(n.lower() == name.lower() for n, _ in choice.files) or \
+                        any(n.lower() == name.lower() for n, _ in choice.system_files):
+                    continue  # the same file named again (by a needed section too): copied once
+                src = _source(inf, target, name, line.number, required=own)
+                if src is None:
+                    choice.system_files.append((name, inf.path.name))
+                else:
+                    choice.files.append((name, src))
 
 
-def _source(inf: Inf, target: Target, name: str, number: int) -> Path:
-    """Where ``name`` is beside the INF: [SourceDisksFiles(.arch)] may give a subfolder."""
+def _source(inf: Inf, target: Target, name: str, number: int, required: bool = True) -> Path | None:
+    """Where ``name`` is beside the INF: [SourceDisksFiles(.arch)] may give a subfolder. None when it is
+    not there and not ``required``."""
     sub = ""
     for sect in (f"SourceDisksFiles.{target.arch}", "SourceDisksFiles"):
         got = next((x for x in inf.sections.get(sect.lower(), []) if x.key and x.key.lower() == name.lower()),
@@ -468,6 +587,8 @@ def _source(inf: Inf, target: Target, name: str, number: int) -> Path:
         match = next((c for c in sorted(folder.iterdir()) if c.name.lower() == part.lower()), None) \
             if folder.is_dir() else None
         if match is None:
+            if not required:
+                return None
             raise inf.error(number, f"{name} is not in {inf.path.parent} (needed by the driver)")
         folder = match
     if not folder.is_file():

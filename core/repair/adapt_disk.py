@@ -78,10 +78,31 @@ def choose_driver(folder: str, ctl: Controller, target: Target) -> DriverChoice:
                                 "give the folder of the one driver")
     if not infs:
         raise UsageError(detail=f"--drivers {folder} holds no .inf file")
+    by_name: dict[str, list[Path]] = {}
+    for path in infs:
+        by_name.setdefault(path.name.lower(), []).append(path)
+
+    def include(name: str, inf: Inf, number: int) -> Inf:
+        """An INF that Include= names, from anywhere in the folder: a Windows INF (mshdc.inf, pci.inf) is
+        not read from the target Windows, the user puts a copy of it beside the driver."""
+        found = by_name.get(name.lower(), [])
+        if not found:
+            raise inf.error(number, f"Include={name}: {name} is not in {folder}; it is needed to install this "
+                                    f"driver (a Windows INF: copy \\Windows\\INF\\{name} of the same Windows there)")
+        if len(found) > 1:
+            raise inf.error(number, f"Include={name}: {folder} holds {len(found)} files named {name} "
+                                    f"({found[0]}, {found[1]}): keep one")
+        return Inf(found[0])
+
     ids = ctl.ids
     best: tuple[int, DriverChoice] | None = None
     for path in infs:
-        choice = find_device(Inf(path), target, ids)
+        inf = Inf(path)
+        if inf.value("Version", "LayoutFile") is not None:
+            # only Windows' own INFs have a LayoutFile (their files are on every Windows, not beside them):
+            # one in the folder is there to be included by the driver, not installed as a driver itself
+            continue
+        choice = find_device(inf, target, ids, include)
         if choice is not None:
             rank = ids.index(choice.hardware_id) if choice.hardware_id in ids else len(ids)
             if best is None or rank < best[0]:
@@ -119,6 +140,14 @@ def _plan_files(files: Any, driver: DriverChoice, where: str) -> list[FileCopy]:
             out.append(FileCopy(name, str(src), "replace", _version_text(old_v), _version_text(new_v)))
         else:
             out.append(FileCopy(name, str(src), "keep", _version_text(old_v), _version_text(new_v)))
+    for name, inf_name in driver.system_files:
+        # a file of an included Windows INF that is not beside that INF: Windows' own driver, which a
+        # Windows that has the INF has installed; one that is missing cannot be supplied from here
+        dest = f"{DRIVERS}/{name}"
+        if not files.exists(dest):
+            raise UnsupportedError(detail=f"{name} (copied by {inf_name}, which the driver includes) is neither in "
+                                          f"the driver folder nor in {where}: give it with the driver")
+        out.append(FileCopy(name, f"{where}\\{name} (Windows' own, named by {inf_name})", "keep"))
     return out
 
 
@@ -172,7 +201,8 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
         if driver is not None:
             report.driver = {"inf": str(driver.inf), "description": driver.description,
                              "hardware_id": driver.hardware_id, "install_section": driver.install_section,
-                             "services": [s.name for s in driver.services], "class_guid": driver.class_guid}
+                             "services": [s.name for s in driver.services], "class_guid": driver.class_guid,
+                             "included": [str(p) for p in driver.included]}
             report.notes += [f"{driver.inf}: {n} is not for \\Windows\\System32\\drivers: not copied"
                              for n in driver.skipped_files]
         plan: AdaptPlan = plan_adapt(hive, ctl, driver)

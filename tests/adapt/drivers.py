@@ -158,3 +158,119 @@ def driver_folder(root: Path, *, version: tuple[int, int, int, int] = (1, 2, 3, 
         (root / sub / "exfilt.sys").write_bytes(pe_file(version, b"exfilt " + tag))
     (root / "exstor32.cat").write_bytes(b"catalog placeholder: not checked offline")
     return root
+
+
+# A stand-in for a Windows INF that driver INFs include (Windows' own mshdc.inf has this shape: a
+# LayoutFile instead of SourceDisksFiles, its files already on every Windows). Written for these tests:
+# the section and service names are our own.
+WINDOWS_HDC_INF = r"""; Stand-in for a Windows hdc INF, written for rescue's tests
+[Version]
+Signature  = "$Windows NT$"
+Class      = hdc
+ClassGuid  = {4D36E96A-E325-11CE-BFC1-08002BE10318}
+Provider   = %MS%
+LayoutFile = layout.inf
+
+[DestinationDirs]
+DefaultDestDir = 12
+
+[Manufacturer]
+%STD% = Std_Models, NTx86, NTamd64
+
+[Std_Models.NTx86]
+%AHCI_DESC% = stdahci_Inst, PCI\CC_010601
+
+[Std_Models.NTamd64]
+%AHCI_DESC% = stdahci_Inst, PCI\CC_010601
+
+[stdahci_Inst]
+CopyFiles = @stdahci.sys
+
+[stdahci_Inst.Services]
+AddService = stdahci, %SPSVCINST_ASSOCSERVICE%, stdahci_Service_Inst
+
+[stdahci_Service_Inst]
+ServiceType    = 1
+StartType      = 0
+ErrorControl   = 3
+ServiceBinary  = %12%\stdahci.sys
+LoadOrderGroup = SCSI Miniport
+
+[Strings]
+MS        = "Stand-in Windows"
+STD       = "(Standard disk controllers)"
+AHCI_DESC = "Standard SATA AHCI Controller"
+SPSVCINST_ASSOCSERVICE = 0x00000002
+"""
+
+# A vendor's AHCI driver that is a filter over the Windows AHCI driver: its DDInstall and .Services
+# sections take the Windows INF's sections with Include=/Needs= and add the filter's own file and service.
+AHCI_FILTER_INF = r"""; ExampleAHCI filter driver: written for rescue's tests in the shape of a vendor INF
+[Version]
+Signature   = "$WINDOWS NT$"
+Class       = hdc
+ClassGUID   = {4D36E96A-E325-11CE-BFC1-08002BE10318}
+Provider    = %PROVIDER%
+CatalogFile = exahci.cat
+DriverVer   = 06/01/2016,2.0.0.1
+
+[SourceDisksNames]
+1 = %DISK%,,,
+
+[SourceDisksFiles]
+exahcf.sys = 1
+
+[DestinationDirs]
+DefaultDestDir = 12
+
+[Manufacturer]
+%VENDOR% = ExAhci, NTx86, NTamd64
+
+[ExAhci.NTx86]
+%DESC% = ExAhci_Inst, PCI\VEN_8086&DEV_2922
+
+[ExAhci.NTamd64]
+%DESC% = ExAhci_Inst, PCI\VEN_8086&DEV_2922
+
+[ExAhci_Inst]
+Include   = %HDC_INF%
+Needs     = stdahci_Inst
+CopyFiles = ExAhci_Files
+
+[ExAhci_Inst.Services]
+Include    = %HDC_INF%
+Needs      = stdahci_Inst.Services
+AddService = exahcf, , exahcf_Service_Inst
+
+[ExAhci_Files]
+exahcf.sys
+
+[exahcf_Service_Inst]
+ServiceType    = 1
+StartType      = 0
+ErrorControl   = 1
+ServiceBinary  = %12%\exahcf.sys
+LoadOrderGroup = "PnP Filter"
+
+[Strings]
+PROVIDER = "Example Storage"
+VENDOR   = "Example Storage Inc."
+DESC     = "Example AHCI Controller (filtered)"
+DISK     = "ExampleAHCI driver disk"
+HDC_INF  = "exhdc.inf"
+"""
+
+AHCI_FILTER_VEN, AHCI_FILTER_DEV = 0x8086, 0x2922
+
+
+def filter_folder(root: Path, *, with_windows_inf: bool = True) -> Path:
+    """A driver folder with the filter's INF and .sys and, when asked, the Windows INF it includes (in a
+    subfolder of its own, as a user would put a copy of it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "exahci.inf").write_text(AHCI_FILTER_INF.replace("\n", "\r\n"), encoding="cp1252")
+    (root / "exahcf.sys").write_bytes(pe_file((2, 0, 0, 1), b"exahcf"))
+    if with_windows_inf:
+        (root / "windows").mkdir(exist_ok=True)
+        (root / "windows" / "exhdc.inf").write_bytes(b"\xff\xfe" + WINDOWS_HDC_INF.replace("\n", "\r\n")
+                                                     .encode("utf-16-le"))
+    return root
