@@ -8,8 +8,20 @@ controller's kind (`adapt_table`), the non-zero values of their ``StartOverride`
 touched. `apply_edits` writes the plan through `HiveWriter`.
 
 What the hive tells about the Windows (no SOFTWARE hive needed): a ``DriverDatabase`` key at the root
-exists from Windows 8 on (Windows 7 has ``CriticalDeviceDatabase`` instead), and
+exists from Windows 8 on (Windows 7 has ``CriticalDeviceDatabase`` instead), its ``Version`` value is the
+Windows version (0x06030000 on the Windows 8.1 sample, 0x0A000000 on the Windows 10 one), and
 ``Control\\Session Manager\\Environment\\PROCESSOR_ARCHITECTURE`` is ``x86`` or ``AMD64``.
+
+A driver from ``--drivers`` on Windows 8 and later: its files and service keys are written as on Windows 7
+(the device's service with ``Start=0`` and, should the key exist already, its ``StartOverride`` values 0).
+What differs is how Windows finds the driver of a controller it has not seen: Windows 8 and later have no
+CriticalDeviceDatabase; the kernel matches the device's ids against the driver store, whose index is the
+``DriverDatabase`` key of this hive (``DeviceIds\\<id>`` has a value per INF that serves the id) and whose
+files are in ``\\Windows\\System32\\DriverStore``. Writing that store offline is what DISM does; its
+registry form is not documented, so adapt does not imitate it. It reads it instead: when no INF of the
+store serves any of the controller's ids, the plan says (as a problem, exit 102) that Windows will not find
+the driver and how to add it to the store; when one does, the plan names it (that driver is the one
+Windows will use for the controller).
 """
 
 from __future__ import annotations
@@ -36,14 +48,19 @@ class WindowsInfo:
     family: str  # "7" (Windows 7, also Vista) or "8+" (Windows 8 and later)
     arch: str | None  # "x86", "amd64", or None when the hive does not say
     control_sets: tuple[str, ...]
+    version: tuple[int, int] | None = None  # Windows 8+: from DriverDatabase\Version, None when absent or odd
 
     @property
     def target(self) -> Target:
-        """What an INF's decorations are matched against (Windows 8+ as 6.2: the oldest it can be)."""
+        """What an INF's decorations are matched against: 6.1 for Windows 7; for Windows 8 and later the
+        version DriverDatabase names, else 6.2 (the oldest it can be). The build number is not in the
+        SYSTEM hive, so a decoration that names one does not apply."""
         if self.arch is None:
             raise UnsupportedError(detail="the SYSTEM hive names no processor architecture "
                                           "(Session Manager\\Environment\\PROCESSOR_ARCHITECTURE): cannot pick a driver")
-        return Target(self.arch, (6, 1) if self.family == "7" else (6, 2))
+        if self.family == "7":
+            return Target(self.arch, (6, 1))
+        return Target(self.arch, self.version or (6, 2))
 
 
 @dataclass(frozen=True)
@@ -90,13 +107,21 @@ def windows_info(hive: Hive) -> WindowsInfo:
             sets.append(cs)
     if not sets:
         raise FormatError(what=f"hive {hive.name}", detail="Select names no control set")
-    family = "8+" if hive.find("DriverDatabase") is not None else "7"
+    database = hive.find("DriverDatabase")
+    family = "8+" if database is not None else "7"
+    version = None
+    dv = database.value("Version") if database is not None else None
+    if dv is not None and dv.type == RegType.DWORD and isinstance(dv.value, int):
+        major, minor = dv.value >> 24, dv.value >> 16 & 0xFF
+        # 6.2 (Windows 8) .. 10.0 (Windows 10 and 11); anything else is not a version we know the meaning of
+        if (6, 2) <= (major, minor) <= (10, 0) and dv.value & 0xFFFF == 0:
+            version = (major, minor)
     arch = None
     env = hive.find(f"{sets[0]}\\Control\\Session Manager\\Environment")
     v = env.value("PROCESSOR_ARCHITECTURE") if env is not None else None
     if v is not None and isinstance(v.value, str):
         arch = ARCHES.get(v.value.strip().lower())
-    return WindowsInfo(family, arch, tuple(sets))
+    return WindowsInfo(family, arch, tuple(sets), version)
 
 
 class _Planner:
@@ -135,6 +160,9 @@ class _Planner:
         path = existing.path if existing is not None else path
         self.set(path, "Type", RegType.DWORD, svc.service_type)
         self.set(path, "Start", RegType.DWORD, 0 if boot else svc.start_type)
+        if boot and existing is not None:
+            # Windows 8 and later: a StartOverride left from an earlier install would disable it again
+            self.start_boot(cs, existing.name)
         self.set(path, "ErrorControl", RegType.DWORD, svc.error_control)
         self.set(path, "ImagePath", RegType.EXPAND_SZ, svc.binary)
         if svc.group:
@@ -217,10 +245,46 @@ def plan_adapt(hive: Hive, ctl: Controller, driver: DriverChoice | None = None) 
     if not found_any and driver is None:
         raise UnsupportedError(detail=f"this Windows has none of the inbox {kind.name} drivers "
                                       f"({', '.join(inbox)}): give its driver with --drivers DIR")
-    if info.family != "7" and driver is not None:
-        plan.notes.append("Windows 8 and later also look for a new boot controller's driver in their driver "
-                          "store; the service is set to start at boot, which is what this can do offline")
+    if info.family != "7":
+        _check_driver_store(hive, plan, ctl, driver)
     return plan
+
+
+def driver_store_matches(hive: Hive, ids: list[str]) -> list[tuple[str, list[str]]]:
+    """(id, INF names) for each of ``ids`` that Windows 8+'s driver store (``DriverDatabase\\DeviceIds``) serves."""
+    out = []
+    for hwid in ids:
+        key = hive.find(f"DriverDatabase\\DeviceIds\\{hwid}")
+        names = [v.name for v in key.values() if v.name] if key is not None else []
+        if names:
+            out.append((hwid, names))
+    return out
+
+
+def _check_driver_store(hive: Hive, plan: AdaptPlan, ctl: Controller, driver: DriverChoice | None) -> None:
+    """Windows 8+: whether the driver store has a driver for the controller (see the module docstring)."""
+    ids = ctl.ids
+    if driver is not None and driver.hardware_id not in ids:
+        ids = [driver.hardware_id, *ids]
+    found = driver_store_matches(hive, ids)
+    detected = ctl.vendor is not None and ctl.device is not None
+    if found:
+        hwid, infs = found[0]
+        plan.notes.append(f"the driver store of this Windows serves {hwid} with {', '.join(infs)}: Windows uses "
+                          "that driver for the controller" + (f" (the one from --drivers, {driver.inf.name}, is "
+                                                              "installed beside it)" if driver is not None else ""))
+        return
+    if not detected and driver is None:
+        plan.notes.append("the controller's PCI ids are unknown (--controller without detection): whether this "
+                          "Windows' driver store has a driver for it was not checked")
+        return
+    fs = driver.function_service if driver is not None else None
+    plan.problems.append(
+        f"no driver in this Windows' driver store serves {ids[0]}, and Windows 8 and later find a new boot "
+        "controller's driver only there (not through services alone), which adapt does not write"
+        + (f": {fs.name} is installed to start at boot, but" if fs is not None else ":")
+        + " add the driver to the store too (from Windows PE: dism /image:W:\\ /add-driver /driver:DIR), "
+        "or Windows will stop with 0x7B")
 
 
 def _plan_cdd(hive: Hive, p: _Planner, cs: str, kind: Kind, ctl: Controller, driver: DriverChoice | None) -> None:

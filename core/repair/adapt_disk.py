@@ -147,7 +147,7 @@ def _plan_files(files: Any, driver: DriverChoice, where: str) -> list[FileCopy]:
         if not files.exists(dest):
             raise UnsupportedError(detail=f"{name} (copied by {inf_name}, which the driver includes) is neither in "
                                           f"the driver folder nor in {where}: give it with the driver")
-        out.append(FileCopy(name, f"{where}\\{name} (Windows' own, named by {inf_name})", "keep"))
+        out.append(FileCopy(name, f"this Windows (its own driver, copied by {inf_name})", "keep"))
     return out
 
 
@@ -196,7 +196,8 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
         raise
     with stack:
         info = windows_info(hive)
-        report.windows = {"family": info.family, "arch": info.arch, "control_sets": list(info.control_sets)}
+        report.windows = {"family": info.family, "arch": info.arch, "control_sets": list(info.control_sets),
+                          "version": ".".join(map(str, info.version)) if info.version else None}
         driver = choose_driver(drivers, ctl, info.target) if drivers else None
         if driver is not None:
             report.driver = {"inf": str(driver.inf), "description": driver.description,

@@ -29,16 +29,19 @@ def print_adapt(report: AdaptReport, as_json: bool, *, preview: bool = False) ->
                + (f", PCI {c['pci_address']}" if c.get("pci_address") else "") + f"{ids})")
     if report.windows:
         w = report.windows
-        click.echo(f"Windows on partition {report.windows_partition}: Windows {w['family']} {w['arch'] or '?'}, "
-                   f"control sets {', '.join(w['control_sets'])}")
+        version = f" ({w['version']})" if w.get("version") else ""
+        click.echo(f"Windows on partition {report.windows_partition}: Windows {w['family']}{version} "
+                   f"{w['arch'] or '?'}, control sets {', '.join(w['control_sets'])}")
     if report.driver:
         d = report.driver
         click.echo(f"driver: {d['description']} ({d['hardware_id']}) from {d['inf']}, services "
-                   f"{', '.join(d['services'])}")
+                   f"{', '.join(d['services'])}"
+                   + (f", with sections of {', '.join(d['included'])}" if d.get("included") else ""))
     verb = "would" if report.dry_run else "did"
     for f in report.files:
         what = {"copy": "copy", "replace": "replace (older there)", "keep": "keep the file there"}[f.action]
-        versions = f" (there {f.old_version or 'none'}, new {f.new_version or 'none'})" if f.action != "copy" else ""
+        versions = f" (there {f.old_version or 'none'}, new {f.new_version or 'none'})" \
+            if f.action != "copy" and (f.old_version or f.new_version) else ""
         click.echo(f"  {verb} {what}: \\Windows\\System32\\drivers\\{f.name} from {f.source}{versions}")
     for ch in report.changes:
         old = "(absent)" if ch["old"] is None else repr(ch["old"])

@@ -23,7 +23,7 @@ from core.regf.hive import Hive
 from core.regf.values import RegType
 from core.regf.writer import HiveWriter
 from core.repair.adapt import HiveEdit
-from tests.adapt.drivers import driver_folder
+from tests.adapt.drivers import AHCI_FILTER_INF, WINDOWS_HDC_INF, driver_folder, filter_folder
 from tests.adapt.hive_diff import assert_only_edits, dump
 from tests.conftest import need_root_tools
 from tests.ntfs3g import mounted_ntfs
@@ -71,7 +71,8 @@ def test_adapt_ahci_dry_run_write_and_refusals(tmp_path: Path) -> None:
     assert r.returncode == 6 and "no inbox NVMe driver: give one with --drivers DIR" in r.stderr, r.stderr
     rc, rep = rescue_json("adapt", str(info.path), "--controller", "ahci", "--dry-run")
     assert rc == 0 and rep["dry_run"] and rep["controller"]["kind"] == "ahci", rep
-    assert rep["windows"] == {"family": "7", "arch": None, "control_sets": ["ControlSet001", "ControlSet002"]}
+    assert rep["windows"] == {"family": "7", "arch": None, "control_sets": ["ControlSet001", "ControlSet002"],
+                              "version": None}
     assert {(x["key"], x["value"], x["old"], x["new"]) for x in rep["changes"]} == {
         ("ControlSet001\\Services\\msahci", "Start", 3, 0), ("ControlSet002\\Services\\msahci", "Start", 3, 0)}
     assert _sha(info.path) == sha  # the dry run wrote nothing
@@ -160,6 +161,40 @@ def test_nvme_driver_from_folder_never_over_a_newer_file(tmp_path: Path) -> None
     rc, rep = rescue_json("adapt", str(info.path), "--controller", "nvme", "--drivers", str(newer), "--yes")
     assert rc == 0 and {f["action"] for f in rep["files"]} == {"replace"}, rep
     assert any("drivers\\exstor.sys.rescue-bak-" in b for b in rep["backups"]), rep["backups"]
+
+
+def test_included_windows_inf_its_file_must_be_on_the_windows(tmp_path: Path) -> None:
+    """A filter driver whose INF takes the AHCI install from a Windows INF (Include=/Needs=): the filter's
+    file is copied, the Windows INF's own driver is used where it is; one the Windows lacks is refused."""
+    info = _awake_disk(tmp_path)
+    c = info.part("windows")
+    _set_arch(info.path, c, "AMD64")
+    folder = filter_folder(tmp_path / "drv")
+    # named by class (--controller ahci), with the service and file of the factory's Windows (msahci)
+    (folder / "exahci.inf").write_text(AHCI_FILTER_INF.replace("PCI\\VEN_8086&DEV_2922", "PCI\\CC_010601")
+                                       .replace("stdahci", "msahci"))
+    (folder / "windows" / "exhdc.inf").write_text(WINDOWS_HDC_INF.replace("stdahci", "msahci"))
+    sys_before = read_ntfs_files(info.path, c.start, c.size, DRIVERS)["msahci.sys"]
+    rc, rep = rescue_json("adapt", str(info.path), "--controller", "ahci", "--drivers", str(folder), "--yes")
+    assert rc == 0, rep
+    assert rep["driver"]["services"] == ["exahcf", "msahci"] and rep["driver"]["included"] == [
+        str(folder / "windows" / "exhdc.inf")]
+    assert [(f["name"], f["action"]) for f in rep["files"]] == [("exahcf.sys", "copy"), ("msahci.sys", "keep")]
+    drivers = read_ntfs_files(info.path, c.start, c.size, DRIVERS)
+    assert drivers["exahcf.sys"] == (folder / "exahcf.sys").read_bytes() and drivers["msahci.sys"] == sys_before
+    hive = _system(info.path, c, tmp_path / "SYSTEM")
+    for cs in ("ControlSet001", "ControlSet002"):
+        cdd = hive_key_values(hive, f"{cs}\\Control\\CriticalDeviceDatabase\\PCI#CC_010601")
+        assert cdd is not None and cdd["Service"][1].decode("utf-16-le").rstrip("\0") == "msahci"
+        assert hive_key_values(hive, f"{cs}\\Services\\exahcf") is not None
+
+    (folder / "windows" / "exhdc.inf").write_text(WINDOWS_HDC_INF.replace("stdahci.sys", "nosuch.sys")
+                                                  .replace("stdahci", "msahci"))
+    sha = _sha(info.path)
+    r = rescue("adapt", str(info.path), "--controller", "ahci", "--drivers", str(folder), "--yes")
+    assert r.returncode == 6 and "nosuch.sys (copied by exhdc.inf, which the driver includes) is neither in the " \
+        "driver folder nor in partition" in r.stderr, r.stderr
+    assert _sha(info.path) == sha
 
 
 def test_restore_adapt_onto_blank_disk(tmp_path: Path) -> None:
