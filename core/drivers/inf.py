@@ -80,8 +80,8 @@ class DriverChoice:
     class_guid: str
     services: list[ServiceInstall] = field(default_factory=list)
     files: list[tuple[str, Path]] = field(default_factory=list)  # (name in \Windows\System32\drivers, source)
-    # Files an included INF (a Windows INF: Include=) copies that are not beside it: Windows' own files,
-    # which must already be in \Windows\System32\drivers. (name, the included INF's file name)
+    # Files a Windows INF (one the driver includes) copies that are not beside it: Windows' own files,
+    # which must already be in \Windows\System32\drivers. (name, that INF's file name)
     system_files: list[tuple[str, str]] = field(default_factory=list)
     included: list[Path] = field(default_factory=list)  # the INFs Include= named, as resolved
     skipped_files: list[str] = field(default_factory=list)  # files for other folders (not needed at boot)
@@ -244,6 +244,15 @@ class Inf:
             raise self.error(self.section_lines.get("version", 0), "no [Version] Signature (not a driver INF)")
         if sig[0].lower() not in ("$windows nt$", "$chicago$"):
             raise self.error(sig[1], f"Signature {sig[0]!r} is neither $Windows NT$ nor $Chicago$")
+
+    @property
+    def is_windows_inf(self) -> bool:
+        """Whether this is one of Windows' own INFs: those name a ``LayoutFile`` (layout.inf lists where
+        their files come from; they are on every Windows) and never a ``CatalogFile`` (Microsoft's INF
+        Version section reference), which a driver package has beside it."""
+        version = self.sections.get("version", [])
+        keys = {line.key.lower() for line in version if line.key}
+        return "layoutfile" in keys and not any(k.startswith("catalogfile") for k in keys)
 
     def version_field(self, key: str, arch: str | None = None) -> str:
         """A [Version] value, the ``key.NT<arch>`` form first when ``arch`` is given ("" when absent)."""
@@ -493,7 +502,7 @@ def _install(inf: Inf, target: Target, description: str, hwid: str, models: str,
         raise inf.error(inf.section_lines[services],
                         f"[{section}.Services] has no AddService with flag 0x2 (the device's driver)")
     for holder, sect_name in _with_needs(inf, section, install_includes):
-        _files(holder, target, sect_name, choice, own=holder is inf)
+        _files(holder, target, sect_name, choice, own=not holder.is_windows_inf)
     return choice
 
 
@@ -540,8 +549,9 @@ def _dest_dirid(inf: Inf, copy_section: str) -> int:
 
 
 def _files(inf: Inf, target: Target, section: str, choice: DriverChoice, own: bool = True) -> None:
-    """The CopyFiles of ``section``; ``own`` False for a section of an included INF, whose files not beside
-    it are Windows' own (an included INF is a Windows INF) and must be on the Windows already."""
+    """The CopyFiles of ``section``; ``own`` False for a Windows INF (usually an included one), whose files
+    not beside it are Windows' own and must be on the Windows already. A driver package's files must be
+    beside its INF, an included one's too."""
     for line in inf.section(section):
         if line.key is None or line.key.lower() != "copyfiles":
             continue

@@ -98,9 +98,9 @@ def choose_driver(folder: str, ctl: Controller, target: Target) -> DriverChoice:
     best: tuple[int, DriverChoice] | None = None
     for path in infs:
         inf = Inf(path)
-        if inf.value("Version", "LayoutFile") is not None:
-            # only Windows' own INFs have a LayoutFile (their files are on every Windows, not beside them):
-            # one in the folder is there to be included by the driver, not installed as a driver itself
+        if inf.is_windows_inf:
+            # its files are on every Windows, not beside it: a copy in the folder is there to be included
+            # by the driver (Include=), not installed as a driver itself
             continue
         choice = find_device(inf, target, ids, include)
         if choice is not None:

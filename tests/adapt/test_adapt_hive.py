@@ -1,9 +1,10 @@
 """`plan_adapt` on the real SYSTEM samples (copies): exactly the intended values change, checked by hivex.
 
 Windows 7 SP1 x86 (``regipy_SYSTEM``, with its CriticalDeviceDatabase) for every controller kind, and
-Windows 10 (``regipy_SYSTEM_2``, marked clean on a copy since its logs are absent) for storahci and
-stornvme with their StartOverride subkeys. The whole hive is dumped by hivex before and after, and
-the difference must be the plan's edits, no more and no less.
+Windows 8.1 (``regipy_SYSTEM_2``: its DriverDatabase says 6.3; marked clean on a copy since its logs are
+absent) and Windows 10 (``dirty/regipy_SYSTEM_B``) for storahci and stornvme with their StartOverride
+subkeys (drivers from a folder on Windows 8 and later: test_adapt_win8.py). The whole hive is dumped by
+hivex before and after, and the difference must be the plan's edits, no more and no less.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def win7(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dump]:
 
 
 @pytest.fixture(scope="module")
-def win10(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = _sample(tmp_path_factory.mktemp("w10"), "regipy_SYSTEM_2.xz")
+def win81(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = _sample(tmp_path_factory.mktemp("w81"), "regipy_SYSTEM_2.xz")
     make_clean(path)  # test-only: the sample is dirty and its logs are not part of it
     return path
 
@@ -71,11 +72,11 @@ def _sets(plan: AdaptPlan, control_set: str | None = None) -> set[tuple[str, str
             if control_set is None or e.key.split("\\", 1)[0] == control_set}
 
 
-def test_windows_facts_come_from_the_hive(win7: tuple[Path, Dump], win10: Path) -> None:
+def test_windows_facts_come_from_the_hive(win7: tuple[Path, Dump], win81: Path) -> None:
     w7 = windows_info(Hive.open(win7[0]))
     assert (w7.family, w7.arch, w7.control_sets) == ("7", "x86", ("ControlSet001", "ControlSet002"))
-    w10 = windows_info(Hive.open(win10))
-    assert (w10.family, w10.arch, w10.control_sets) == ("8+", "amd64", ("ControlSet001",))
+    w81 = windows_info(Hive.open(win81))
+    assert (w81.family, w81.arch, w81.control_sets) == ("8+", "amd64", ("ControlSet001",))
 
 
 @pytest.mark.parametrize("ctl,expected", [
@@ -139,9 +140,9 @@ def test_windows7_nvme_refused_without_driver_and_installed_with_one(win7: tuple
     assert after["controlset002\\services\\exstor"]["imagepath"][0] == RegType.EXPAND_SZ
 
 
-def test_windows10_storahci_and_stornvme_with_start_override(win10: Path, tmp_path: Path) -> None:
+def test_windows81_storahci_and_stornvme_with_start_override(win81: Path, tmp_path: Path) -> None:
     # As a Windows installed in IDE mode has it: storahci disabled, also through StartOverride.
-    hive = Hive.open(win10)
+    hive = Hive.open(win81)
     w = HiveWriter(hive, clock=lambda: CLOCK)
     w.set_value("ControlSet001\\Services\\storahci", "Start", RegType.DWORD, 3)
     w.set_value(w.ensure_key("ControlSet001\\Services\\storahci\\StartOverride"), "0", RegType.DWORD, 3)

@@ -12,7 +12,7 @@ import pytest
 
 from core.disk.controller import Controller
 from core.drivers.inf import Inf, Target, find_device
-from core.errors import FormatError
+from core.errors import FormatError, UnsupportedError
 from core.repair.adapt_disk import choose_driver
 from tests.adapt.drivers import (AHCI_FILTER_DEV, AHCI_FILTER_INF, AHCI_FILTER_VEN, EXSTOR_INF, WINDOWS_HDC_INF,
                                  driver_folder, filter_folder)
@@ -129,3 +129,13 @@ def test_a_decoration_with_a_build_number_applies_only_to_a_known_build_not_olde
     (folder / "exstor.inf").write_text(EXSTOR_INF.replace("NTamd64.10.0\n", "NTamd64.10.0...1.2.3\n", 1))
     with pytest.raises(FormatError, match="has more than NTarch.major.minor.type.suite.build"):
         find_device(Inf(folder / "exstor.inf"), Target("amd64", (10, 0)), ids)
+
+
+def test_a_windows_inf_in_the_folder_is_only_an_include(tmp_path: Path) -> None:
+    """Its models match any AHCI controller (PCI\\CC_010601), but its files are Windows' own: it is never
+    chosen as the driver, only read when a driver includes it."""
+    folder = filter_folder(tmp_path / "drv")
+    assert Inf(folder / "windows" / "exhdc.inf").is_windows_inf and not Inf(folder / "exahci.inf").is_windows_inf
+    assert find_device(Inf(folder / "windows" / "exhdc.inf"), WIN7_X64, ["PCI\\CC_010601"]) is not None
+    with pytest.raises(UnsupportedError, match=r"no driver in .* matches PCI\\CC_010601 for Windows 7 amd64"):
+        choose_driver(str(folder), Controller("ahci", "given"), WIN7_X64)
