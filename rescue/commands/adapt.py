@@ -66,15 +66,18 @@ def adapt_exit_code(report: AdaptReport) -> int:
               help="The disk controller Windows will start from (default: the one DISK hangs off, detected; "
                    "required for a disk file).")
 @click.option("--drivers", type=click.Path(file_okay=False), default=None,
-              help="Folder with a driver (.inf, .sys, .cat) for the controller, copied and started at boot.")
+              help="Folder with a driver (.inf, .sys, .cat) for the controller, copied and started at boot "
+                   "(with a copy of any Windows INF its INF includes). Windows 8 and later also need it in "
+                   "their driver store, which adapt checks and does not write.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(disk: str, controller: str | None, drivers: str | None, yes: bool, dry_run: bool, as_json: bool) -> int:
     """Make the Windows on DISK start from its disk controller: the inbox storage drivers for it set to
     start at boot (every control set), Windows 7's CriticalDeviceDatabase entries for it, and a driver
-    from --drivers installed. The plan is shown first; every change is printed (hive, key, value, old → new)
-    and a copy of the SYSTEM hive is kept beside it."""
+    from --drivers installed. On Windows 8 and later, a controller no driver in Windows' driver store
+    serves is reported (exit 102). The plan is shown first; every change is printed (hive, key, value,
+    old → new) and a copy of the SYSTEM hive is kept beside it."""
     ctl = resolve_controller(disk, controller)
     plan = adapt_disk(disk, ctl, drivers=drivers, dry_run=True)
     if dry_run:
