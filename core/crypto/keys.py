@@ -58,7 +58,8 @@ class ImageKeys:
             return plaintext
         return self.aead.encrypt(nonce(kind, counter), plaintext, aad)
 
-    def open(self, kind: int, counter: int, ciphertext: bytes, aad: bytes, where: str) -> bytes:
+    def open(self, kind: int, counter: int, ciphertext: bytes | memoryview, aad: bytes,
+             where: str) -> bytes | memoryview:
         if self.aead is None:
             return ciphertext
         try:

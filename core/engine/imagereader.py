@@ -80,7 +80,7 @@ class ImageReader:
             except zstandard.ZstdError as e:
                 raise IntegrityError(detail=f"{where}: does not decompress ({e})") from None
         elif compression == COMP_STORED:
-            raw = payload
+            raw = bytes(payload)
         else:
             raise IntegrityError(detail=f"{where}: unknown compression {compression}")
         if len(raw) != c["raw_length"] or self.keys.digest(raw) != c["digest"]:

@@ -306,7 +306,7 @@ def open_manifest(mf: ManifestFile, password: Callable[[], bytes | None]) -> Man
     """Authenticate/decrypt the body and decode it. ``password`` is asked only for encrypted images."""
     name = os.path.basename(mf.path)
     keys = ImageKeys(None)
-    body = mf.body
+    body: bytes | memoryview = mf.body
     if mf.encrypted:
         pw = password()
         if pw is None:

@@ -227,6 +227,7 @@ class BlockTable(Table):
     def _load(self, i: int) -> bytes:
         first, last, offset, stored_len, n, digest = self.entries[i]
         where = f"{self.what}: {self.kind.name} block {i} at byte {offset}"
+        stored: bytes | memoryview
         try:
             stored = os.pread(self.file.fileno(), stored_len, offset)
         except (OSError, ValueError) as e:  # (ValueError: the manifest was closed)

@@ -199,7 +199,15 @@ class VolumeReader:
             raise
 
     def _pread(self, offset: int, length: int) -> bytes:
-        out = bytearray()
+        # One pread is the common case: its bytes are returned as they are (a record is 4 MiB; each
+        # extra copy cost ~0.5 ms of a chunk's ~8 ms decode, measured by bench/browse.py).
+        try:
+            first = os.pread(self.fd, length, offset)
+        except OSError as e:
+            raise IntegrityError(detail=f"{self.name}: read error at byte {offset}: {e.strerror}") from None
+        if len(first) == length or not first:
+            return first
+        out = bytearray(first)
         while len(out) < length:
             try:
                 chunk = os.pread(self.fd, length - len(out), offset + len(out))
@@ -251,7 +259,7 @@ class VolumeReader:
         self.data_end = size - VolumeTrailer.size
 
     def read_record(self, record_offset: int, chunk_number: int, stored_length: int, raw_length: int,
-                    keys: ImageKeys) -> tuple[int, bytes]:
+                    keys: ImageKeys) -> tuple[int, bytes | memoryview]:
         """Read, check and decrypt one chunk record; returns (compression, payload)."""
         where = f"{self.name} chunk {chunk_number} at byte {record_offset}"
         if record_offset < VolumeHeader.size or record_offset + RecordHeader.size + stored_length > self.data_end:
@@ -267,7 +275,8 @@ class VolumeReader:
                 or r["raw_length"] != raw_length or r["compression"] not in (0, 1)):
             raise IntegrityError(detail=f"{where}: record header disagrees with the chunk table")
         aad = chunk_aad(self.image_uuid, self.header_digest, self.info.number, record_offset, head)
-        payload = keys.open(NONCE_CHUNK, chunk_number, raw[RecordHeader.size:], aad, where)
+        # (a view: the payload is not copied out of the record before it is opened)
+        payload = keys.open(NONCE_CHUNK, chunk_number, memoryview(raw)[RecordHeader.size:], aad, where)
         return r["compression"], payload
 
     def close(self) -> None:
