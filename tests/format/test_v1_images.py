@@ -1,4 +1,4 @@
-"""Images of format version 1 stay readable, restorable, usable as parents and mergeable.
+"""R-63: images of format version 1 stay readable, restorable, usable as parents and mergeable.
 
 The images under data/v1/ were written by the format-1 engine (tests/format/v1_images.py says how);
 every disk they were made of is rebuilt here byte for byte, so each restore is compared with the
