@@ -3,6 +3,7 @@
 # Usage: bench/run.sh [--size 2G --data 600M] [--keep] [--restore-encrypted]   (as root)
 #        bench/run.sh --scale [--size 1T --used 25G,50G,...]   full/incremental/merge of a synthetic disk
 #        bench/run.sh --browse [--rounds 2]   files out of rescue mount / extract vs ntfs-3g (bench/browse.py)
+#        bench/run.sh --cpu [--size 2G --data 600M] [--baseline DIR]   backup CPU vs its primitives (bench/cpu.py)
 set -e
 cd "$(dirname "$0")/.."
 # The project's venv when there is one: the bench runs `python -m rescue` with its own interpreter.
@@ -15,5 +16,8 @@ if [ "${1:-}" = "--scale" ]; then
 elif [ "${1:-}" = "--browse" ]; then
     shift
     SCRIPT=bench/browse.py
+elif [ "${1:-}" = "--cpu" ]; then
+    shift
+    SCRIPT=bench/cpu.py
 fi
 PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" "$SCRIPT" "$@"

@@ -27,6 +27,7 @@ from ..format.c_image import COMP_STORED, COMP_ZSTD, ENC_AES256GCM, ENC_NONE, Ch
 from ..format.image_meta import ImageMeta
 from ..format.tables import EXTENTS, UNITS
 from ..format.volume import VolumeInfo, VolumeWriter
+from ..io.allocator import keep_freed_memory
 from ..progress import Event, Progress
 from .chunker import Chunk
 from .pipeline import Ordered
@@ -44,6 +45,8 @@ class ImageWriter:
     def __init__(self, repo: Repository, image_id: str, progress: Progress, phase: str, total: int, *,
                  password: bytes | None, kdf: KdfParams, split: int | None, level: int,
                  check_compression: bool = True) -> None:
+        # Before the pipeline's threads exist (one arena for all of them): see `io.allocator`.
+        keep_freed_memory()
         self.repo = repo
         self.image_id = image_id
         self.progress = progress
@@ -132,19 +135,19 @@ class _Packer:
             loc.c = zstandard.ZstdCompressor(level=self.level)
             loc.d = zstandard.ZstdDecompressor()
             loc.probe = zstandard.ZstdCompressor(level=1)
-        raw = chunk.raw()
-        # Drop the views now: a chunk waiting in the ordered queue must not keep its read buffers
-        # (up to four 4 MiB ones) alive; only its number is used from here on.
+        # A view of the read buffer when the chunk is one run of it (no copy); the buffer is reused
+        # for another read once this returns (`pieces.PieceReader`), so what is returned is never it.
+        raw = chunk.data()
+        # Drop the chunk's own views now: a chunk waiting in the ordered queue must not keep its read
+        # buffers (up to four 4 MiB ones) alive; only its number is used from here on.
         chunk.pieces.clear()
         digest = self.keys.digest(raw)
-        if _incompressible(raw, loc):
-            return chunk, digest, COMP_STORED, raw
-        comp = loc.c.compress(raw)
-        if len(comp) >= len(raw):
-            return chunk, digest, COMP_STORED, raw
+        if _incompressible(raw, loc) or len(comp := loc.c.compress(raw)) >= len(raw):
+            return chunk, digest, COMP_STORED, raw if isinstance(raw, bytes) else bytes(raw)
         # Decompress and compare before writing (restic's verifyCiphertext): a compressor or memory
-        # fault is caught before it is committed.
-        if self.check and loc.d.decompress(comp, max_output_size=len(raw)) != raw:
+        # fault is caught before it is committed. (startswith with equal lengths: a memcmp, where
+        # bytes == memoryview would compare byte by byte in Python's generic buffer comparison.)
+        if self.check and not _same(loc.d.decompress(comp, max_output_size=len(raw)), raw):
             raise IntegrityError(detail=f"chunk {chunk.number}: compressed data does not decompress to the "
                                         "original (corruption before write; nothing was committed)")
         return chunk, digest, COMP_ZSTD, comp
@@ -159,7 +162,11 @@ _PROBE_SIZE = 16 << 10
 _PROBE_GAIN = 0.97
 
 
-def _incompressible(raw: bytes, loc: threading.local) -> bool:
+def _same(out: bytes, raw: bytes | memoryview) -> bool:
+    return len(out) == len(raw) and out.startswith(raw)
+
+
+def _incompressible(raw: bytes | memoryview, loc: threading.local) -> bool:
     if len(raw) < _PROBES * _PROBE_SIZE * 2:
         return False
     step = len(raw) // _PROBES
