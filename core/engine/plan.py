@@ -29,8 +29,11 @@ from ..windows.roles import Role, role_of, select_partitions
 RegionKind = Literal["used", "raw", "gap"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Region:
+    """A run of disk bytes to read. A plan holds one per used run of each filesystem (tens of
+    thousands on a large, fragmented disk): slots keep each at ~60 bytes instead of ~160."""
+
     start: int
     length: int
     kind: RegionKind
