@@ -83,13 +83,6 @@ class Chunk:
     def raw(self) -> bytes:
         return b"".join(self.pieces)
 
-    def data(self) -> bytes | memoryview:
-        """The chunk's bytes: its one view as it is (the common case: one run of a read buffer, no
-        4 MiB copy), or the pieces joined."""
-        if len(self.pieces) == 1:
-            return self.pieces[0]
-        return b"".join(self.pieces)
-
 
 def unit_rows(off: int, data: memoryview) -> bytes:
     """Packed UnitEntry rows (index, unseeded XXH3-128) of the units that lie whole inside ``data``

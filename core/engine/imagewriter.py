@@ -135,19 +135,19 @@ class _Packer:
             loc.c = zstandard.ZstdCompressor(level=self.level)
             loc.d = zstandard.ZstdDecompressor()
             loc.probe = zstandard.ZstdCompressor(level=1)
-        # A view of the read buffer when the chunk is one run of it (no copy); the buffer is reused
-        # for another read once this returns (`pieces.PieceReader`), so what is returned is never it.
-        raw = chunk.data()
-        # Drop the chunk's own views now: a chunk waiting in the ordered queue must not keep its read
-        # buffers (up to four 4 MiB ones) alive; only its number is used from here on.
+        raw = chunk.raw()
+        # Drop the views now: a chunk waiting in the ordered queue must not keep its read buffers
+        # (up to four 4 MiB ones) alive; only its number is used from here on.
         chunk.pieces.clear()
         digest = self.keys.digest(raw)
-        if _incompressible(raw, loc) or len(comp := loc.c.compress(raw)) >= len(raw):
-            return chunk, digest, COMP_STORED, raw if isinstance(raw, bytes) else bytes(raw)
+        if _incompressible(raw, loc):
+            return chunk, digest, COMP_STORED, raw
+        comp = loc.c.compress(raw)
+        if len(comp) >= len(raw):
+            return chunk, digest, COMP_STORED, raw
         # Decompress and compare before writing (restic's verifyCiphertext): a compressor or memory
-        # fault is caught before it is committed. (startswith with equal lengths: a memcmp, where
-        # bytes == memoryview would compare byte by byte in Python's generic buffer comparison.)
-        if self.check and not _same(loc.d.decompress(comp, max_output_size=len(raw)), raw):
+        # fault is caught before it is committed.
+        if self.check and loc.d.decompress(comp, max_output_size=len(raw)) != raw:
             raise IntegrityError(detail=f"chunk {chunk.number}: compressed data does not decompress to the "
                                         "original (corruption before write; nothing was committed)")
         return chunk, digest, COMP_ZSTD, comp
@@ -162,11 +162,7 @@ _PROBE_SIZE = 16 << 10
 _PROBE_GAIN = 0.97
 
 
-def _same(out: bytes, raw: bytes | memoryview) -> bool:
-    return len(out) == len(raw) and out.startswith(raw)
-
-
-def _incompressible(raw: bytes | memoryview, loc: threading.local) -> bool:
+def _incompressible(raw: bytes, loc: threading.local) -> bool:
     if len(raw) < _PROBES * _PROBE_SIZE * 2:
         return False
     step = len(raw) // _PROBES
