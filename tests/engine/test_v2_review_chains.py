@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -24,6 +26,7 @@ from core.engine.restore import execute_restore, plan_restore
 from core.engine.verify import verify
 from core.engine.view import open_view
 from core.progress import Progress
+from tests.format.v1_images import DATA, PART_START, make_disk
 
 KiB, MiB = 1024, 1 << 20
 SIZE = 4 * MiB
@@ -54,49 +57,52 @@ def base_disk(rng: random.Random) -> bytearray:
     return disk
 
 
-def mutate(disk: bytearray, rng: random.Random, history: list[bytes]) -> None:
+def mutate(disk: bytearray, rng: random.Random, history: list[bytes], parts: tuple = PARTS,
+           table: Callable[[bytearray], None] = mbr) -> None:
+    size_ = len(disk)
     for _ in range(rng.randint(1, 8)):
         op = rng.random()
         if op < 0.35:  # random bytes anywhere but sector 0
-            off = rng.randrange(512, SIZE - 1)
-            n = min(rng.choice([1, 100, 4096, 5000, 16384, 40000, 70000]), SIZE - off)
+            off = rng.randrange(512, size_ - 1)
+            n = min(rng.choice([1, 100, 4096, 5000, 16384, 40000, 70000]), size_ - off)
             disk[off:off + n] = rng.randbytes(n)
         elif op < 0.6:  # blank a 64 KiB block of a partition (its own grid) or any range
-            start, size = rng.choice(PARTS)
+            start, size = rng.choice(parts)
             b = rng.randrange(0, size // (64 * KiB))
             off = start + b * 64 * KiB
             n = rng.choice([64 * KiB, 128 * KiB, 20000])
             disk[off:off + n] = bytes(len(disk[off:off + n]))
         elif op < 0.85 and history:  # put back what an older generation had there
             old = rng.choice(history)
-            off = rng.randrange(512, SIZE - 1)
-            n = min(rng.choice([16384, 64 * KiB, 200 * KiB, 3000]), SIZE - off)
+            off = rng.randrange(512, size_ - 1)
+            n = min(rng.choice([16384, 64 * KiB, 200 * KiB, 3000]), size_ - off)
             disk[off:off + n] = old[off:off + n]
         else:  # edges of the partitions: the first and last bytes
-            start, size = rng.choice(PARTS)
+            start, size = rng.choice(parts)
             for at in (start, start + size - 700, start - 300, start + size):
-                if 512 <= at < SIZE - 700:
+                if 512 <= at < size_ - 700:
                     disk[at:at + 700] = rng.randbytes(700) if rng.random() < 0.7 else bytes(700)
-    mbr(disk)
-    assert len(disk) == SIZE
+    table(disk)
+    assert len(disk) == size_
 
 
-def outside(off: int) -> bool:
-    return not any(s <= off < s + n for s, n in PARTS)
+def outside(off: int, parts: tuple = PARTS) -> bool:
+    return not any(s <= off < s + n for s, n in parts)
 
 
-def check_point(folder: Path, image_id: str, data: bytes, tmp: Path) -> None:
+def check_point(folder: Path, image_id: str, data: bytes, tmp: Path, parts: tuple = PARTS) -> None:
+    size = len(data)
     with open_view(str(folder), image_id, lambda: None) as view:
-        got = view.read(0, SIZE)
+        got = view.read(0, size)
     assert got == data, (image_id, first_diff(got, data))
     target = tmp / "target.img"
-    target.write_bytes(b"\xa5" * SIZE)
+    target.write_bytes(b"\xa5" * size)
     execute_restore(plan_restore(str(folder), image_id, str(target), lambda: None, Progress(), keep_layout=True), Progress())
     out = target.read_bytes()
     target.unlink()
     # Outside the partitions an all-zero 64 KiB block is not stored (nor written): only those may differ.
-    bad = [i for i in range(0, SIZE, 512) if out[i:i + 512] != data[i:i + 512]
-           and not (outside(i) and (data[i:i + 512] == bytes(512) or False))]
+    bad = [i for i in range(0, size, 512) if out[i:i + 512] != data[i:i + 512]
+           and not (outside(i, parts) and (data[i:i + 512] == bytes(512) or False))]
     assert not bad, (image_id, [hex(b) for b in bad[:10]], len(bad))
 
 
@@ -141,3 +147,48 @@ def test_v2_review_long_random_chain(tmp_path: Path, seed: int) -> None:
     source.write_bytes(bytes(disk))
     r = backup(str(source), str(folder), BackupOptions(mode="incremental"), Progress())
     check_point(folder, r.image_id, bytes(disk), tmp_path)
+
+
+def v1_table(disk: bytearray) -> None:
+    """The MBR of the version-1 fixture disk (tests/format/v1_images.py), put back after a change."""
+    disk[0:512] = FIXTURE_MBR
+
+
+FIXTURE_MBR = b""
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_v2_review_v2_chain_on_version_1_images(tmp_path: Path, seed: int) -> None:
+    """Version-2 incrementals and differentials (random changes) on the version-1 fixtures: every
+    point, version 1 or 2, restores to its disk; then a merge of a middle point."""
+    global FIXTURE_MBR
+    images = __import__("json").loads((DATA / "images.json").read_text())["plain"]
+    folder = tmp_path / "plain"
+    shutil.copytree(DATA / "plain", folder)
+    source = tmp_path / "source.img"
+    points: dict[str, bytes] = {}
+    for image_id, generation in zip(images, (0, 1)):
+        make_disk(source, generation)
+        points[image_id] = source.read_bytes()
+    disk = bytearray(points[images[1]])
+    FIXTURE_MBR = bytes(disk[:512])
+    parts = ((PART_START, len(disk) - PART_START),)
+    rng = random.Random(seed)
+    history = list(points.values())
+    order = list(images)
+    for step in range(10):
+        mutate(disk, rng, history, parts, v1_table)
+        mode = rng.choice(["incremental"] * 3 + ["differential"])
+        source.write_bytes(bytes(disk))
+        r = backup(str(source), str(folder), BackupOptions(mode=mode), Progress())
+        points[r.image_id] = bytes(disk)
+        order.append(r.image_id)
+        history.append(bytes(disk))
+    for image_id in order:
+        verify(str(folder), image_id, lambda: None, Progress())
+        check_point(folder, image_id, points[image_id], tmp_path, parts)
+    mid = order[len(order) // 2]
+    res = merge(str(folder), mid, lambda: None, Progress())
+    points[res.image_id] = points[mid]
+    for image_id in {i.id for i in Repository(str(folder)).list_images() if i.complete}:
+        check_point(folder, image_id, points[image_id], tmp_path, parts)
