@@ -3,14 +3,16 @@
 An encrypted backup at the default level (zstd 1) is run as a fresh process under GNU time
 (``%U``/``%S``/``%F``/``%R``: user and system CPU, major and minor page faults), and so is a backup of a
 tiny source (8 MiB), which tells the fixed cost (interpreter start, imports, the Argon2id key
-derivation, the manifest's fsyncs) apart from the cost per GB. The primitives are then measured on the
-same bytes, in a fresh process of their own (`primitives`): the source's planned regions (what the
-backup reads) read once, 4 MiB at a time, into one reused buffer, and for each chunk: XXH3-128 per
-16 KiB unit, keyed BLAKE3, zstd level 1, the check of what shrank (decompress and compare), AES-256-GCM of what
-would be stored; each timed with the calling thread's CPU clock, the C allocator tuned as the backup
-tunes it (`core.io.allocator`: a fresh output buffer per call costs no page faults). Their sum is the floor; the ratio
+derivation, the manifest's fsyncs) apart from the cost per GB. The primitives are then measured on
+the same bytes, in a fresh process of their own (`primitives`): the source's planned regions (what
+the backup reads) read once, 4 MiB at a time, into one reused buffer, and for each chunk: XXH3-128
+per 16 KiB unit, keyed BLAKE3, zstd level 1, the check of what shrank (decompress and compare),
+AES-256-GCM of what would be stored; each timed with the calling thread's CPU clock, the C
+allocator tuned as the backup tunes it (`core.io.allocator`: a fresh output buffer per call costs
+no page faults). Their sum is the floor; the ratio
 backup / floor is what requirement 5 bounds (<= 1.3). Writing the output into the page cache is not
-in the requirement's list of primitives: it is measured the same way and shown beside the floor.
+in the requirement's list of primitives: it is measured the same way (write-back started every
+32 MiB and an fsync at the end, as the backup writes its volumes) and shown beside the floor.
 
 Wall time: <= 1.2 x the larger of the floor spread over the machine's cores and the storage's
 direct write floor for the output bytes (``dd oflag=direct conv=fsync`` of that many bytes).
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -78,7 +81,7 @@ def timed(argv: list[str], cwd: str, env: dict[str, str]) -> Timed:
 # --- the primitives (run in a process of their own) -------------------------------------------------
 
 
-def primitives(disk: str, out_dir: str) -> dict[str, object]:
+def primitives(disk: str, out_dir: str) -> dict[str, Any]:
     """CPU seconds of each primitive on the bytes a backup of ``disk`` reads (see the module doc)."""
     import blake3
     import xxhash
@@ -89,6 +92,7 @@ def primitives(disk: str, out_dir: str) -> dict[str, object]:
     from core.io.reader import FdReader
 
     from core.io.allocator import keep_freed_memory
+    from core.io.writeback import Writeback
 
     # As the backup does: a fresh 4 MiB output per call then costs no page faults, so the floor is
     # the primitives' own work, not the allocator's.
@@ -108,6 +112,9 @@ def primitives(disk: str, out_dir: str) -> dict[str, object]:
     t = dict.fromkeys(("read", "xxh3", "blake3", "zstd1", "check", "aes_gcm", "write"), 0.0)
     n_read = n_stored = 0
     out = os.open(os.path.join(out_dir, "primitives.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # Written as the backup writes its volumes: write-back started every 32 MiB (left to the end, the
+    # page cache fills with dirty pages and each write pays for the throttling), fsynced at the end.
+    writeback = Writeback(out)
 
     def work(data: memoryview) -> None:
         nonlocal n_stored
@@ -121,15 +128,16 @@ def primitives(disk: str, out_dir: str) -> dict[str, object]:
         d = clock()
         payload: bytes | memoryview = data
         if len(z) < len(data):
-            out = dec.decompress(z, max_output_size=len(data))
+            back = dec.decompress(z, max_output_size=len(data))
             # The check: decompress and compare (startswith: a memcmp; bytes != memoryview is not).
-            if len(out) != len(data) or not out.startswith(data):
+            if len(back) != len(data) or not back.startswith(data):
                 raise SystemExit("zstd round trip failed")
             payload = z
         e = clock()
         sealed = aead.encrypt(n_stored.to_bytes(12, "little"), payload, b"aad")
         f = clock()
         os.write(out, sealed)
+        writeback.wrote(n_stored, len(sealed))
         g = clock()
         t["xxh3"] += b - a
         t["blake3"] += c - b
@@ -157,6 +165,10 @@ def primitives(disk: str, out_dir: str) -> dict[str, object]:
                 fill = 0
     if fill:
         work(view[:fill])
+    a = clock()
+    writeback.kick()
+    os.fsync(out)
+    t["write"] += clock() - a
     os.close(out)
     os.unlink(os.path.join(out_dir, "primitives.out"))
     os.close(fd)
@@ -171,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="2G", help="disk size (default 2G)")
     ap.add_argument("--data", default="600M", help="file data on the disk (default 600M)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds; each figure keeps its lowest CPU (default 3)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; each figure keeps its lowest CPU (default 3)")
     ap.add_argument("--baseline", default=None, help="also run the backup of this tree (an older commit)")
-    ap.add_argument("--primitives", default=None, help=argparse.SUPPRESS)  # internal: the primitives process
+    # Internal: the primitives' own process.
+    ap.add_argument("--primitives", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.primitives:
@@ -199,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         trees["baseline"] = os.path.abspath(a.baseline)
     log(f"warming the page cache: {disk}")
     subprocess.run(["cat", disk], check=True, stdout=subprocess.DEVNULL)
-    runs: dict[str, list[tuple[Timed, Timed, dict[str, object]]]] = {k: [] for k in trees}
-    prims: list[tuple[Timed, dict[str, object]]] = []
+    runs: dict[str, list[tuple[Timed, Timed, dict[str, Any]]]] = {k: [] for k in trees}
+    prims: list[tuple[Timed, dict[str, Any]]] = []
     floors: list[float] = []
     for r in range(a.rounds):
         for name, tree in trees.items():
@@ -216,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             doc = json.loads(res[1].out)
             result = doc.get("result", doc)
             runs[name].append((res[0], res[1], result))
-            log(f"round {r + 1} {name}: {res[1].wall:.2f} s wall, {res[1].user:.2f} user + {res[1].sys:.2f} sys, "
-                f"{res[1].minflt} minor faults; fixed part {res[0].cpu:.2f} s; load before {res[1].load:.2f}")
+            log(f"round {r + 1} {name}: {res[1].wall:.2f} s wall, {res[1].user:.2f} user + "
+                f"{res[1].sys:.2f} sys, {res[1].minflt} minor faults; fixed part {res[0].cpu:.2f} s; "
+                f"load before {res[1].load:.2f}")
         env = dict(os.environ, PYTHONPATH=ROOT)
         p = timed([sys.executable, os.path.abspath(__file__), "--primitives", disk, "--out", work], ROOT, env)
         prims.append((p, json.loads(p.out)))
@@ -235,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, Timed, dict[str, object]]]],
-           prims: list[tuple[Timed, dict[str, object]]], floors: list[float]) -> str:
+def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, Timed, dict[str, Any]]]],
+           prims: list[tuple[Timed, dict[str, Any]]], floors: list[float]) -> str:
     cores = os.cpu_count() or 1
-    best_p = min(prims, key=lambda x: sum(x[1]["seconds"].values()))  # type: ignore[union-attr]
+    best_p = min(prims, key=lambda x: sum(x[1]["seconds"].values()))
     pt, pj = best_p
-    secs: dict[str, float] = pj["seconds"]  # type: ignore[assignment]
-    read = int(pj["read_bytes"])  # type: ignore[call-overload]
+    secs: dict[str, float] = pj["seconds"]
+    read = int(pj["read_bytes"])
     gb = read / GB
     floor_keys = ("read", "xxh3", "blake3", "zstd1", "check", "aes_gcm")
     floor = sum(secs[k] for k in floor_keys)
@@ -252,12 +267,15 @@ def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, T
     for k in floor_keys:
         lines.append(f"| {k} | {secs[k]:.3f} | {secs[k] / gb:.3f} |")
     lines.append(f"| **floor (sum)** | {floor:.3f} | **{floor / gb:.3f}** |")
-    lines.append(f"| (not in the floor) write of the {int(pj['stored_bytes']) / MiB:.0f} MiB output "  # type: ignore[call-overload]
-                 f"to the page cache | {secs['write']:.3f} | {secs['write'] / gb:.3f} |")
-    lines += ["", f"primitives process: {pt.user:.2f} user + {pt.sys:.2f} sys, {pt.minflt} minor faults", "",
-              "| backup (encrypted, level 1) | wall s | user s | sys s | minor faults | peak RSS MiB | load "
-              "before | fixed part CPU s | CPU s/GB | marginal CPU s/GB | ratio to floor | marginal ratio |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    stored = int(pj["stored_bytes"])
+    lines.append(f"| (not in the floor) write of the {stored / MiB:.0f} MiB output to the page cache | "
+                 f"{secs['write']:.3f} | {secs['write'] / gb:.3f} |")
+    lines += ["", f"primitives process: {pt.user:.2f} user + {pt.sys:.2f} sys, {pt.minflt} minor faults",
+              "",
+              "| backup (encrypted, level 1) | wall s | user s | sys s | minor faults | peak RSS MiB | "
+              "load before | fixed part CPU s | CPU s/GB | marginal CPU s/GB | ratio to floor | "
+              "marginal ratio | marginal / (floor + write) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     floor_wall = max(floor / cores, min(floors))
     for name, rs in runs.items():
         tiny, big, _ = min(rs, key=lambda x: x[1].cpu)
@@ -265,8 +283,10 @@ def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, T
         marg = (big.cpu - tiny.cpu) / gb
         lines.append(f"| {name} | {big.wall:.2f} | {big.user:.2f} | {big.sys:.2f} | {big.minflt} | "
                      f"{big.rss_kib / 1024:.0f} | {big.load:.2f} | {tiny.cpu:.2f} | {per:.2f} | {marg:.2f} | "
-                     f"{per / (floor / gb):.2f} | {marg / (floor / gb):.2f} |")
-    lines += ["", f"wall floor: max(floor CPU / {cores} cores = {floor / cores:.2f} s, dd oflag=direct of the "
+                     f"{per / (floor / gb):.2f} | {marg / (floor / gb):.2f} | "
+                     f"{marg / ((floor + secs['write']) / gb):.2f} |")
+    lines += ["", f"wall floor: max(floor CPU / {cores} cores = {floor / cores:.2f} s, dd oflag=direct of "
+                  "the "
                   f"output bytes = {min(floors):.2f} s (best of {', '.join(f'{x:.2f}' for x in floors)})) "
                   f"= {floor_wall:.2f} s"]
     for name, rs in runs.items():
