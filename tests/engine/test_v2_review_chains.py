@@ -94,6 +94,12 @@ def check_point(folder: Path, image_id: str, data: bytes, tmp: Path, parts: tupl
     size = len(data)
     with open_view(str(folder), image_id, lambda: None) as view:
         got = view.read(0, size)
+        # The restore's per-image passes: every byte of the point's state once, from one image.
+        chain = view.chain
+        places = sorted((off, n) for ref in range(len(chain.manifests))
+                        for _, group in chain.chunk_groups(ref) for off, n, _ in group)
+        assert all(a[0] + a[1] <= b[0] for a, b in zip(places, places[1:])), image_id
+        assert sum(n for _, n in places) == chain.data_bytes(), image_id
     assert got == data, (image_id, first_diff(got, data))
     target = tmp / "target.img"
     target.write_bytes(b"\xa5" * size)
