@@ -1,0 +1,48 @@
+"""Review of format version 2: resolving a long chain must not need a Python frame per image.
+
+`overlay.resolved` nests one `overlay` generator per image of the chain (and `resolved_units` one
+`overlay_units`), so every row handed out passes through as many generator frames as the chain is
+long. Python's default recursion limit is 1000 and MAX_CHAIN lets a chain hold 999 images: the
+restore, the mount, verify's size count and the merge (the remedy the backup names for long chains)
+of a point deep in such a chain end in RecursionError, below the caller's own frames. This test
+builds a real chain of 150 images and resolves its last point under a recursion limit of 120
+(standing for 1000 under a chain of up to 999 images and the CLI's frames).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.engine.backup import BackupOptions, backup
+from core.engine.view import open_view
+from core.progress import Progress
+
+DEPTH = 150
+LIMIT = 120
+
+
+@pytest.mark.xfail(strict=True, reason="overlay.resolved nests a generator per chain image: RecursionError "
+                                       "for chains near MAX_CHAIN (core/engine/overlay.py resolved, "
+                                       "resolved_units)")
+def test_v2_review_long_chain_resolves_in_bounded_stack(tmp_path: Path) -> None:
+    src, folder = tmp_path / "src.img", tmp_path / "bk"
+    data = bytearray((b"deep chain " * 100_000)[:1 << 20])
+    src.write_bytes(bytes(data))
+    last = backup(str(src), str(folder), BackupOptions(), Progress()).image_id
+    for i in range(1, DEPTH):
+        at = (i * 4096) % len(data)
+        data[at:at + 8] = i.to_bytes(8, "little")
+        src.write_bytes(bytes(data))
+        last = backup(str(src), str(folder), BackupOptions(mode="incremental"), Progress()).image_id
+    with open_view(str(folder), last, lambda: None) as view:
+        assert len(view.chain.manifests) == DEPTH
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(LIMIT)
+        try:
+            got = view.read(0, len(data))
+        finally:
+            sys.setrecursionlimit(old)
+    assert got == bytes(data)
