@@ -1,0 +1,53 @@
+"""Review of format version 2: a point of a long chain opens within an ordinary file-descriptor limit.
+
+A `Chain` keeps every image's volumes open, and since version 2 every image's manifest as well (its
+table blocks are read while the chain is in use): two descriptors per single-volume image. Under the
+usual soft limit of 1024 open files, a point about 510 images deep (well inside MAX_CHAIN) cannot be
+restored, verified, mounted or merged, and the failure is reported as damage ("Integrity check
+failed: ... cannot open: Too many open files", exit code 20) although every file is intact.
+(Measured by hand: a 515-deep point under `ulimit -n 1024`.) The test scales that down: a chain of
+40 images opened with 60 descriptors left under the soft limit.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+import pytest
+
+from core.engine.backup import BackupOptions, backup
+from core.engine.view import open_view
+from core.progress import Progress
+
+DEPTH = 40
+HEADROOM = 60
+
+
+@pytest.mark.xfail(strict=True, reason="a Chain holds two descriptors per image (manifest and volumes, "
+                                       "core/engine/chain.py, core/format/manifest.py open_manifest); "
+                                       "EMFILE is reported as an IntegrityError")
+def test_v2_review_long_chain_opens_under_a_small_fd_limit(tmp_path: Path) -> None:
+    src, folder = tmp_path / "src.img", tmp_path / "bk"
+    data = bytearray((b"many images " * 100_000)[:1 << 20])
+    src.write_bytes(bytes(data))
+    last = backup(str(src), str(folder), BackupOptions(), Progress()).image_id
+    for i in range(1, DEPTH):
+        at = (i * 4096) % len(data)
+        data[at:at + 8] = i.to_bytes(8, "little")
+        src.write_bytes(bytes(data))
+        last = backup(str(src), str(folder), BackupOptions(mode="incremental"), Progress()).image_id
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # New descriptors take the lowest free numbers below the limit: leave exactly HEADROOM of them.
+    in_use = {int(n) for n in os.listdir("/proc/self/fd")}
+    limit = 0
+    while limit - len([fd for fd in in_use if fd < limit]) < HEADROOM:
+        limit += 1
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        with open_view(str(folder), last, lambda: None) as view:
+            got = view.read(0, len(data))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert got == bytes(data)
