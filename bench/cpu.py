@@ -274,8 +274,8 @@ def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, T
               "",
               "| backup (encrypted, level 1) | wall s | user s | sys s | minor faults | peak RSS MiB | "
               "load before | fixed part CPU s | CPU s/GB | marginal CPU s/GB | ratio to floor | "
-              "marginal ratio | marginal / (floor + write) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "marginal ratio |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     floor_wall = max(floor / cores, min(floors))
     for name, rs in runs.items():
         tiny, big, _ = min(rs, key=lambda x: x[1].cpu)
@@ -283,8 +283,7 @@ def report(a: argparse.Namespace, disk: str, runs: dict[str, list[tuple[Timed, T
         marg = (big.cpu - tiny.cpu) / gb
         lines.append(f"| {name} | {big.wall:.2f} | {big.user:.2f} | {big.sys:.2f} | {big.minflt} | "
                      f"{big.rss_kib / 1024:.0f} | {big.load:.2f} | {tiny.cpu:.2f} | {per:.2f} | {marg:.2f} | "
-                     f"{per / (floor / gb):.2f} | {marg / (floor / gb):.2f} | "
-                     f"{marg / ((floor + secs['write']) / gb):.2f} |")
+                     f"{per / (floor / gb):.2f} | {marg / (floor / gb):.2f} |")
     lines += ["", f"wall floor: max(floor CPU / {cores} cores = {floor / cores:.2f} s, dd oflag=direct of "
                   "the "
                   f"output bytes = {min(floors):.2f} s (best of {', '.join(f'{x:.2f}' for x in floors)})) "

@@ -10,7 +10,9 @@ reuse: ~40k faults, and the peak RSS a few MiB lower, not higher, since four are
 their own free blocks is what one arena avoids. Allocations of these sizes are a few per chunk, so
 the threads sharing one arena do not wait on its lock measurably.
 
-Not glibc (musl, another OS): nothing is changed.
+The settings are process-wide and stay for the rest of the process (a tool that goes on after its
+backup keeps up to TRIM_THRESHOLD of freed memory instead of returning it). Not glibc (musl, another
+OS): nothing is changed.
 """
 
 from __future__ import annotations
