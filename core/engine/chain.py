@@ -15,6 +15,7 @@ from ..format import manifest as mf
 from ..format.c_image import ExtentEntry
 from ..format.manifest import Manifest
 from .imagereader import ImageReader
+from ..platform.limits import ensure_open_files
 from .overlay import layers, resolved
 from .repo import Repository
 
@@ -27,6 +28,8 @@ def load_chain(repo: Repository, image_id: str, password: Callable[[], bytes | N
     point = repo.load(image_id, password)
     out = [point]
     pins = point.meta.chain
+    # Each image keeps a manifest and its volumes open while the chain is in use (`Chain`).
+    ensure_open_files(len(pins) + 1, repo.path, f"the chain of image {image_id} ({len(pins) + 1} images)")
     for i, pin in enumerate(pins):
         try:
             f = mf.read_file(repo.manifest_path(pin.id), pin.id)
@@ -51,6 +54,8 @@ class Chain:
         self.point = self.manifests[0]
         self.readers: list[ImageReader] = []
         try:
+            ensure_open_files(sum(len(m.meta.volumes) for m in self.manifests), repo.path,
+                              f"the chain of image {image_id} ({len(self.manifests)} images)")
             self._check_v1_maps()
             for m in self.manifests:
                 self.readers.append(ImageReader(repo, m))
@@ -79,7 +84,8 @@ class Chain:
                         raise IntegrityError(detail=f"image {m.image_id}: extent at disk byte {disk_off} names "
                                                     f"missing chunk {chunk} of image "
                                                     f"{self.manifests[i + ref].image_id}")
-                    if length == 0 or chunk_off + length > raw_len or disk_off < last_end:
+                    if length == 0 or chunk_off + length > raw_len or disk_off < last_end \
+                            or disk_off + length > m.meta.disk_size:
                         raise IntegrityError(detail=f"image {m.image_id}: extent at disk byte {disk_off} "
                                                     "is malformed or overlaps another")
                     last_end = disk_off + length

@@ -101,44 +101,61 @@ class ParentUnits:
     cursor over a window of them: inputs arrive in unit order, so the window slides and memory stays
     at a block or two of rows whatever the disk size.
 
-    It also finds the units the parent has and the child no longer has (``gone``): the child's
-    metadata must say so (a tombstone and a hole), or they would be inherited.
+    It also finds the units the parent has and the child no longer has ("gone"): the child's
+    metadata must say so (a tombstone and a hole), or they would be inherited. They are handed to
+    ``on_gone`` a window at a time, as the cursor passes them (kept in ``gone`` without one): a
+    wiped partition must not become one list of its units.
     """
 
-    def __init__(self, batches: Iterator[bytes]) -> None:
+    def __init__(self, batches: Iterator[bytes], on_gone: Callable[[list[int]], None] | None = None) -> None:
         self._batches = batches
         self._rows = b""
         self._col: Sequence[int] = ()
         self._pos = 0  # first row not yet passed
         self._matched = False  # row _pos was the child's unit too
         self._done = False
+        self.on_gone = on_gone
         self.gone: list[int] = []
 
+    def _load(self) -> bool:
+        """Append the next batch to the window, dropping the rows already passed; False at the end."""
+        if self._done:
+            return False
+        batch = next(self._batches, None)
+        if batch is None:
+            self._done = True
+            return False
+        self._rows = self._rows[self._pos * _ROW:] + batch
+        self._pos = 0
+        self._col = _index_column(self._rows)
+        return True
+
     def _fill(self, index: int) -> None:
-        """Make the window hold every row up to unit ``index`` (or all that are left)."""
-        while not self._done and (not self._col or self._col[-1] < index):
-            batch = next(self._batches, None)
-            if batch is None:
-                self._done = True
-                break
-            self._rows = self._rows[self._pos * _ROW:] + batch
-            self._pos = 0
-            self._col = _index_column(self._rows)
+        """Make the window hold every row up to unit ``index``, keeping the rows from the cursor on
+        (for a run of the child's units: at most a piece's worth more than a batch)."""
+        while (not self._col or self._col[-1] < index) and self._load():
+            pass
 
     def _advance(self, index: int) -> int:
-        """Move to the first row >= ``index``; the rows passed that the child did not have are gone."""
-        self._fill(index)
-        p = bisect_left(self._col, index, self._pos)
-        self._pass(p)
-        return p
+        """Move to the first row >= ``index``; the rows passed that the child did not have are gone.
+        Batches wholly below ``index`` are passed one at a time, never held together."""
+        while True:
+            p = bisect_left(self._col, index, self._pos)
+            self._pass(p)
+            if p < len(self._col) or not self._load():
+                return self._pos
 
     def _pass(self, p: int) -> None:
         """Move the cursor to row ``p``, noting the rows passed that the child did not have."""
-        for r in range(self._pos + (1 if self._matched else 0), p):
-            if self._rows[r * _ROW + 8:(r + 1) * _ROW] != TOMBSTONE:
-                self.gone.append(self._col[r])
+        found = [self._col[r] for r in range(self._pos + (1 if self._matched else 0), p)
+                 if self._rows[r * _ROW + 8:(r + 1) * _ROW] != TOMBSTONE]
         self._pos = p
         self._matched = False
+        if found:
+            if self.on_gone is not None:
+                self.on_gone(found)
+            else:
+                self.gone += found
 
     def unit_hash(self, index: int) -> bytes | None:
         p = self._advance(index)
@@ -154,8 +171,7 @@ class ParentUnits:
         one of these units with the same hash (the common case of a whole piece left unchanged)."""
         if not rows:
             return True
-        first = _UNIT.unpack_from(rows)[0]
-        self._advance(first)
+        self._advance(_UNIT.unpack_from(rows)[0])
         self._fill(_UNIT.unpack_from(rows, len(rows) - _ROW)[0])
         p = self._pos
         if self._rows[p * _ROW:p * _ROW + len(rows)] != rows:
@@ -169,19 +185,12 @@ class ParentUnits:
         return [self.unit_hash(_UNIT.unpack_from(rows, at)[0]) == rows[at + 8:at + _ROW]
                 for at in range(0, len(rows), _ROW)]
 
-    def finish(self) -> Iterator[list[int]]:
-        """The child has no more units: every parent unit left is gone (said a window at a time)."""
+    def finish(self) -> None:
+        """The child has no more units: every parent unit left is gone (a window at a time)."""
         while True:
             self._pass(len(self._col))
-            yield self.gone
-            self.gone = []
-            batch = None if self._done else next(self._batches, None)
-            if batch is None:
-                self._done = True
+            if not self._load():
                 return
-            self._rows = self._rows[self._pos * _ROW:] + batch
-            self._pos = 0
-            self._col = _index_column(self._rows)
 
 
 class Chunker:
@@ -193,6 +202,8 @@ class Chunker:
         self.tables = tables
         self.on_read = on_read
         self.parent = parent
+        if parent is not None:
+            parent.on_gone = self._bury  # in unit order, before the unit being looked up is recorded
         self.piece_reader = PieceReader(reader, sector_size)
         self.zeroed: list[Extent] = []
         self.unreadable: list[Extent] = []
@@ -216,8 +227,7 @@ class Chunker:
             self.on_read(piece.length)
         self._finish_unit()
         if self.parent is not None:
-            for gone in self.parent.finish():
-                self._bury(gone)
+            self.parent.finish()
         self._flush_extent()
         yield from self._drain()
         if self._cur.size:
@@ -283,8 +293,6 @@ class Chunker:
             return
         same_all = parent.same_rows(rows)
         same = [True] * (len(rows) // _ROW) if same_all else parent.unchanged(rows)
-        self._bury(parent.gone)
-        parent.gone = []
         i = 0
         while i < len(same):
             j = i + 1
@@ -307,16 +315,24 @@ class Chunker:
             h = xxhash.xxh3_128_digest(pieces[0][1])
         else:
             buf = bytearray(HASH_UNIT)
-            cover = bytearray()
+            # The coverage is the unit's maximal runs of stored bytes: runs that touch are one, however
+            # they were read (two regions, two extents of a merge's source), so the same bytes always
+            # hash the same; a unit covered whole hashes as one read whole does.
+            runs: list[list[int]] = []
             for off, data in pieces:
                 buf[off - base:off - base + len(data)] = data
-                cover += struct.pack("<HH", off - base, len(data))
-            h = xxhash.xxh3_128_digest(bytes(buf), seed=xxhash.xxh3_64_intdigest(bytes(cover)) | 1)
+                if runs and runs[-1][1] == off - base:
+                    runs[-1][1] += len(data)
+                else:
+                    runs.append([off - base, off - base + len(data)])
+            if runs == [[0, HASH_UNIT]]:
+                h = xxhash.xxh3_128_digest(bytes(buf))
+            else:
+                cover = b"".join(struct.pack("<HH", a, b - a) for a, b in runs)
+                h = xxhash.xxh3_128_digest(bytes(buf), seed=xxhash.xxh3_64_intdigest(cover) | 1)
         parent = self.parent
         if parent is not None:
             same = parent.unit_hash(unit) == h
-            self._bury(parent.gone)
-            parent.gone = []
             if same:
                 self.reused_bytes += sum(len(data) for _, data in pieces)
                 return

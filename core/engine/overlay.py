@@ -17,12 +17,13 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
-from ..format.c_image import HOLE_REF, ExtentEntry, UnitEntry
+from ..format.c_image import HOLE_REF, TABLE_BLOCK_ROWS, ExtentEntry, UnitEntry
 from ..format.manifest import Manifest
 
 Entry = tuple[int, int, int, int, int]
+T = TypeVar("T")
 END = 1 << 64
 _EXT = ExtentEntry.codec
 _ROW = UnitEntry.size
@@ -94,12 +95,22 @@ def resolved(manifests: Sequence[Manifest], start: int = 0, end: int = END,
     as far as images 0..upto make it (its entries of image ``upto`` are the ones a restore reads from
     that image)."""
     n = layers(manifests, upto)
-    stream = own_extents(manifests[n - 1], n - 1, start, end)
-    for i in range(n - 2, -1, -1):
-        stream = overlay(own_extents(manifests[i], i, start, end), stream)
+    stream = _balanced([own_extents(manifests[i], i, start, end) for i in range(n)], overlay)
     for e in stream:
         if e[2] != HOLE_REF:
             yield e
+
+
+def _balanced(streams: list[Iterator[T]], lay: Callable[[Iterator[T], Iterator[T]], Iterator[T]]) -> Iterator[T]:
+    """``streams[0]`` laid over ``streams[1]`` over ... (nearest first), composed as a balanced tree:
+    laying over is associative, and a chain of 1000 images nested one generator per image would
+    pass Python's recursion limit on each step; a tree is ~10 deep."""
+    while len(streams) > 1:
+        paired = [lay(streams[i], streams[i + 1]) for i in range(0, len(streams) - 1, 2)]
+        if len(streams) % 2:
+            paired.append(streams[-1])
+        streams = paired
+    return streams[0]
 
 
 def index_column(rows: bytes) -> Sequence[int]:
@@ -133,25 +144,35 @@ def overlay_units(top: Iterator[bytes], bottom: Iterator[bytes]) -> Iterator[byt
         while t is not None and t[0] < first:
             before.append(t[1])
             t = next(tops, None)
+            if len(before) >= TABLE_BLOCK_ROWS:
+                yield b"".join(before)
+                before = []
         if before:
             yield b"".join(before)
         if t is None or t[0] > last:
             yield block
             continue
         out: list[bytes] = []
+        n_out = 0
         pos = 0
         while t is not None and t[0] <= last:
             p = bisect_left(col, t[0], pos)
             out.append(block[pos * _ROW:p * _ROW])
             out.append(t[1])
+            n_out += p - pos + 1
             pos = p + 1 if p < len(col) and col[p] == t[0] else p
             t = next(tops, None)
+            if n_out >= TABLE_BLOCK_ROWS:
+                # A sparse bottom block can span much of the disk: what top lays into it goes out a
+                # block's worth at a time, never as one batch that grows with the disk.
+                yield b"".join(out)
+                out, n_out = [], 0
         out.append(block[pos * _ROW:])
         yield b"".join(out)
     rest: list[bytes] = []
     while t is not None:
         rest.append(t[1])
-        if len(rest) >= 4096:
+        if len(rest) >= TABLE_BLOCK_ROWS:
             yield b"".join(rest)
             rest = []
         t = next(tops, None)
@@ -163,7 +184,4 @@ def resolved_units(manifests: Sequence[Manifest]) -> Iterator[bytes]:
     """The chain's current unit rows as seen from the point, in blocks, in unit order. Tombstones
     (`TOMBSTONE` hashes) of the point's layers stay in: a reader treats them as "no unit"."""
     n = layers(manifests)
-    stream: Iterator[bytes] = manifests[n - 1].units.blocks()
-    for i in range(n - 2, -1, -1):
-        stream = overlay_units(manifests[i].units.blocks(), stream)
-    return stream
+    return _balanced([manifests[i].units.blocks() for i in range(n)], overlay_units)

@@ -366,7 +366,8 @@ def _open_tables(m: Manifest, mf: ManifestFile, ext_index: bytes, unit_index: by
     meta = m.meta
     assert m.file is not None and m.keys is not None  # set by open_manifest
     ext = BlockTable(EXTENTS, m.file, ext_index, _area(mf), m.keys, m.image_uuid, mf.encrypted,
-                     lambda rows: check_extent_rows(rows, m.raw_length, what), what)
+                     lambda rows: check_extent_rows(rows, m.raw_length, what, meta.disk_size, meta.kind != "full"),
+                     what)
     units = BlockTable(UNITS, m.file, unit_index, _area(mf), m.keys, m.image_uuid, mf.encrypted,
                        lambda rows: check_unit_rows(rows, what), what)
     if ext.count != meta.extent_count or units.count != meta.unit_count:

@@ -247,13 +247,18 @@ class BlockTable(Table):
         return rows
 
 
-def check_extent_rows(rows: bytes, raw_length: Callable[[int], int | None], what: str) -> None:
-    """A version-2 extent block: sorted, not overlapping, each row this image's chunk bytes (inside
-    the chunk) or a hole. ``raw_length(n)`` is chunk n's raw length, or None when there is none."""
+def check_extent_rows(rows: bytes, raw_length: Callable[[int], int | None], what: str, disk_size: int,
+                      holes: bool) -> None:
+    """A version-2 extent block: sorted, not overlapping, inside the disk, each row this image's chunk
+    bytes (inside the chunk) or, unless ``holes`` is false (a full image), a hole. ``raw_length(n)`` is
+    chunk n's raw length, or None when there is none."""
     end = -1
     for off, n, chunk, coff, ref, reserved in ExtentEntry.codec.iter_unpack(rows):
-        if n == 0 or off < end or reserved:
-            raise IntegrityError(detail=f"{what}: extent at disk byte {off} is malformed or overlaps another")
+        if n == 0 or off < end or reserved or off + n > disk_size:
+            raise IntegrityError(detail=f"{what}: extent at disk byte {off} is malformed, overlaps another "
+                                        "or lies past the disk's end")
+        if ref == HOLE_REF and not holes:
+            raise IntegrityError(detail=f"{what}: extent at disk byte {off} is a hole in a full image")
         if ref != HOLE_REF:
             size = raw_length(chunk) if ref == 0 else None
             if size is None or n > CHUNK_SIZE or coff + n > size:

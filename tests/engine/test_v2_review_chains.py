@@ -200,10 +200,6 @@ def test_v2_review_v2_chain_on_version_1_images(tmp_path: Path, seed: int) -> No
         check_point(folder, image_id, points[image_id], tmp_path, parts)
 
 
-@pytest.mark.xfail(strict=True, reason="a unit's coverage seed lists its stored runs as they were fed: runs "
-                                       "that touch (two regions, two extents) seed differently from one run "
-                                       "(core/engine/chunker.py Chunker._finish_unit), so a merged full's "
-                                       "hashes differ from a backup's for the same bytes")
 def test_v2_review_unchanged_disk_stores_nothing_after_a_merge(tmp_path: Path) -> None:
     """Only cost, never wrong bytes: an incremental of an unchanged disk on a merged full stores again
     the units whose runs the merge fed joined (here the unit where the gap meets partition 1)."""

@@ -24,9 +24,6 @@ DEPTH = 150
 LIMIT = 120
 
 
-@pytest.mark.xfail(strict=True, reason="overlay.resolved nests a generator per chain image: RecursionError "
-                                       "for chains near MAX_CHAIN (core/engine/overlay.py resolved, "
-                                       "resolved_units)")
 def test_v2_review_long_chain_resolves_in_bounded_stack(tmp_path: Path) -> None:
     src, folder = tmp_path / "src.img", tmp_path / "bk"
     data = bytearray((b"deep chain " * 100_000)[:1 << 20])

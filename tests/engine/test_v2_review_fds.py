@@ -25,9 +25,6 @@ DEPTH = 40
 HEADROOM = 60
 
 
-@pytest.mark.xfail(strict=True, reason="a Chain holds two descriptors per image (manifest and volumes, "
-                                       "core/engine/chain.py, core/format/manifest.py open_manifest); "
-                                       "EMFILE is reported as an IntegrityError")
 def test_v2_review_long_chain_opens_under_a_small_fd_limit(tmp_path: Path) -> None:
     src, folder = tmp_path / "src.img", tmp_path / "bk"
     data = bytearray((b"many images " * 100_000)[:1 << 20])

@@ -60,8 +60,6 @@ def chain_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, s
     return folder, full, inc, filled, only
 
 
-@pytest.mark.xfail(strict=True, reason="overlay_units yields every top row inside one bottom block's key "
-                                       "range as one batch (core/engine/overlay.py overlay_units: out)")
 def test_v2_review_resolved_units_come_in_blocks(chain_folder: tuple[Path, str, str, Path, str]) -> None:
     folder, _, inc, _, _ = chain_folder
     chain = load_chain(Repository(str(folder)), inc, lambda: None)
@@ -74,8 +72,6 @@ def test_v2_review_resolved_units_come_in_blocks(chain_folder: tuple[Path, str, 
     assert max(rows) <= 2 * TABLE_BLOCK_ROWS, rows
 
 
-@pytest.mark.xfail(strict=True, reason="ParentUnits._fill appends every batch up to the unit asked for "
-                                       "to its window before it moves the cursor (core/engine/chunker.py)")
 def test_v2_review_parent_window_stays_small_over_a_wiped_run(chain_folder: tuple[Path, str, str, Path, str]) -> None:
     """An incremental after the middle was wiped: its first unit after the run looks up the
     parent's (a full image whose unit table comes in blocks) at the end of the disk."""

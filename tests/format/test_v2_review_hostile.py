@@ -230,12 +230,7 @@ CASES = ["control", "control_one_row_blocks", "overlap_in_block", "keys_not_risi
          "data_made_hole", "past_disk_end"]
 
 
-_LOOSE = ("a consistent rewrite the reader does not refuse: FORMAT.md does not say that a full image has no "
-          "holes nor that extents lie inside source.size, and neither is checked (verify passes, restore "
-          "leaves bytes unwritten or drops them)")
-PARAMS = [pytest.param(which, case, marks=[pytest.mark.xfail(strict=True, reason=_LOOSE)]
-                       if (which, case) in {("full", "data_made_hole"), ("full", "past_disk_end"),
-                                            ("inc", "past_disk_end")} else [])
+PARAMS = [pytest.param(which, case)
           for which in ("full", "inc") for case in CASES
           if (which, case) != ("inc", "data_made_hole")]  # a hole in an incremental is a legal row
 
