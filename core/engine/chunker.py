@@ -364,6 +364,10 @@ class Chunker:
                 self._cur = Chunk(cur.number + 1)
 
     def _hole(self, off: int, n: int) -> None:
+        # The disk's last unit may reach past its end: what is not on the disk needs no hole.
+        n = min(off + n, self.reader.size) - off
+        if n <= 0:
+            return
         last = self._last_ext
         if last and last[4] == HOLE_REF and last[0] + last[1] == off and last[1] + n <= MAX_HOLE:
             last[1] += n
