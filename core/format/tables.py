@@ -27,8 +27,8 @@ import zstandard
 
 from ..crypto.keys import ImageKeys
 from ..errors import IntegrityError
-from .c_image import (CHUNK_SIZE, HOLE_REF, NONCE_TABLE, TABLE_BLOCK_ROWS, ExtentEntry, TableBlock,
-                      UnitEntry)
+from .c_image import (CHUNK_SIZE, HASH_UNIT, HOLE_REF, NONCE_TABLE, TABLE_BLOCK_ROWS, ExtentEntry,
+                      TableBlock, UnitEntry)
 from ..structs import Struct
 
 # Decoded blocks a table keeps: a stream needs one, a mount's lookups hop between a few places.
@@ -253,8 +253,11 @@ def check_extent_rows(rows: bytes, raw_length: Callable[[int], int | None], what
     bytes (inside the chunk) or, unless ``holes`` is false (a full image), a hole. ``raw_length(n)`` is
     chunk n's raw length, or None when there is none."""
     end = -1
+    # A hole may reach to the end of the disk's last unit (images of rescue 0.2.0's first builds
+    # have such holes; they change nothing), data only to the disk's end.
+    hole_limit = -(-disk_size // HASH_UNIT) * HASH_UNIT
     for off, n, chunk, coff, ref, reserved in ExtentEntry.codec.iter_unpack(rows):
-        if n == 0 or off < end or reserved or off + n > disk_size:
+        if n == 0 or off < end or reserved or off + n > (hole_limit if ref == HOLE_REF else disk_size):
             raise IntegrityError(detail=f"{what}: extent at disk byte {off} is malformed, overlaps another "
                                         "or lies past the disk's end")
         if ref == HOLE_REF and not holes:

@@ -1,19 +1,17 @@
 """Review of format version 2: images the first format-2 writer made stay readable.
 
 Until 7f58f48 the chunker recorded the holes of the disk's last unit up to the unit's end, past the
-disk's end when the disk's size is not a multiple of 16 KiB (most real disks), and the reader took
-them. Since 60c0c51 the reader refuses any extent past the disk's end, so such an incremental, made
-by rescue 0.2.0 before 7f58f48, no longer verifies nor restores ("lies past the disk's end", exit
-20). (Checked by hand with an image written by the tree of 3744bc6.) Here the same image is made by
-writing an incremental with today's engine and extending its last hole to the unit's end, as the
-earlier writer wrote it. If no such image exists outside this repository, this test can go.
+disk's end when the disk's size is not a multiple of 16 KiB (most real disks). The reader refuses
+data past the disk's end but accepts a hole up to the end of the disk's last unit (FORMAT.md
+"Extent map entry"), so such an incremental still verifies and restores. Here the same image is made
+by writing an incremental with today's engine and extending its last hole to the unit's end, as the
+earlier writer wrote it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from core.engine.backup import BackupOptions, backup
 from core.engine.repo import Repository
@@ -27,9 +25,6 @@ from tests.format.test_v2_review_hostile import forge, rows_of
 SIZE = (4 << 20) + 4096  # ends 4 KiB into a unit
 
 
-@pytest.mark.xfail(strict=True, reason="the reader refuses a hole past the disk's end, which the format-2 "
-                                       "writer before 7f58f48 wrote for the last unit "
-                                       "(core/format/tables.py check_extent_rows)")
 def test_v2_review_first_writers_tail_hole_is_read(tmp_path: Path) -> None:
     src, folder = tmp_path / "src.img", tmp_path / "bk"
     data = bytearray((b"tail unit " * (SIZE // 10 + 1))[:SIZE])
