@@ -36,6 +36,8 @@ def ensure_open_files(needed: int, folder: str, what: str) -> None:
     if soft == resource.RLIM_INFINITY or soft >= want:
         return
     if hard != resource.RLIM_INFINITY and hard < want:
+        # (merging the chain needs it open too: the limit must go up first)
         raise RepositoryError(path=folder, detail=f"{what} needs {want} open files and the system allows {hard}: "
-                                                 "merge the chain (rescue merge) or raise the limit (ulimit -n)")
+                                                 f"raise the limit (ulimit -Hn {want}) and run again; a merge "
+                                                 "(rescue merge) then shortens the chain")
     resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else hard, hard))
