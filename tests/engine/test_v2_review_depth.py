@@ -1,12 +1,11 @@
 """Review of format version 2: resolving a long chain must not need a Python frame per image.
 
-`overlay.resolved` nests one `overlay` generator per image of the chain (and `resolved_units` one
-`overlay_units`), so every row handed out passes through as many generator frames as the chain is
-long. Python's default recursion limit is 1000 and MAX_CHAIN lets a chain hold 999 images: the
-restore, the mount, verify's size count and the merge (the remedy the backup names for long chains)
-of a point deep in such a chain end in RecursionError, below the caller's own frames. This test
-builds a real chain of 150 images and resolves its last point under a recursion limit of 120
-(standing for 1000 under a chain of up to 999 images and the CLI's frames).
+A first version nested one `overlay` generator per image of the chain, so every row passed through
+as many generator frames as the chain is long: with Python's recursion limit of 1000 and MAX_CHAIN
+999, a point deep in such a chain ended in RecursionError (restore, mount, verify, merge). The
+layers are now merged as a balanced tree. This test builds a real chain of 150 images and resolves
+its last point under a recursion limit of 120 (standing for 1000 under a chain of up to 999 images
+and the CLI's frames).
 """
 
 from __future__ import annotations

@@ -2,11 +2,10 @@
 
 A `Chain` keeps every image's volumes open, and since version 2 every image's manifest as well (its
 table blocks are read while the chain is in use): two descriptors per single-volume image. Under the
-usual soft limit of 1024 open files, a point about 510 images deep (well inside MAX_CHAIN) cannot be
-restored, verified, mounted or merged, and the failure is reported as damage ("Integrity check
-failed: ... cannot open: Too many open files", exit code 20) although every file is intact.
-(Measured by hand: a 515-deep point under `ulimit -n 1024`.) The test scales that down: a chain of
-40 images opened with 60 descriptors left under the soft limit.
+usual soft limit of 1024 open files a point about 510 images deep once failed as damage ("Too many
+open files", exit 20) although every file was intact; the chain now asks for the descriptors it
+needs (`core.platform.limits`). The test scales that down: a chain of 40 images opened with 60
+descriptors left under the soft limit.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Review of format version 2: the parent's unit rows reach an incremental a block or two at a time.
 
 `overlay.resolved_units` promises rows "in blocks" and `chunker.ParentUnits` "a block or two of rows
-whatever the disk size". Two shapes break that on real chains:
+whatever the disk size". Two shapes broke that on real chains before they were fixed:
 
 - a full image of a nearly empty disk keeps its few units in one block spanning the disk; when the
   disk is then filled, the next incremental's rows all fall inside that one block's key range, and
@@ -10,8 +10,9 @@ whatever the disk size". Two shapes break that on real chains:
   emptied) makes `ParentUnits._fill` append every batch of that run to its window before it bisects
   (and copy the growing window once per batch).
 
-Each batch then grows with the disk: 24 bytes a unit (plus a Python bytes object per row in ``out``),
-~45 MB per 30 GiB of changed data, and the window's copies are quadratic in the run's length.
+Each batch then grew with the disk: 24 bytes a unit (plus a Python bytes object per row in ``out``),
+~45 MB per 30 GiB of changed data, and the window's copies were quadratic in the run's length. Both
+now go a block at a time.
 """
 
 from __future__ import annotations
