@@ -15,24 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.backup import BackupOptions, backup
 from core.engine.view import open_view
-from core.progress import Progress
+from tests.engine.longchain import long_chain
 
 DEPTH = 150
 LIMIT = 120
 
 
 def test_v2_review_long_chain_resolves_in_bounded_stack(tmp_path: Path) -> None:
-    src, folder = tmp_path / "src.img", tmp_path / "bk"
-    data = bytearray((b"deep chain " * 100_000)[:1 << 20])
-    src.write_bytes(bytes(data))
-    last = backup(str(src), str(folder), BackupOptions(), Progress()).image_id
-    for i in range(1, DEPTH):
-        at = (i * 4096) % len(data)
-        data[at:at + 8] = i.to_bytes(8, "little")
-        src.write_bytes(bytes(data))
-        last = backup(str(src), str(folder), BackupOptions(mode="incremental"), Progress()).image_id
+    folder, last, data = long_chain(tmp_path, DEPTH, b"deep chain ")
     with open_view(str(folder), last, lambda: None) as view:
         assert len(view.chain.manifests) == DEPTH
         old = sys.getrecursionlimit()

@@ -16,24 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.backup import BackupOptions, backup
 from core.engine.view import open_view
-from core.progress import Progress
+from tests.engine.longchain import long_chain
 
 DEPTH = 40
 HEADROOM = 60
 
 
 def test_v2_review_long_chain_opens_under_a_small_fd_limit(tmp_path: Path) -> None:
-    src, folder = tmp_path / "src.img", tmp_path / "bk"
-    data = bytearray((b"many images " * 100_000)[:1 << 20])
-    src.write_bytes(bytes(data))
-    last = backup(str(src), str(folder), BackupOptions(), Progress()).image_id
-    for i in range(1, DEPTH):
-        at = (i * 4096) % len(data)
-        data[at:at + 8] = i.to_bytes(8, "little")
-        src.write_bytes(bytes(data))
-        last = backup(str(src), str(folder), BackupOptions(mode="incremental"), Progress()).image_id
+    folder, last, data = long_chain(tmp_path, DEPTH, b"many images ")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # New descriptors take the lowest free numbers below the limit: leave exactly HEADROOM of them.
     in_use = {int(n) for n in os.listdir("/proc/self/fd")}
