@@ -101,31 +101,35 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
     parent_chain, chain = _choose_parent(repo, options, identity)
     parent = parent_chain[0] if parent_chain else None
     total = sum(r.length for r in plan.regions)
-    with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
-                     split=options.split, level=options.level,
-                     check_compression=options.check_compression) as writer:
-        chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.tables, writer.on_read,
-                          ParentUnits(resolved_units(parent_chain)) if parent_chain else None)
-        writer.write(chunker)
-        volumes = writer.finish()
-        warnings = list(plan.warnings)
-        if parent and (parent.meta.source.serial or "") != (identity.serial or ""):
-            warnings.append(f"continued the chain of image {parent.image_id} on the user's word that this is the "
-                            f"same disk: its serial was {parent.meta.source.serial!r}, now {identity.serial!r}")
-        if chunker.unreadable:
-            warnings.append(UnreadableSectorsWarning(
-                detail=f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
-                       f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable"))
-        meta = ImageMeta(
-            id=image_id, kind=options.mode, parent=parent.image_id if parent else None,
-            parent_digest=parent.digest.hex() if parent else None, chain=chain,
-            time=datetime.now(timezone.utc).isoformat(timespec="microseconds"), tool=f"rescue {__version__}",
-            options=Settings(options.level, options.partitions, options.split, options.sector_by_sector),
-            source=identity, table=plan.image_table(),
-            zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)),
-            unreadable=tuple(chunker.unreadable), warnings=tuple(warnings),
-            stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes))
-        meta = writer.commit(meta)
+    try:
+        with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
+                         split=options.split, level=options.level,
+                         check_compression=options.check_compression) as writer:
+            chunker = Chunker(reader, plan.regions, identity.logical_sector_size, writer.tables, writer.on_read,
+                              ParentUnits(resolved_units(parent_chain)) if parent_chain else None)
+            writer.write(chunker)
+            volumes = writer.finish()
+            warnings = list(plan.warnings)
+            if parent and (parent.meta.source.serial or "") != (identity.serial or ""):
+                warnings.append(f"continued the chain of image {parent.image_id} on the user's word that this is the "
+                                f"same disk: its serial was {parent.meta.source.serial!r}, now {identity.serial!r}")
+            if chunker.unreadable:
+                warnings.append(UnreadableSectorsWarning(
+                    detail=f"{sum(n for _, n in chunker.unreadable)} bytes of the source could not be read "
+                           f"in {len(chunker.unreadable)} ranges; they are recorded as unreadable"))
+            meta = ImageMeta(
+                id=image_id, kind=options.mode, parent=parent.image_id if parent else None,
+                parent_digest=parent.digest.hex() if parent else None, chain=chain,
+                time=datetime.now(timezone.utc).isoformat(timespec="microseconds"), tool=f"rescue {__version__}",
+                options=Settings(options.level, options.partitions, options.split, options.sector_by_sector),
+                source=identity, table=plan.image_table(),
+                zero_extents=tuple(merge_extents(plan.zeroed + chunker.zeroed)),
+                unreadable=tuple(chunker.unreadable), warnings=tuple(warnings),
+                stats=Stats(total, writer.data_bytes, writer.stored_bytes, chunker.reused_bytes))
+            meta = writer.commit(meta)
+    finally:
+        for m in parent_chain:  # (their table blocks were read; the files can close now)
+            m.close()
     return BackupResult(image_id, source_path, total, writer.data_bytes, writer.stored_bytes,
                         meta.chunk_count, [v.name for v in volumes], time.monotonic() - started, warnings,
                         list(chunker.unreadable), meta.kind, meta.parent,

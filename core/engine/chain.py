@@ -27,7 +27,18 @@ def load_chain(repo: Repository, image_id: str, password: Callable[[], bytes | N
     """The point's manifest followed by its ancestors', every pin checked."""
     point = repo.load(image_id, password)
     out = [point]
-    pins = point.meta.chain
+    try:
+        _load_ancestors(repo, image_id, password, out)
+    except BaseException:
+        for m in out:
+            m.close()
+        raise
+    return out
+
+
+def _load_ancestors(repo: Repository, image_id: str, password: Callable[[], bytes | None],
+                    out: list[Manifest]) -> None:
+    pins = out[0].meta.chain
     # Each image keeps a manifest and its volumes open while the chain is in use (`Chain`).
     ensure_open_files(len(pins) + 1, repo.path, f"the chain of image {image_id} ({len(pins) + 1} images)")
     for i, pin in enumerate(pins):
@@ -40,10 +51,9 @@ def load_chain(repo: Repository, image_id: str, password: Callable[[], bytes | N
             raise IntegrityError(detail=f"image {image_id} needs image {pin.id} with manifest digest "
                                         f"{pin.digest[:16]}..., but that image was replaced or altered")
         m = mf.open_manifest(f, password)
+        out.append(m)
         if m.meta.chain != pins[i + 1:]:
             raise IntegrityError(detail=f"image {pin.id} does not continue the chain of image {image_id}")
-        out.append(m)
-    return out
 
 
 class Chain:

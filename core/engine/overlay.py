@@ -114,7 +114,8 @@ def _balanced(streams: list[Iterator[T]], lay: Callable[[Iterator[T], Iterator[T
 
 
 def index_column(rows: bytes) -> Sequence[int]:
-    """The unit indices of packed rows, without a copy where the machine is little-endian."""
+    """The first column of packed 24-byte rows (unit indices, or extents' disk offsets), without a
+    copy where the machine is little-endian."""
     if sys.byteorder == "little":
         return memoryview(rows).cast("Q")[::_ROW // 8]
     col = array("Q")

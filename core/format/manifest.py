@@ -26,7 +26,7 @@ import zstandard
 
 from ..crypto.keys import ImageKeys, KeyWrap
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
-from ..io.atomic import fsync_dir, os_error
+from ..io.atomic import fsync_dir, os_error, pwrite_all
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, OLDEST_VERSION, ChunkEntry, ExtentEntry, KeySlot,
                       ManifestHeader, TableBlock, UnitEntry)
@@ -153,8 +153,8 @@ class ManifestWriter:
             head, keyslot, summary_b, body = _sections(self.image_uuid, self.encrypted, self.keys, wrap, summary,
                                                        meta_json, body_tables, tables_len)
             digest = blake3.blake3(head + keyslot + summary_b + body).digest()
-            _write_all(self.fd, head + keyslot, 0)
-            _write_all(self.fd, summary_b + body + digest, self.start + tables_len)
+            pwrite_all(self.fd, head + keyslot, 0)
+            pwrite_all(self.fd, summary_b + body + digest, self.start + tables_len)
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
@@ -181,14 +181,6 @@ class ManifestWriter:
             os.unlink(self.partial)
         except OSError:
             pass
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
 
 
 def encode_json(m: Manifest, meta_json: dict[str, Any], wrap: KeyWrap | None) -> bytes:

@@ -27,6 +27,7 @@ import zstandard
 
 from ..crypto.keys import ImageKeys
 from ..errors import IntegrityError
+from ..io.atomic import pwrite_all
 from .c_image import (CHUNK_SIZE, HASH_UNIT, HOLE_REF, NONCE_TABLE, TABLE_BLOCK_ROWS, ExtentEntry,
                       TableBlock, UnitEntry)
 from ..structs import Struct
@@ -107,13 +108,8 @@ class TableWriter:
         stored = self._z.compress(rows)
         if self.encrypted:
             stored = self.keys.seal(NONCE_TABLE, self.pos, stored, _aad(self.uuid, self.pos))
-        view = memoryview(stored)
-        at = self.pos
         try:
-            while view:
-                n = os.pwrite(self.fd, view, at)
-                view = view[n:]
-                at += n
+            pwrite_all(self.fd, stored, self.pos)
         except OSError as e:
             raise self.on_error(e) from e
         first, last = kind.keys(rows)

@@ -27,6 +27,15 @@ def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
     return RepositoryError(path=folder, detail=f"{what}: {e.strerror or e}")
 
 
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a short pwrite is continued; OSError is the caller's)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
 def write_fsync(path: str | os.PathLike[str], data: bytes) -> None:
     """Create or truncate ``path``, write all of ``data`` and fsync it (OSError is the caller's)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)

@@ -8,7 +8,6 @@ exit code) the daemon hit. Setup errors tear down whatever was already mounted. 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from typing import Any, Callable
 from core import platform
 from core.engine.view import DiskView, open_view
 from core.errors import Error, UnsupportedError, UsageError, all_error_classes
+from core.io.allocator import one_arena
 
 from . import stack
 from .layout import Entry, entries, point_manifest
@@ -186,21 +186,6 @@ def _setup_logging(log_file: str | None) -> None:
     log.propagate = False
 
 
-def _one_malloc_arena() -> None:
-    """Let every thread of this process allocate from glibc's main arena.
-
-    Decoding a chunk allocates a few 4 MiB buffers (record, plaintext, decompressed chunk) in whichever
-    worker thread runs it. By default glibc gives threads their own arenas and keeps freed buffers in
-    them, so the server's peak RSS was 200-230 MiB with a 64 MiB chunk cache; with one arena it is 125-135 MiB
-    at the same speed (bench/browse.py). Handing big buffers back to the kernel at once
-    (M_MMAP_THRESHOLD) was measured too: every decode then faults in fresh pages and takes 3-4x longer.
-    Must run before the worker threads start; a libc without mallopt keeps its own policy."""
-    try:
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX = -8 in glibc's malloc.h
-    except (OSError, AttributeError):
-        pass
-
-
 def _run(view: DiskView, mp: str, items: list[Entry], browse: set[str], result: MountResult,
          ready: Callable[[BaseException | None], None]) -> None:
     import pyfuse3
@@ -208,7 +193,10 @@ def _run(view: DiskView, mp: str, items: list[Entry], browse: set[str], result: 
 
     from .fusefs import ImageFS
 
-    _one_malloc_arena()
+    # One malloc arena for the decode threads (their freed 4 MiB buffers are reused, not kept per
+    # thread). Handing big buffers back to the kernel at once was measured too: every decode then
+    # faults in fresh pages and takes 3-4x longer, so the mount keeps glibc's thresholds.
+    one_arena()
     _setup_logging(result.log)
     info = json.dumps({**result.as_json(), "pid": os.getpid()}, indent=1).encode() + b"\n"
     fs = ImageFS(view, items, browse, info)
