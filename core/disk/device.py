@@ -18,7 +18,6 @@ disk imaged to a file keeps 4096).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 import struct
@@ -31,6 +30,7 @@ from ..io.direct import DirectFile, DirectUnavailable, ReadBackMismatch
 from ..io.reader import pread_full
 from ..io.writeback import Writeback
 from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError, VerifyAfterWriteError
+from ..platform import files
 from . import safety, sysblock
 
 DEFAULT_FILE_SECTOR = 512
@@ -120,7 +120,7 @@ class Disk:
         done = 0
         while done < len(view):
             try:
-                n = os.pwrite(self.fd, view[done:], offset + done)
+                n = files.pwrite(self.fd, view[done:], offset + done)
             except OSError as e:
                 raise TargetWriteError(target=self.path,
                                        detail=f"{e.strerror} at byte {offset + done}") from e
@@ -183,6 +183,7 @@ class Disk:
             return False
         try:
             if self.kind == "block":
+                import fcntl  # here, not at the top: block devices are Linux's, and Windows has no fcntl
                 fcntl.ioctl(self.fd, sysblock.BLKZEROOUT, struct.pack("QQ", offset, length))
             else:
                 if _libc_fallocate(self.fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
@@ -203,7 +204,7 @@ class Disk:
             if self.kind == "block":
                 sysblock.ioctl_int(self.fd, sysblock.BLKFLSBUF)
             else:
-                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                files.drop_cache(self.fd)
         except OSError:
             pass  # dropping the cache is best effort: the data is already on the medium after fsync
 
@@ -274,7 +275,7 @@ def open_source(path: str, sector_size: int | None = None) -> Disk:
     if sector_size is not None:
         _check_sector_size(sector_size)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = files.open_fd(path, os.O_RDONLY | files.CLOEXEC)
     except FileNotFoundError as e:
         raise SourceError(path=path, detail="does not exist") from e
     except IsADirectoryError as e:
@@ -362,7 +363,7 @@ def _refuse_geometry(path: str, size: int, logical: int, read_only: bool, requir
 
 def _open_block_target(path: str, st: os.stat_result, required_size: int, sector_size: int) -> Disk:
     try:
-        probe = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        probe = files.open_fd(path, os.O_RDONLY | files.CLOEXEC)
     except OSError as e:
         raise TargetRefused(target=path, detail=f"cannot open: {e.strerror}") from e
     try:
@@ -373,7 +374,7 @@ def _open_block_target(path: str, st: os.stat_result, required_size: int, sector
         os.close(probe)
     _refuse_geometry(path, size, logical, ro, required_size, sector_size)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
+        fd = files.open_fd(path, os.O_RDWR | os.O_EXCL | files.CLOEXEC)
     except OSError as e:
         if e.errno == errno.EBUSY:
             raise TargetRefused(target=path, detail="in use (another program has it open exclusively, "
@@ -396,13 +397,13 @@ def _open_block_target(path: str, st: os.stat_result, required_size: int, sector
 
 def _open_file_target(path: str, required_size: int, sector_size: int,
                       allow_create: bool) -> tuple[Disk, bool]:
-    flags = os.O_RDWR | os.O_CLOEXEC
+    flags = os.O_RDWR | files.CLOEXEC
     created = False
     if allow_create and not os.path.exists(path):
         flags |= os.O_CREAT | os.O_EXCL  # O_EXCL: never take over a file that appeared meanwhile
         created = True
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = files.open_fd(path, flags, 0o644)
     except OSError as e:
         if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise TargetRefused(target=path, detail=f"is read-only ({e.strerror})") from e
@@ -436,7 +437,7 @@ def recheck(disk: Disk) -> None:
         if not stat.S_ISBLK(st.st_mode) or st.st_rdev != disk.rdev:
             raise TargetRefused(target=disk.path, detail="changed since it was chosen: now another device")
         try:
-            fd = os.open(disk.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = files.open_fd(disk.path, os.O_RDONLY | files.CLOEXEC)
         except OSError as e:
             raise TargetRefused(target=disk.path, detail=f"changed since it was chosen: {e.strerror}") from e
         try:

@@ -11,7 +11,6 @@ Nothing here opens a device for writing.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 
@@ -32,6 +31,7 @@ _ATTR_CAP = 4096
 
 def ioctl_int(fd: int, request: int, fmt: str = "i") -> int:
     """Run a block ioctl that returns one integer of struct format ``fmt``."""
+    import fcntl  # here, not at the top: `safety` imports this module on Windows too, which has no fcntl
     buf = bytearray(struct.calcsize(fmt))
     fcntl.ioctl(fd, request, buf, True)
     return int(struct.unpack(fmt, buf)[0])

@@ -28,6 +28,7 @@ from ..extents import Extent
 from ..format.image_meta import ImageTable
 from ..io.direct import DirectUnavailable
 from ..partition import gpt, mbr
+from ..platform import files
 from ..progress import Event, Progress
 from .layout import Layout
 from .pipeline import IO_WORKERS, Ordered
@@ -124,7 +125,7 @@ class Placer:
         if fd is None:
             path = self.spill_path(number)
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                fd = files.open_fd(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | files.CLOEXEC, 0o600)
             except OSError as e:
                 raise TargetWriteError(target=self.disk.path,
                                        detail=f"cannot create scratch file {path}: {e.strerror}") from None
@@ -138,7 +139,7 @@ class Placer:
         if spill:
             fd = self._spill_fd(spill)
             try:
-                os.pwrite(fd, data, t_off)
+                files.pwrite(fd, data, t_off)
             except OSError as e:
                 raise TargetWriteError(target=self.disk.path, detail=f"scratch file: {e.strerror}") from None
             self._note(spill, t_off, len(data), FULL, xxhash.xxh3_128_digest(data))
@@ -203,7 +204,7 @@ class Placer:
             pos = 0
             while pos < n:
                 k = min(READBACK_PIECE, n - pos)
-                data = os.pread(self._spills[spill], k, off + pos)
+                data = files.pread(self._spills[spill], k, off + pos)
                 if len(data) != k:
                     return entry, False
                 h.update(data)

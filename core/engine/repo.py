@@ -25,6 +25,7 @@ from ..format.manifest import Manifest
 from ..format.volume import volume_name
 from ..io.atomic import fsync_dir
 from ..io.atomic import os_error
+from ..platform import files
 from ..platform.process import pid_alive
 
 LOCK_NAME = "rescue.lock"
@@ -86,7 +87,7 @@ class Repository:
         me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
         for _attempt in range(3):
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                fd = files.open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | files.CLOEXEC, 0o644)
             except FileExistsError:
                 if self._stale_lock(path, str(me["host"])):
                     try:

@@ -27,6 +27,7 @@ import zstandard
 from ..crypto.keys import ImageKeys, KeyWrap
 from ..errors import FormatError, IncompleteImage, IntegrityError, NewerFormat, PasswordRequired
 from ..io.atomic import fsync_dir, os_error, pwrite_all
+from ..platform import files
 from .c_image import (ENC_AES256GCM, ENC_NONE, FORMAT_VERSION, KDF_ARGON2ID, KDF_NONE, KNOWN_MANDATORY_FEATURES,
                       MANIFEST_MAGIC, NONCE_MANIFEST, OLDEST_VERSION, ChunkEntry, ExtentEntry, KeySlot,
                       ManifestHeader, TableBlock, UnitEntry)
@@ -138,7 +139,7 @@ class ManifestWriter:
         self.encrypted = encrypted
         self.start = ManifestHeader.size + (KeySlot.size if encrypted else 0)
         try:
-            self.fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            self.fd = files.open_fd(self.partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | files.CLOEXEC, 0o644)
         except OSError as e:
             raise os_error(e, folder, f"creating {self.name}") from e
         self.tables = TableWriter(self.fd, self.start, keys, image_uuid, encrypted,
@@ -158,7 +159,7 @@ class ManifestWriter:
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
-            os.rename(self.partial, self.final)
+            files.rename(self.partial, self.final)
         except OSError as e:
             self.abort()
             raise os_error(e, self.folder, f"writing {self.name}") from e
@@ -188,7 +189,7 @@ def encode_json(m: Manifest, meta_json: dict[str, Any], wrap: KeyWrap | None) ->
     table area copied as it is, its body rebuilt. ``m`` must be a version-2 manifest read from a file."""
     offset, length = m.tables_area
     with open(m.path, "rb") as f:
-        area = os.pread(f.fileno(), length, offset) if length else b""
+        area = files.pread(f.fileno(), length, offset) if length else b""
     index = b""
     for table in (m.extents, m.units):
         if isinstance(table, BlockTable):
@@ -240,12 +241,12 @@ def read_file(path: str, image_id: str) -> ManifestFile:
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            head = os.pread(f.fileno(), ManifestHeader.size, 0)
+            head = files.pread(f.fileno(), ManifestHeader.size, 0)
             h = _check_header(head, size, name)
             ks, sl, bl, tl = h["keyslot_length"], h["summary_length"], h["body_length"], h["tables_length"]
             p = ManifestHeader.size
-            keyslot = os.pread(f.fileno(), ks, p) if ks else b""
-            rest = os.pread(f.fileno(), sl + bl + TAIL, p + ks + tl)
+            keyslot = files.pread(f.fileno(), ks, p) if ks else b""
+            rest = files.pread(f.fileno(), sl + bl + TAIL, p + ks + tl)
     except FileNotFoundError:
         raise IncompleteImage(image=image_id, detail="no manifest (the backup did not finish)") from None
     except OSError as e:

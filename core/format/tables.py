@@ -28,6 +28,7 @@ import zstandard
 from ..crypto.keys import ImageKeys
 from ..errors import IntegrityError
 from ..io.atomic import pwrite_all
+from ..platform import files
 from .c_image import (CHUNK_SIZE, HASH_UNIT, HOLE_REF, NONCE_TABLE, TABLE_BLOCK_ROWS, ExtentEntry,
                       TableBlock, UnitEntry)
 from ..structs import Struct
@@ -225,7 +226,7 @@ class BlockTable(Table):
         where = f"{self.what}: {self.kind.name} block {i} at byte {offset}"
         stored: bytes | memoryview
         try:
-            stored = os.pread(self.file.fileno(), stored_len, offset)
+            stored = files.pread(self.file.fileno(), stored_len, offset)
         except (OSError, ValueError) as e:  # (ValueError: the manifest was closed)
             raise IntegrityError(detail=f"{where}: cannot read: {getattr(e, 'strerror', None) or e}") from None
         if len(stored) != stored_len or blake3.blake3(stored).digest() != digest:

@@ -10,14 +10,10 @@ import errno
 import os
 
 from ..errors import DestinationFull, RepositoryError
+from ..platform import files
+from ..platform.files import fsync_dir
 
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["fsync_dir", "os_error", "pwrite_all", "write_durable", "write_fsync"]
 
 
 def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
@@ -31,14 +27,14 @@ def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (a short pwrite is continued; OSError is the caller's)."""
     view = memoryview(data)
     while view:
-        n = os.pwrite(fd, view, offset)
+        n = files.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
 
 
 def write_fsync(path: str | os.PathLike[str], data: bytes) -> None:
     """Create or truncate ``path``, write all of ``data`` and fsync it (OSError is the caller's)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = files.open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | files.CLOEXEC, 0o644)
     try:
         view = memoryview(data)
         while view:
@@ -59,7 +55,7 @@ def write_durable(folder: str, name: str, data: bytes) -> None:
     renamed = False
     try:
         write_fsync(partial, data)
-        os.rename(partial, final)
+        files.rename(partial, final)
         renamed = True
         fsync_dir(folder)
     except OSError as e:

@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import xxhash
 
+from ..platform import files
+
 ALIGN = 4096
 # Size of each thread's bounce buffer and so the largest single direct request: one image chunk
 # (4 MiB), which is what a restore writes at a time; larger requests are split.
@@ -65,9 +67,13 @@ class DirectFile:
         the same file or device even if its path changed), or None where direct I/O is refused."""
         if logical_sector_size > ALIGN:  # our buffers are only page aligned; no such disk exists today
             return None
-        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_DIRECT | os.O_CLOEXEC
+        if not files.DIRECT:
+            # Windows: no O_DIRECT and no /proc. Unbuffered I/O there is FILE_FLAG_NO_BUFFERING on a
+            # handle the Windows disk backend opens itself; files and image targets go buffered.
+            return None
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | files.DIRECT | files.CLOEXEC
         try:
-            return cls(os.open(f"/proc/self/fd/{fd}", flags))
+            return cls(files.open_fd(f"/proc/self/fd/{fd}", flags))
         except OSError:
             return None
 
@@ -87,7 +93,7 @@ class DirectFile:
     def pwrite(self, offset: int, data: memoryview, verify: bool = False) -> None:
         """Write aligned ``data`` at aligned ``offset``. With ``verify``, each piece is read back
         from the device as soon as it is written and compared (XXH3-128 of the bounce buffer before
-        and after), raising `ReadBackMismatch`. OSError as from os.pwrite; `DirectUnavailable` when
+        and after), raising `ReadBackMismatch`. OSError as from pwrite; `DirectUnavailable` when
         the filesystem refuses direct requests after all (redo the whole write buffered)."""
         view = memoryview(self._buffer())
         pos = 0
@@ -98,12 +104,12 @@ class DirectFile:
             expect = xxhash.xxh3_128_digest(piece) if verify else b""
             done = 0
             while done < n:
-                k = self._call(os.pwrite, self.fd, piece[done:], offset + pos + done)
+                k = self._call(files.pwrite, self.fd, piece[done:], offset + pos + done)
                 if k <= 0:
                     raise OSError(errno.EIO, "no progress")
                 done += k
             if verify:
-                got = self._call(os.preadv, self.fd, [piece], offset + pos)
+                got = self._call(files.pread_into, self.fd, piece, offset + pos)
                 if got != n or xxhash.xxh3_128_digest(piece) != expect:
                     raise ReadBackMismatch(offset + pos, n)
             pos += n
@@ -115,7 +121,7 @@ class DirectFile:
         pos = 0
         while pos < length:
             n = min(BUFFER, length - pos)
-            k = self._call(os.preadv, self.fd, [view[:n]], offset + pos)
+            k = self._call(files.pread_into, self.fd, view[:n], offset + pos)
             sink(view[:k])
             pos += k
             if k < n:

@@ -8,10 +8,10 @@ A read past the end returns fewer bytes; callers that need exact sizes use `read
 from __future__ import annotations
 
 import errno
-import os
 from typing import Protocol
 
 from ..errors import FormatError, SourceError, SourceGone
+from ..platform import files
 
 # What a read of a device that is no longer there fails with (pulled out, powered off, medium removed).
 _GONE = (errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM)
@@ -39,7 +39,7 @@ class BytesReader:
 
 
 class FdReader:
-    """A `Reader` over an open file descriptor (``os.pread``; releases the GIL)."""
+    """A `Reader` over an open file descriptor (positional reads, `core.platform.files`; release the GIL)."""
 
     def __init__(self, fd: int, size: int, path: str = "") -> None:
         self.fd = fd
@@ -86,7 +86,7 @@ def read_error(e: OSError, path: str, offset: int) -> SourceError:
 def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
     """``length`` bytes at ``offset`` (fewer only at end of file); an I/O error is a `SourceError`."""
     try:
-        first = os.pread(fd, length, offset)
+        first = files.pread(fd, length, offset)
     except OSError as e:
         raise read_error(e, path, offset) from e
     if len(first) == length or not first:
@@ -94,7 +94,7 @@ def pread_full(fd: int, offset: int, length: int, path: str) -> bytes:
     out = bytearray(first)
     while len(out) < length:
         try:
-            chunk = os.pread(fd, length - len(out), offset + len(out))
+            chunk = files.pread(fd, length - len(out), offset + len(out))
         except OSError as e:
             raise read_error(e, path, offset + len(out)) from e
         if not chunk:
@@ -109,7 +109,7 @@ def pread_into(fd: int, offset: int, buf: memoryview, path: str) -> int:
     done = 0
     while done < len(buf):
         try:
-            n = os.preadv(fd, [buf[done:]], offset + done)
+            n = files.pread_into(fd, buf[done:], offset + done)
         except OSError as e:
             raise read_error(e, path, offset + done) from e
         if not n:

@@ -21,6 +21,8 @@ from typing import Any
 import pyfuse3
 import trio
 
+from ..platform import files
+
 FILE_INODE = pyfuse3.ROOT_INODE + 1
 NAME = b"volume"
 
@@ -28,8 +30,8 @@ NAME = b"volume"
 class SpillFS(pyfuse3.Operations):
     def __init__(self, target: str, offset: int, new_size: int, spill: str, total: int) -> None:
         super().__init__()
-        self.tfd = os.open(target, os.O_RDWR | os.O_CLOEXEC)
-        self.sfd = os.open(spill, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.tfd = files.open_fd(target, os.O_RDWR | files.CLOEXEC)
+        self.sfd = files.open_fd(spill, os.O_RDWR | os.O_CREAT | files.CLOEXEC, 0o600)
         self.offset = offset
         self.new_size = new_size
         self.total = total
@@ -84,7 +86,7 @@ class SpillFS(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         buf = bytearray(max(0, min(size, self.total - off)))
         for fd, foff, boff, n in self._split(off, size):
-            data = os.pread(fd, n, foff)
+            data = files.pread(fd, n, foff)
             buf[boff:boff + len(data)] = data
         return bytes(buf)
 
@@ -93,7 +95,7 @@ class SpillFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOSPC)
         view = memoryview(data)
         for fd, foff, boff, n in self._split(off, len(data)):
-            os.pwrite(fd, view[boff:boff + n], foff)
+            files.pwrite(fd, view[boff:boff + n], foff)
         return len(data)
 
     async def fsync(self, fh: int, datasync: bool) -> None:

@@ -3,26 +3,16 @@
 A backup writes gigabytes into the page cache; with the default dirty limits (a share of RAM) the
 kernel writes nothing until the end, and the closing fsync then waits for the whole volume while the
 CPUs idle. `Writeback.wrote` asks for asynchronous write-back (sync_file_range with WRITE, which does
-not wait) of every 32 MiB as it is written, so disk and CPUs work at the same time and memory holds
+not wait; nothing on Windows, whose lazy writer does this itself) of every 32 MiB as it is written, so disk and CPUs work at the same time and memory holds
 little dirty data. Durability still comes from the fsync at the commit points, unchanged.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-from typing import Any
+from ..platform.files import start_writeback
 
 # 32 MiB: large enough that the calls cost nothing, small enough to keep the disk busy all along.
 KICK_EVERY = 32 << 20
-_SYNC_FILE_RANGE_WRITE = 2
-
-_fn: Any = None
-try:
-    _fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
-    _fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work, as before
-    _fn = None
 
 
 class Writeback:
@@ -41,6 +31,6 @@ class Writeback:
             self.kick()
 
     def kick(self) -> None:
-        if _fn is not None and self.end > self.start:
-            _fn(self.fd, self.start, self.end - self.start, _SYNC_FILE_RANGE_WRITE)  # errors: fsync reports
+        if self.end > self.start:
+            start_writeback(self.fd, self.start, self.end - self.start)  # errors: fsync reports
         self.start = self.end
