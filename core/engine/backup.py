@@ -100,7 +100,7 @@ def _run(repo: Repository, reader: FdReader, plan: BackupPlan, identity: SourceD
     image_id = new_image_id()
     parent_chain, chain = _choose_parent(repo, options, identity)
     parent = parent_chain[0] if parent_chain else None
-    total = sum(r.length for r in plan.regions)
+    total = plan.regions.bytes_of()
     try:
         with ImageWriter(repo, image_id, progress, "backup", total, password=options.password, kdf=options.kdf,
                          split=options.split, level=options.level,

@@ -95,7 +95,7 @@ def plan_clone(source: str, target: str, progress: Progress, *, partitions: str 
         except BaseException:
             dst.close()
             raise
-        data = sum(r.length for r in bplan.regions if r.kind == "used")
+        data = bplan.regions.bytes_of("used")
         return ClonePlan(source, target, describe(src), describe(dst), layout, data, list(bplan.warnings),
                          src, dst, bplan, scratch)
     except BaseException:
@@ -119,7 +119,7 @@ def execute_clone(plan: ClonePlan, progress: Progress) -> CloneResult:
     src, dst, bplan = plan._src, plan._dst, plan._plan
     table = bplan.image_table()
     assert table is not None  # checked in plan_clone
-    total = sum(r.length for r in bplan.regions)
+    total = bplan.regions.bytes_of()
 
     def place(placer: Placer) -> None:
         def copy(item: tuple[int, int, str]) -> int:

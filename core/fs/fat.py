@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import FormatError
-from ..extents import Extent, merge_extents
+from ..extents import Extent, Runs, merge_extents
 from ..io.reader import Reader, read_exact
 from ..windows.roles import BIOS_BCD, BOOTMGR, EFI_BCD
 from .c_fat import ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME_ID, DIR_ENTRY, FAT16_EXT, FAT32_EXT, FAT_BPB
@@ -282,7 +282,7 @@ def fat_usage(reader: Reader) -> FsUsage:
     g = vol.geo
     used: list[Extent] = [(0, g.data_offset)]
     used += [(g.cluster_offset(s), n * g.cluster_size) for s, n in vol.used_cluster_runs()]
-    usage = FsUsage(fs=g.kind, cluster_size=g.cluster_size, used=merge_extents(used),
+    usage = FsUsage(fs=g.kind, cluster_size=g.cluster_size, used=Runs(merge_extents(used)),
                     label=g.label, serial=f"{g.volume_id >> 16:04X}-{g.volume_id & 0xFFFF:04X}")
     try:
         efi = vol.find_path(EFI_BCD)

@@ -6,10 +6,11 @@ are in bytes from the start of the partition.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..extents import Extent
+from ..extents import Extent, Runs
 
 
 @dataclass
@@ -17,14 +18,15 @@ class FsUsage:
     """What a filesystem uses of its partition, for imaging.
 
     ``used`` lists the byte extents (relative to the partition start, sorted, non-overlapping,
-    merged) that must be stored. ``zeroed`` lists extents whose content is deliberately not stored
+    merged) that must be stored; a `Runs` (packed) when it follows a bitmap, as long as the volume is
+    fragmented. ``zeroed`` lists extents whose content is deliberately not stored
     and must be written as zeros on restore (pagefile.sys / hiberfil.sys data runs). ``used`` and
     ``zeroed`` never overlap.
     """
 
     fs: Literal["ntfs", "fat12", "fat16", "fat32", "bitlocker", "raw"]
     cluster_size: int
-    used: list[Extent]
+    used: Sequence[Extent]
     zeroed: list[Extent] = field(default_factory=list)
     label: str = ""
     serial: str = ""  # NTFS volume serial (hex) / FAT volume id
@@ -36,4 +38,6 @@ class FsUsage:
 
     @property
     def used_bytes(self) -> int:
+        if isinstance(self.used, Runs):
+            return self.used.total
         return sum(length for _, length in self.used)

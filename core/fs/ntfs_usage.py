@@ -11,12 +11,13 @@ would silently discard the hibernated session.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterable
 from itertools import accumulate
 
 from ..errors import Error, FilesystemStateWarning, FormatError
-from ..extents import Extent, merge_extents, subtract_extents
+from ..extents import Extent, Runs, intersect_extents, iter_merged, iter_subtract, merge_extents, subtract_extents
 from ..io.reader import Reader
 from ..windows.roles import BIOS_BCD, BOOTMGR, WINLOAD
 from .c_ntfs import AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME, ROOT_DIRECTORY
@@ -48,13 +49,13 @@ def _mixed_runs(data: bytes, first: int) -> list[Extent]:
     return list(zip(offs[k::2], lens[k::2]))
 
 
-def bitmap_runs(pieces: Iterable[bytes], nbits: int, unit: int = 1) -> list[Extent]:
+def bitmap_runs(pieces: Iterable[bytes], nbits: int, unit: int = 1) -> Runs:
     """Merged runs ``(first bit * unit, count * unit)`` of set bits among the first ``nbits`` bits.
 
     Fast where it matters: stretches of 0x00 are skipped and stretches of 0xFF taken whole by the regex
     engine's literal/charset scans (C speed); only the bytes in between are decoded bit-wise.
     """
-    out: list[Extent] = []
+    out = Runs()
     cur_start = cur_end = -1  # the run being extended (it may continue into the next span or piece)
 
     def add(runs: list[Extent]) -> None:
@@ -71,8 +72,9 @@ def bitmap_runs(pieces: Iterable[bytes], nbits: int, unit: int = 1) -> list[Exte
             i = 1
         if i < len(runs):
             if cur_end > cur_start >= 0:
-                out.append((cur_start, cur_end - cur_start))
-            out.extend(runs[i:-1])
+                out.append(cur_start * unit, (cur_end - cur_start) * unit)
+            for a, n in runs[i:-1]:
+                out.append(a * unit, n * unit)
             cur_start, cur_end = runs[-1][0], runs[-1][0] + runs[-1][1]
 
     base = 0
@@ -93,13 +95,11 @@ def bitmap_runs(pieces: Iterable[bytes], nbits: int, unit: int = 1) -> list[Exte
                 add(_mixed_runs(piece[pos:e], base + 8 * pos))
         base += 8 * len(piece)
     if cur_end > cur_start >= 0:
-        out.append((cur_start, cur_end - cur_start))
-    if unit != 1:
-        out = list(zip(map(unit.__mul__, (r[0] for r in out)), map(unit.__mul__, (r[1] for r in out))))
+        out.append(cur_start * unit, (cur_end - cur_start) * unit)
     return out
 
 
-def _used_clusters(vol: NtfsVolume) -> list[Extent]:
+def _used_clusters(vol: NtfsVolume) -> Runs:
     rec = vol.record(FILE_BITMAP)
     if not rec.in_use:
         raise FormatError(what="MFT record 6 ($Bitmap)", detail="not in use")
@@ -192,7 +192,7 @@ def ntfs_usage(reader: Reader, *, keep_volatile: bool = False) -> FsUsage:
     else:
         usage.warnings.append("the partition ends before the NTFS backup boot sector (volume was not "
                               "created to fill it); the backup boot sector is not imaged")
-    used = merge_extents(used + extra)
+    used = Runs(iter_merged(heapq.merge(used, sorted(extra))))
     _volume_state(vol, usage)
     _check_mirror(vol, usage)
     drop: list[Extent] = []
@@ -205,8 +205,8 @@ def ntfs_usage(reader: Reader, *, keep_volatile: bool = False) -> FsUsage:
         # Runs cross-linked with the metadata (corruption) must never be zeroed on restore: that would
         # turn a damaged volume into an unmountable one.
         drop = subtract_extents(drop, merge_extents(extra + _metadata_extents(vol)))
-        usage.zeroed = subtract_extents(used, subtract_extents(used, drop))
-        used = subtract_extents(used, drop)
+        usage.zeroed = intersect_extents(used, drop)
+        used = Runs(iter_subtract(used, drop))
     usage.used = used
     try:
         usage.has_windows = path_exists(vol, WINLOAD, directory=False)

@@ -70,7 +70,7 @@ def _check(call: object, size: int) -> FsUsage | None:
     assert elapsed < TIME_LIMIT and peak < MEMORY_LIMIT, (elapsed, peak)
     if isinstance(result, FsUsage):
         assert result.used == merge_extents(result.used)
-        assert all(0 <= o and o + n <= size for o, n in result.used + result.zeroed)
+        assert all(0 <= o and o + n <= size for o, n in [*result.used, *result.zeroed])
     return result if isinstance(result, FsUsage) else None
 
 

@@ -128,12 +128,12 @@ class Content:
 _TEXT = bytes(b"etaoinshrdlu \n.,"[b & 15] for b in range(256))
 
 
-def _runs(rng: random.Random, clusters: int, target: int) -> list[Extent]:
+def _runs(rng: random.Random, clusters: int, target: int, run_max: int = RUN_MAX) -> list[Extent]:
     """Cluster runs covering about ``target`` of ``clusters``, with gaps in proportion, from cluster 0."""
     ratio = clusters / max(1, target)
     out: list[Extent] = []
     pos = total = 0
-    lo, hi = math.log(RUN_MIN), math.log(RUN_MAX + 1)
+    lo, hi = math.log(RUN_MIN), math.log(run_max + 1)
     while total < target:
         length = min(int(math.exp(rng.uniform(lo, hi))), target - total)
         pos += int(length * (ratio - 1) * rng.uniform(0.0, 2.0))
@@ -159,7 +159,7 @@ def _set_bits(bitmap: bytearray, runs: list[Extent]) -> None:
             first += 1
 
 
-def _mark_used(base: str, part_size: int, used: int, seed: int) -> list[Extent]:
+def _mark_used(base: str, part_size: int, used: int, seed: int, run_max: int = RUN_MAX) -> list[Extent]:
     """Set $Bitmap bits for ~``used`` bytes of runs in the free space; the synthetic disk extents."""
     fd = os.open(base, os.O_RDWR)
     try:
@@ -170,7 +170,7 @@ def _mark_used(base: str, part_size: int, used: int, seed: int) -> list[Extent]:
         need = (vol.nr_clusters + 7) // 8
         bitmap = bytearray(b"".join(vol.iter_stream(s, need, PIECE)))
         meta = bitmap_runs([bytes(bitmap)], vol.nr_clusters)
-        runs = subtract_extents(_runs(random.Random(seed), vol.nr_clusters, used // vol.cs), meta)
+        runs = subtract_extents(_runs(random.Random(seed), vol.nr_clusters, used // vol.cs, run_max), meta)
         _set_bits(bitmap, runs)
         done = 0
         for r in s.runs:  # write the bitmap back where its clusters are
@@ -187,10 +187,11 @@ def _mark_used(base: str, part_size: int, used: int, seed: int) -> list[Extent]:
         os.close(fd)
 
 
-def build(workdir: Path, size: int, used: int, seed: int = 1) -> Layout:
-    """The layout of a synthetic disk of ``size`` bytes with ~``used`` bytes of synthetic data (cached)."""
+def build(workdir: Path, size: int, used: int, seed: int = 1, run_max: int = RUN_MAX) -> Layout:
+    """The layout of a synthetic disk of ``size`` bytes with ~``used`` bytes of synthetic data (cached);
+    ``run_max`` (clusters) below the default makes a more fragmented volume: more, shorter used runs."""
     workdir.mkdir(parents=True, exist_ok=True)
-    name = f"synth-{size}-{used}-{seed}-r{RECIPE}"
+    name = f"synth-{size}-{used}-{seed}-r{RECIPE}" + (f"-m{run_max}" if run_max != RUN_MAX else "")
     path = workdir / f"{name}.layout.json"
     if path.exists():
         return Layout.load(path)
@@ -203,6 +204,6 @@ def build(workdir: Path, size: int, used: int, seed: int = 1) -> Layout:
     with loop_device(str(base), offset=PART_START, size=part_size, error=RuntimeError) as dev:
         subprocess.run(["mkntfs", "-f", "-q", "-L", "SYNTH", "-p", str(PART_START // 512), "-H", "255",
                         "-S", "63", dev], check=True, capture_output=True)
-    layout = Layout(str(base), size, seed, _mark_used(str(base), part_size, used, seed))
+    layout = Layout(str(base), size, seed, _mark_used(str(base), part_size, used, seed, run_max))
     layout.save(path)
     return layout
