@@ -21,6 +21,7 @@ import errno
 import os
 import stat
 import struct
+import sys
 import threading
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -464,6 +465,15 @@ def recheck(disk: Disk) -> None:
         changes.append(f"size {disk.size} -> {size} bytes")
     if changes:
         raise TargetRefused(target=disk.path, detail="changed since it was chosen: " + ", ".join(changes))
+
+
+if sys.platform == "win32":
+    # The one place the disk backend is chosen by platform: on Windows, disks (\\.\PhysicalDriveN)
+    # go to core.platform.windows; image files stay with the code above.
+    from ..platform.windows.backend import routed
+
+    open_source, open_target, check_target_path, recheck = routed(open_source, open_target, check_target_path,
+                                                                  recheck)
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import click
 
-from core.disk.discover import list_disks
+if sys.platform == "win32":  # the same rows from Windows' own queries (\\.\PhysicalDriveN)
+    from core.platform.windows.discover import list_disks
+else:
+    from core.disk.discover import list_disks
 
 from ..output import emit_json, fit, human
 

@@ -257,3 +257,34 @@ def test_aligned_buffers_really_are(fake: FakeWin32) -> None:
         buf = windisk._Aligned(d.api, 4096)
         with buf:
             assert buf.address % 4096 == 0 and ctypes.string_at(buf.address, 4096) == bytes(4096)
+
+
+def test_device_names_go_to_the_windows_backend(fake: FakeWin32, images: tuple[Path, Path]) -> None:
+    # What core.disk.device binds on Windows (routed over its own functions), run here with the fake.
+    from core.disk import device
+    from core.platform.windows.backend import routed
+
+    source, target, check, again = routed(device.open_source, device.open_target, device.check_target_path,
+                                          device.recheck)
+    with source(SOURCE) as d:
+        assert isinstance(d, windisk.WinDisk) and d.read_only
+    with source(str(images[0])) as d:  # an image file stays with the portable file code
+        assert isinstance(d, device.Disk) and d.kind == "file"
+    with pytest.raises(TargetRefused):
+        check(TARGET, sources=[TARGET], image_paths=[])
+    with target(TARGET, sources=[SOURCE], required_size=1, sector_size=512) as d:
+        assert isinstance(d, windisk.WinDisk)
+        again(d)  # the same disk: no refusal
+
+
+def test_rescue_disks_lists_the_windows_facts(fake: FakeWin32, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from rescue.commands import disks as command
+
+    monkeypatch.setattr(command, "list_disks", list_disks)  # what its import binds on Windows
+    result = CliRunner().invoke(command.command, [])
+    assert result.exit_code == 0, result.output
+    for text in (SOURCE, "SATA disk, 100.7 MB", "Fake SSD 860, serial S3Z0FAKE0001", "mounted on E:\\",
+                 TARGET, "USB disk", "[removable]", "'Data'"):
+        assert text in result.output
