@@ -130,6 +130,22 @@ class DestinationFull(RepositoryError):
     meaning = "no space left in the backup folder (the partial image is removed)"
 
 
+class RemoteError(RepositoryError):
+    """Backup folder {path}: {detail}"""
+
+    exit_code = 11
+    meaning = ("the backup folder on the network cannot be reached or the connection was lost (an image "
+               "being written is left incomplete, never listed complete; run the backup again)")
+
+
+class RemoteAuthError(RemoteError):
+    """Backup folder {path}: {detail}"""
+
+    exit_code = 12
+    meaning = ("the network folder refused the credentials, or its host key is unknown or changed "
+               "(see --credentials-file, --accept-host-key)")
+
+
 class IntegrityError(Error):
     """Integrity check failed: {detail}"""
 

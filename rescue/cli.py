@@ -26,7 +26,7 @@ from core.errors import Cancelled, Error, UsageError, exit_codes
 COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
             "clone": "clone", "merge": "merge", "prune": "prune", "mount": "mount", "umount": "umount",
             "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot", "adapt": "adapt", "help": "help",
-            "guide": "guide", "keymap": "keymap"}
+            "guide": "guide", "keymap": "keymap", "unlock": "unlock"}
 
 # The overview `rescue --help` prints: the common jobs in plain words. It must fit the Linux console of
 # the rescue media (80x25, no scrollback), so the rest (options, exit codes) is one command away.

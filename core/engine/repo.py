@@ -29,6 +29,9 @@ from ..platform import files
 from ..platform.process import pid_alive
 
 LOCK_NAME = "rescue.lock"
+# Where Linux names this boot and this installation; absent elsewhere (then the identity is the hostname).
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_MACHINE_ID = "/etc/machine-id"
 # How long an empty or unreadable lock may belong to a writer still filling it; older, its writer died.
 LOCK_FILL_GRACE = 2.0
 _ID_RE = re.compile(r"^(\d{8}-\d{6}-[0-9a-f]{6})\.(manifest|v\d{4})(\.partial)?$")
@@ -61,6 +64,38 @@ class ImageEntry:
         return out
 
 
+def _read_id(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def host_identity() -> dict[str, str]:
+    """What names this machine and this boot of it in a lock: the hostname alone is not enough (every
+    stick of the same rescue media has the same one), a pid means something only within one boot."""
+    return {"host": socket.gethostname(), "machine_id": _read_id(_MACHINE_ID), "boot_id": _read_id(_BOOT_ID)}
+
+
+def _gone(holder: dict[str, Any], me: dict[str, Any]) -> bool:
+    """Whether the lock ``holder`` wrote is certainly dead, seen from ``me`` (both `host_identity`)."""
+    if holder.get("host") != me["host"]:
+        return False
+    if me["machine_id"] and holder.get("machine_id") == me["machine_id"] and holder.get("boot_id") \
+            and holder.get("boot_id") != me["boot_id"]:
+        return True  # this machine, an earlier boot: every process of that boot is gone
+    # The same boot (or, where there are no boot ids, as on Windows, the same host): ask the pid.
+    return holder.get("boot_id", "") == me["boot_id"] and holder.get("machine_id", "") == me["machine_id"] \
+        and not pid_alive(holder.get("pid"))
+
+
+def _holder_text(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "unknown"
+    return f"pid {holder.get('pid')} on {holder.get('host')} (boot {str(holder.get('boot_id') or '?')[:8]})"
+
+
 def new_image_id(now: float | None = None) -> str:
     """Sortable, FAT-safe id: UTC time plus 24 random bits (two backups in one second never clash)."""
     t = datetime.fromtimestamp(now if now is not None else time.time(), tz=timezone.utc)
@@ -84,12 +119,12 @@ class Repository:
     def lock(self) -> Iterator[None]:
         """Exclusive lock for writers: two backups into one folder would interleave ids and space."""
         path = os.path.join(self.path, LOCK_NAME)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        me: dict[str, Any] = {**host_identity(), "pid": os.getpid(), "time": time.time()}
         for _attempt in range(3):
             try:
                 fd = files.open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | files.CLOEXEC, 0o644)
             except FileExistsError:
-                if self._stale_lock(path, str(me["host"])):
+                if self._stale_lock(path, me):
                     try:
                         os.unlink(path)
                     except FileNotFoundError:
@@ -98,8 +133,8 @@ class Repository:
                         raise os_error(e, self.path, f"removing stale {LOCK_NAME}") from None
                     continue
                 holder = self._read_lock(path)
-                raise LockedError(path=self.path, detail=f"lock held by {holder or 'unknown'}; "
-                                                         f"remove {LOCK_NAME} if no backup is running") from None
+                raise LockedError(path=self.path, detail=f"lock held by {_holder_text(holder)}; if no backup "
+                                                         f"is running there, clear it with `rescue unlock`") from None
             except OSError as e:
                 raise os_error(e, self.path, f"creating {LOCK_NAME}") from None
             data = json.dumps(me).encode()
@@ -128,9 +163,11 @@ class Repository:
             except OSError:
                 pass
 
-    def _stale_lock(self, path: str, host: str) -> bool:
-        """A lock whose writer is gone: same host and dead pid, or left empty by a writer that died
-        between creating and filling it (kill -9, power cut); True also if it vanished meanwhile."""
+    def _stale_lock(self, path: str, me: dict[str, Any]) -> bool:
+        """A lock whose writer is gone: this very boot of this machine and a dead pid, an earlier boot
+        of this machine, or left empty by a writer that died between creating and filling it (kill -9,
+        power cut); True also if it vanished meanwhile. A lock of another machine is never stale here:
+        its pid means nothing on this one (two technicians backing up into one share)."""
         holder = self._read_lock(path)
         if holder is None:
             try:
@@ -144,7 +181,25 @@ class Repository:
             holder = self._read_lock(path)
             if holder is None:
                 return True
-        return holder is not None and holder.get("host") == host and not pid_alive(holder.get("pid"))
+        return holder is not None and _gone(holder, me)
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the folder's lock (its JSON), or None when there is no readable lock."""
+        return self._read_lock(os.path.join(self.path, LOCK_NAME))
+
+    def break_lock(self) -> dict[str, Any] | None:
+        """Remove the lock whatever holds it (`rescue unlock`: the technician vouches that its writer,
+        maybe on another machine, is gone); returns who held it."""
+        path = os.path.join(self.path, LOCK_NAME)
+        holder = self._read_lock(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise os_error(e, self.path, f"removing {LOCK_NAME}") from None
+        fsync_dir(self.path)
+        return holder or {}
 
     @staticmethod
     def _read_lock(path: str) -> dict[str, Any] | None:

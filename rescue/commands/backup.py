@@ -12,6 +12,7 @@ from core.errors import SerialChanged, UsageError
 
 from ..context import confirm_typed, new_backup_password, refuse_ram, running
 from ..output import emit_json, human, report_warnings, say
+from ..remote import remote_folder
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -50,6 +51,7 @@ def parse_size(text: str) -> int:
 @click.option("--yes", is_flag=True, help="Continue a chain on a disk whose serial differs from the last image's "
               "when its size and partition table are the same (another controller or USB dock).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@remote_folder()
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
             sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool, yes: bool,
             as_json: bool) -> int:

@@ -9,6 +9,7 @@ from rescue.mount.extract import extract
 
 from ..context import running, with_password
 from ..output import emit_json, human
+from ..remote import remote_folder
 
 
 @click.command("extract")
@@ -22,6 +23,7 @@ from ..output import emit_json, human
               help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
                    "otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@remote_folder()
 def command(folder: str, path: str, to: str, image_id: str | None, partition: int | None,
             password_file: str | None, as_json: bool) -> int:
     """Copy PATH (relative to the partition's root, \\ or / separators) into DIR, keeping timestamps.

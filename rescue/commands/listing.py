@@ -10,6 +10,7 @@ from core.engine.repo import ImageEntry, Repository
 from core.errors import IncompleteImage, NewerFormat
 
 from ..output import WIDTH, emit_json, fit, human
+from ..remote import remote_folder
 
 
 def _tree(images: list[ImageEntry]) -> list[tuple[int, ImageEntry]]:
@@ -30,6 +31,7 @@ def _tree(images: list[ImageEntry]) -> list[tuple[int, ImageEntry]]:
 @click.command("list")
 @click.argument("folder")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of images.")
+@remote_folder()
 def command(folder: str, as_json: bool) -> int:
     """List the images in FOLDER as chains: each incremental or differential under its parent.
     Incomplete images (unfinished backups) are marked and never restored."""

@@ -8,6 +8,7 @@ from rescue.mount.server import MountResult, mount
 
 from ..context import with_password
 from ..output import emit_json, human
+from ..remote import remote_folder
 
 
 @click.command("mount")
@@ -21,6 +22,7 @@ from ..output import emit_json, human
 @click.option("--log", "log_path", default=None,
               help="Log file of read errors (default: /run/rescue/mount-*.log; stderr with --foreground).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was mounted as JSON.")
+@remote_folder(keep_for="mountpoint")
 def command(folder: str, mountpoint: str, image_id: str | None, password_file: str | None, foreground: bool,
             log_path: str | None, as_json: bool) -> int:
     """Mount an image read-only: MOUNTPOINT/pN is partition N's files (NTFS through ntfs-3g, FAT through

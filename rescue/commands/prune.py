@@ -8,6 +8,7 @@ from core.engine.prune import Policy, PruneResult, prune
 
 from ..context import confirm_target
 from ..output import emit_json
+from ..remote import remote_folder
 
 
 def show(result: PruneResult) -> None:
@@ -26,6 +27,7 @@ def show(result: PruneResult) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@remote_folder()
 def command(folder: str, keep_last: int, keep_daily: int, keep_weekly: int, keep_monthly: int, dry_run: bool,
             yes: bool, as_json: bool) -> int:
     """Delete the images a retention policy does not keep. Kept points keep every image they depend on;

@@ -8,6 +8,7 @@ from core.engine.restore import RestorePlan, execute_restore, plan_restore
 
 from ..context import plan_then_write, running, scratch_check, with_password
 from ..output import human, report_warnings, say, show_layout, show_plan_warnings
+from ..remote import remote_folder
 from .adapt import adapt_options, adapt_request
 
 
@@ -40,6 +41,7 @@ def show_plan(plan: RestorePlan) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (the target is overwritten).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan/result as JSON.")
+@remote_folder()
 def command(folder: str, target: str, image_id: str | None, password_file: str | None, grow: int | None,
             keep_layout: bool, scratch: str | None, allow_ram: bool, adapt: bool, adapt_controller: str | None,
             adapt_drivers: str | None, yes: bool, dry_run: bool, as_json: bool) -> int:

@@ -7,6 +7,7 @@ import os
 import click
 
 from core.errors import UsageError
+from core.remote import release_kept
 from rescue.mount.stack import canonical, teardown
 
 
@@ -19,7 +20,9 @@ def command(mountpoint: str, lazy: bool) -> int:
     if not os.path.isdir(mountpoint) and not os.path.islink(mountpoint):
         # a mistyped path must not pass for "nothing was mounted" (a dead mount still lists as a folder)
         raise UsageError(detail=f"{mountpoint} is not a folder: name the mount point given to `rescue mount`")
-    if teardown(mountpoint, lazy=lazy):
+    done = teardown(mountpoint, lazy=lazy)
+    release_kept(mountpoint)  # the sftp:// or s3:// folder `rescue mount` read the image from, if any
+    if done:
         click.echo(f"{canonical(mountpoint)} unmounted")
     else:
         click.echo(f"{canonical(mountpoint)} was not mounted")

@@ -8,6 +8,7 @@ from core.engine.verify import verify
 
 from ..context import running, with_password
 from ..output import emit_json, human, say
+from ..remote import remote_folder
 
 
 @click.command("verify")
@@ -17,6 +18,7 @@ from ..output import emit_json, human, say
               help="Password of an encrypted image (or set RESCUE_PASSWORD; asked on a terminal "
                    "otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@remote_folder()
 def command(folder: str, image_id: str | None, password_file: str | None, as_json: bool) -> int:
     """Verify an image: every volume, every block, authenticated and digest-checked."""
     with running(not as_json) as (progress, _):

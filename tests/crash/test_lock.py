@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.repo import LOCK_FILL_GRACE
+from core.engine.repo import LOCK_FILL_GRACE, host_identity
 from tests.crash.crashlib import (LOCK, dense_disk, ids_in, image_files, list_json, one_error_line, snapshot,
                                   start_rescue, wait_until)
 from tests.images import run_rescue
@@ -86,12 +86,16 @@ def write_lock(folder: Path, holder: dict[str, object] | None, age: float = 0.0)
     os.utime(folder / LOCK, (t, t))
 
 
-@pytest.mark.parametrize("case", ["dead pid, this host", "empty (killed before filling it)", "garbage"])
+@pytest.mark.parametrize("case", ["dead pid, this host", "earlier boot of this machine",
+                                  "empty (killed before filling it)", "garbage"])
 def test_stale_lock_is_removed(case: str, tiny: Path, tmp_path: Path) -> None:
     """# guards R-64, R-10 (a crash before step 3 leaves at most a stale lock, removed by the next writer)"""
     folder = tmp_path / "bk"
     if case.startswith("dead"):
-        write_lock(folder, {"host": socket.gethostname(), "pid": dead_pid(), "time": time.time() - 60})
+        write_lock(folder, {**host_identity(), "pid": dead_pid(), "time": time.time() - 60})
+    elif case.startswith("earlier boot"):
+        # a live pid, even this test's own: it belonged to a boot whose processes are all gone
+        write_lock(folder, {**host_identity(), "boot_id": "0" * 32, "pid": os.getpid(), "time": time.time() - 60})
     elif case.startswith("empty"):
         write_lock(folder, None, age=LOCK_FILL_GRACE + 1)
     else:
@@ -105,20 +109,36 @@ def test_stale_lock_is_removed(case: str, tiny: Path, tmp_path: Path) -> None:
     assert [e["complete"] for e in list_json(folder).values()] == [True]
 
 
-@pytest.mark.parametrize("case", ["other host", "live pid, this host"])
+@pytest.mark.parametrize("case", ["other host", "other machine, same hostname", "no boot id (older version)",
+                                  "live pid, this host"])
 def test_live_or_foreign_lock_is_respected(case: str, tiny: Path, tmp_path: Path) -> None:
-    """# guards R-64"""
+    """# guards R-64; issue 16: two technicians' rescue media share a hostname, and a pid says nothing
+    about another machine, so such a lock is never broken as stale (`rescue unlock` clears it)"""
     folder = tmp_path / "bk"
     if case == "other host":
         holder = {"host": "another-machine", "pid": dead_pid(), "time": time.time() - 3600}
+    elif case.startswith("other machine"):
+        holder = {**host_identity(), "machine_id": "f" * 32, "boot_id": "e" * 32, "pid": dead_pid(),
+                  "time": time.time() - 3600}
+    elif case.startswith("no boot id"):
+        holder = {"host": socket.gethostname(), "pid": dead_pid(), "time": time.time() - 3600}
     else:
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        holder = {**host_identity(), "pid": os.getpid(), "time": time.time()}
     write_lock(folder, holder, age=3600)
     before = (folder / LOCK).read_bytes()
     r = run_rescue("backup", str(tiny), str(folder))
     assert r.returncode == 8, (r.returncode, r.stderr)
     line = one_error_line(r.stderr)
-    assert str(folder) in line and str(holder["host"]) in line and "remove rescue.lock" in line, line
+    assert str(folder) in line and str(holder["host"]) in line and "rescue unlock" in line, line
     assert (folder / LOCK).read_bytes() == before
     assert os.listdir(folder) == [LOCK]
     assert snapshot(folder, []) == {}
+    # The technician's way out, once sure that machine is gone: refused without --yes off a terminal.
+    r = run_rescue("unlock", str(folder))
+    assert r.returncode == 3 and "--yes" in one_error_line(r.stderr), (r.returncode, r.stderr)
+    assert (folder / LOCK).read_bytes() == before
+    r = run_rescue("unlock", str(folder), "--yes", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["holder"]["pid"] == holder["pid"], r.stderr
+    assert not (folder / LOCK).exists()
+    r = run_rescue("backup", str(tiny), str(folder), "--json")
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,99 @@
+"""An ``s3://bucket/prefix`` folder through ``rclone mount``, on any S3-compatible store.
+
+rclone runs with ``--vfs-cache-mode minimal``: a file opened write-only (a volume, the lock) streams
+straight to the store as a multipart upload that is completed only when the file is closed, so the
+close reports whether the object is there; a file opened for reading and writing (the manifest, whose
+header is written last at its start) is assembled in a private cache folder and uploaded as one
+object. A rename is a server-side copy then a delete of the old name: the new name appears whole or
+not at all (FORMAT.md "Folders on the network"). Before a command that wrote returns, every file the
+mount shows is checked to be on the store with its size (`wait_uploaded`).
+
+The keys go into an rclone config file created 0600 in a 0700 folder, removed with it at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ..errors import RemoteAuthError, RemoteError, UsageError
+from ..platform import tools
+from . import Credentials, Location, RemoteOptions, reachable, write_secret
+
+REMOTE = "rescue"
+# How long the manifest's upload (queued at its close) may take after the command's last write.
+UPLOAD_WAIT = 600.0
+# rclone's read-ahead per open file: bounds a restore's memory (a chain holds two files per image).
+BUFFER = "4M"
+
+
+def _config(where: Location, creds: Credentials, options: RemoteOptions, work: str) -> str:
+    key_id, secret = creds.get("access_key_id"), creds.get("secret_access_key")
+    if not key_id or not secret:
+        raise UsageError(detail=f"{where.shown}: no S3 keys: give access_key_id and secret_access_key in "
+                                "--credentials-file (or RESCUE_S3_ACCESS_KEY_ID, RESCUE_S3_SECRET_ACCESS_KEY)")
+    lines = [f"[{REMOTE}]", "type = s3", "provider = Other", "env_auth = false",
+             f"access_key_id = {key_id}", f"secret_access_key = {secret}",
+             f"endpoint = {options.s3_endpoint}", f"region = {creds.get('region') or 'us-east-1'}",
+             "force_path_style = true"]
+    return write_secret(work, "rclone.conf", "\n".join(lines) + "\n")
+
+
+def _rclone(config: str, *args: str) -> list[str]:
+    return ["rclone", "--config", config, "--low-level-retries", "3", "--retries", "1", "--contimeout", "15s",
+            "--timeout", "60s", *args]
+
+
+def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str, work: str) -> None:
+    """Mount the bucket at ``mountpoint`` (the folder is ``where.path`` below it)."""
+    config = _config(where, creds, options, work)
+    # A wrong key or an unreachable store is reported here in one line, before anything is mounted.
+    probe = tools.attempt(_rclone(config, "lsjson", "--max-depth", "1", f"{REMOTE}:{where.host}"), timeout=120)
+    if not probe.ok and "directory not found" not in probe.detail:
+        d = probe.detail
+        if any(s in d for s in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")):
+            raise RemoteAuthError(path=where.shown, detail="the store refused the S3 keys (--credentials-file)")
+        raise RemoteError(path=where.shown, detail=f"cannot reach the S3 store: {d}")
+    cache = os.path.join(work, "cache")
+    os.mkdir(cache, 0o700)
+    o = tools.attempt(_rclone(config, "mount", f"{REMOTE}:{where.host}", mountpoint, "--daemon",
+                              "--vfs-cache-mode", "minimal", "--cache-dir", cache, "--vfs-write-back", "0s",
+                              "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s"),
+                      timeout=120)
+    if not o.ok or not reachable(mountpoint):
+        raise RemoteError(path=where.shown, detail=f"cannot mount the S3 store: {o.detail or 'rclone stopped'}")
+
+
+def _store_sizes(config: str, where: Location) -> dict[str, int] | None:
+    path = f"{REMOTE}:{where.host}/{where.path}" if where.path else f"{REMOTE}:{where.host}"
+    o = tools.attempt(_rclone(config, "lsjson", "--files-only", path), timeout=120)
+    if not o.ok:
+        return None
+    try:
+        return {e["Name"]: int(e["Size"]) for e in json.loads(o.stdout)}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_uploaded(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str, work: str) -> None:
+    """Return once every file the mount shows in the folder is on the store with the same size."""
+    local_dir = os.path.join(mountpoint, where.path)
+    config = os.path.join(work, "rclone.conf")
+    deadline = time.monotonic() + UPLOAD_WAIT
+    while True:
+        try:
+            local = {n: os.stat(os.path.join(local_dir, n)).st_size for n in os.listdir(local_dir)
+                     if os.path.isfile(os.path.join(local_dir, n))}
+        except FileNotFoundError:
+            return  # nothing was written (a read-only command on a missing folder reports that itself)
+        except OSError as e:
+            raise RemoteError(path=where.shown, detail=f"the connection was lost: {e.strerror}") from None
+        remote = _store_sizes(config, where)
+        if remote is not None and all(remote.get(n) == size for n, size in local.items()):
+            return
+        if not reachable(mountpoint) or time.monotonic() > deadline:
+            missing = sorted(n for n, size in local.items() if remote is None or remote.get(n) != size)
+            raise RemoteError(path=where.shown, detail="the connection was lost before "
+                                                       f"{', '.join(missing[:3])} reached the store")
+        time.sleep(1.0)
