@@ -32,6 +32,7 @@ PACKAGES=(
     e2fsprogs                                      # mke2fs: ext4 backup disks in the boot tests (and in the image)
     qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
     tmux                                           # tests/guide: drives `rescue guide` in a real 80x25 terminal
+    wine64 gcc-mingw-w64-x86-64 osslsigncode       # builder/wine.py: Windows CPython under Wine, test-only shim, signatures
 )
 
 if [ "$(id -u)" -ne 0 ]; then
