@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import FormatError, SourceError, UnsupportedError
 from ..io.reader import FdReader, Reader, read_exact
+from ..platform import files
 from .c_regf import (BASE_BLOCK, BASE_BLOCK_SIZE, BIG_DATA_MIN_MINOR, BIG_DATA_SEGMENT, CELL_ALIGN,
                      HBIN_ALIGN, HBIN_HEADER, MIN_CELL, NO_CELL, VK_DATA_INLINE, base_block_checksum)
 from .cells import (NkRecord, SkRecord, VkRecord, parse_db, parse_nk, parse_offset_array, parse_sk,
@@ -94,7 +95,7 @@ class Hive:
     def open(cls, path: str | os.PathLike[str], *, allow_dirty: bool = False) -> Hive:
         p = os.fspath(path)
         try:
-            fd = os.open(p, os.O_RDONLY)
+            fd = files.open_fd(p, os.O_RDONLY)
         except OSError as e:
             raise SourceError(path=p, detail=e.strerror or str(e)) from e
         try:

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 
 from ..io.atomic import write_fsync
 from ..errors import FormatError, TargetWriteError, UnsupportedError, UsageError
+from ..platform import files
 from .alloc import allocate, free
 from .c_regf import (BASE_BLOCK_SIZE, BIG_DATA_MIN_MINOR, BIG_DATA_SEGMENT, DB, KEY_COMP_NAME, NK,
                      NO_CELL, SK, VALUE_COMP_NAME, VK, VK_DATA_INLINE)
@@ -360,11 +361,7 @@ def atomic_replace(path: Path, data: bytes, *, backup: bool = True) -> Path | No
                 n += 1
             _preserve(path, bak)
         os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        files.fsync_dir(str(path.parent))
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -380,7 +377,7 @@ def _preserve(src: Path, dst: Path) -> None:
     except OSError:
         pass
     data = src.read_bytes()
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = files.open_fd(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.write(fd, data)
         os.fsync(fd)

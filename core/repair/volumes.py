@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from ..errors import SourceError, TargetWriteError, UnsupportedError
-from ..platform import ErrorFor, attempt, driver_mounted, loop_device, run
+from ..platform import ErrorFor, attempt, driver_mounted, files, loop_device, run
 from ..regf.writer import atomic_replace
 
 # Files we read through these helpers are hives (BCD: tens of KiB; SYSTEM: up to ~100 MiB on old,
@@ -263,7 +263,7 @@ def open_volume(disk: str, offset: int, size: int, partition: int, fs: str, *,
 def _fsync_path(path: str) -> None:
     """mtools does not fsync; make what it wrote durable before we report success."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = files.open_fd(path, os.O_RDONLY)
     except OSError:
         return
     try:

@@ -6,6 +6,10 @@ neither a name from the image (``..``, ``/``) nor a symlink that appears in the 
 write elsewhere. Links from the image (ntfs-3g shows junctions and symlinks as symlinks) are recreated
 only when they point inside the copied tree, as relative links; others are skipped and reported. Files
 that cannot be read (EIO: a damaged block of the image) are reported, never written half.
+
+The flags are ``os.O_NOFOLLOW``/``os.O_DIRECTORY`` themselves, not `core.platform.files`' constants,
+which are 0 where a flag does not exist: this protection must fail loudly, never be silently off
+(extract needs FUSE, so it runs on Linux only anyway).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from core.engine.view import open_view
+from core.platform import files
 from core.errors import TargetWriteError, UnsupportedError, UsageError
 from core.progress import Event, Progress
 
@@ -158,7 +163,7 @@ class Copier:
         self.top = self._ppath(src)
         try:
             os.makedirs(self.result.target, exist_ok=True)
-            dfd = os.open(self.result.target, os.O_RDONLY | os.O_DIRECTORY)
+            dfd = files.open_fd(self.result.target, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise UsageError(detail=f"cannot create or open the folder --to {self.result.target}: "
                                     f"{e.strerror}") from None
@@ -231,7 +236,7 @@ class Copier:
         except OSError as e:
             raise TargetWriteError(target=self.result.target, detail=f"{rel}: {e.strerror}") from None
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+            fd = files.open_fd(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
         except OSError:
             self.result.skipped.append((rel, "the target has something else than a folder there"))
             return None
@@ -240,7 +245,7 @@ class Copier:
 
     def _file(self, src: str, dfd: int, name: str, rel: str, st: os.stat_result) -> None:
         try:
-            fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+            fin = files.open_fd(src, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as e:
             self._fail(src, e)
             return
@@ -277,7 +282,7 @@ class Copier:
     def _create(self, dfd: int, name: str, rel: str) -> int | None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         try:
-            return os.open(name, flags, 0o644, dir_fd=dfd)
+            return files.open_fd(name, flags, 0o644, dir_fd=dfd)
         except FileExistsError:
             pass
         except OSError as e:
@@ -290,7 +295,7 @@ class Copier:
                 self.result.skipped.append((rel, "the target has a folder there"))
                 return None
             os.unlink(name, dir_fd=dfd)
-            return os.open(name, flags, 0o644, dir_fd=dfd)
+            return files.open_fd(name, flags, 0o644, dir_fd=dfd)
         except OSError as e:
             raise TargetWriteError(target=self.result.target, detail=f"{rel}: {e.strerror}") from None
 

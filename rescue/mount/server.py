@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from core import platform
+from core.platform import files
 from core.engine.view import DiskView, open_view
 from core.errors import Error, UnsupportedError, UsageError, all_error_classes
 from core.io.allocator import one_arena
@@ -142,8 +143,8 @@ def reap(pid: int, timeout: float = 20.0) -> None:
 
 
 def _detach_stdio(log_file: str | None) -> None:
-    null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_file else null
+    null = files.open_fd(os.devnull, os.O_RDWR)
+    out = files.open_fd(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_file else null
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
