@@ -33,6 +33,9 @@ PACKAGES=(
     qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
     tmux                                           # tests/guide: drives `rescue guide` in a real 80x25 terminal
     wine64 gcc-mingw-w64-x86-64 osslsigncode       # builder/wine.py: Windows CPython under Wine, test-only shim, signatures
+    wimtools                                       # rescue-build winpe: wimexport/wimupdate/wimdir of boot.wim
+    p7zip-full                                     # rescue-build winpe --windows-iso: reads the ISO's UDF, no mount
+    syslinux                                       # rescue-build winpe --usb: FAT32 boot sector, chain.c32 to bootmgr
 )
 
 if [ "$(id -u)" -ne 0 ]; then
