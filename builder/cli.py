@@ -1,6 +1,7 @@
 """The ``rescue-build`` command: build the rescue media.
 
     rescue-build linux-live --out rescue.iso [--work DIR] [--append ARGS] [--timeout S] [--run-script F]
+    rescue-build winpe (--adk-media DIR | --windows-iso ISO | --boot-wim F --media DIR) (--out ISO | --usb DEV)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from builder.linux_live import DEFAULT_APPEND, build, default_work
+from builder.winpe_cli import command as winpe_command
 from core.errors import Error
 
 
@@ -41,6 +43,10 @@ def linux_live(out: Path | None, work: Path | None, append: str, timeout: int, r
     click.echo(f"kernel {result.kernel}\ninitramfs {result.initrd}")
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     click.echo(f"built in {time.monotonic() - t0:.1f} s ({times})")
+
+
+# WinPE media (builder/winpe_cli.py): a command module of its own, registered here
+cli.add_command(winpe_command)
 
 
 def main(argv: list[str] | None = None) -> None:
