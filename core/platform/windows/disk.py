@@ -230,8 +230,11 @@ class WinDisk:
             try:
                 self.api.device_io_control(self.handle, c.IOCTL_DISK_UPDATE_PROPERTIES, b"", 0)
             except Win32Error as e:
-                raise TargetWriteError(target=self.path, detail="the partition table is written, but Windows "
-                                                                f"did not re-read it (error {e.code})") from e
+                # A device without a partition manager (a volume or a drive letter mapped onto a disk,
+                # as Wine maps one) has no table for Windows to re-read: nothing is left undone.
+                if e.code not in (c.ERROR_NOT_SUPPORTED, c.ERROR_INVALID_FUNCTION):
+                    raise TargetWriteError(target=self.path, detail="the partition table is written, but "
+                                                                    f"Windows did not re-read it (error {e.code})") from e
 
     def close(self) -> None:
         if self.handle:

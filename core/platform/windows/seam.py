@@ -104,9 +104,10 @@ if sys.platform != "win32":
         raise UnsupportedError(detail="the Windows disk backend needs Windows (or a Win32 fake)")
 
 else:
-    from .kernel32 import Kernel32
 
     def _real() -> Win32:
+        from .kernel32 import Kernel32  # here, not at the top: kernel32 imports this module
+
         return Kernel32()
 
 
