@@ -6,7 +6,7 @@ Steps (wimlib's tools, xorriso; the base is only read):
 2. ``wimexport --boot`` that image alone into a new ``boot.wim``;
 3. ``wimupdate``: overlay ``\\rescue`` (the Windows build's folder, unchanged), ``\\rescue-pe`` (the build
    id, the drivers) and the start files (builder/winpe_start.py);
-4. check that every DLL the bundle imports is in the image's System32 or in the bundle (``wimdir``);
+4. check that every DLL the bundle imports is in the image's System32 (``wimdir``) or in the bundle;
 5. lay out the medium (the base's boot files, the new ``sources\\boot.wim``, ``rescue-pe.id``, an optional
    ``rescue-run.cmd``) and make the ISO: El Torito BIOS from ``etfsboot.com``, UEFI from ``efisys.bin``.
 Beside the ISO: ``NAME.boot.wim`` (the same image alone, for PXE/WDS) and ``NAME.manifest.json``.
@@ -18,16 +18,16 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder import winpe_start
+from builder.pe_imports import missing_dlls
 from builder.errors import BuildError
 from builder.host import require, run
 from builder.winpe_base import WIMLIB_ENV, Base, choose_image, find_ci, sha256, wim_images
-from builder.winpe_pe import missing_imports
 from core import __version__
 
 WIM_TOOLS = ("wiminfo", "wimexport", "wimupdate", "wimdir")
@@ -35,12 +35,6 @@ ISO_TOOLS = ("xorriso",)
 VOLUME_ID = "RESCUE_PE"
 MARKER = "rescue-pe.id"
 RUN_SCRIPT = "rescue-run.cmd"
-
-# The DLL check: the bundle's folder and the image's System32 names -> missing DLL -> importers.
-# builder/windows.py (the Windows build) owns the declared WinPE System32 list; its own check can be
-# put here in place of this one when it exists, with the same signature.
-DllCheck = Callable[[Path, Iterable[str]], dict[str, list[str]]]
-dll_check: DllCheck = missing_imports
 
 
 @dataclass
@@ -127,7 +121,8 @@ def assemble(base: Base, index: int | None, rescue_dir: Path, work: Path, driver
     seconds["wim"] = time.monotonic() - t0
 
     paths = wim_paths(new)
-    missing = dll_check(rescue_dir, system32_names(paths))
+    # the Windows build's check (builder/pe_imports.py), with this image's System32 for its declared list
+    missing = missing_dlls(rescue_dir, system32_names(paths))
     if missing:
         what = "; ".join(f"{dll} (imported by {', '.join(users[:3])})"
                          for dll, users in sorted(missing.items()))

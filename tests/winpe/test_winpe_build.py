@@ -13,7 +13,7 @@ import pytest
 from builder import winpe, winpe_base
 from builder.errors import BuildError
 from builder.wine import Prefix
-from builder.winpe_pe import missing_imports
+from builder.pe_imports import missing_dlls
 from tests.winpe import synthetic
 from tests.winpe.conftest import Built, rescue_cli
 
@@ -213,8 +213,8 @@ def test_setup_image_is_kept_from_starting_setup(rescue_folder: Path, tmp_path: 
 
 def test_a_dll_missing_from_winpe_is_named(rescue_folder: Path) -> None:
     names = set(synthetic.system32_dlls())
-    assert missing_imports(rescue_folder, names) == {}
-    gone = missing_imports(rescue_folder, names - {"kernel32.dll"})
+    assert missing_dlls(rescue_folder, names) == {}
+    gone = missing_dlls(rescue_folder, names - {"kernel32.dll"})
     assert "kernel32.dll" in gone and "rescue.exe" in gone["kernel32.dll"]
 
 
