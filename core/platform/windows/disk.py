@@ -11,7 +11,9 @@
   answers ERROR_INVALID_PARAMETER otherwise): every transfer goes through a VirtualAlloc'd (page-
   aligned) buffer over the sectors covering the request, and a write that starts or ends inside a
   sector first reads that sector, so the bytes around it stay as they were.
-- A write asked to ``verify`` is read back from the disk at once (no cache can answer) and compared.
+- Every write is read back from the disk at once (no cache can answer) and compared, asked to
+  ``verify`` or not: the writes not asked (the first sector's invalidation, the partition table, boot
+  records) are a few sectors, and the engine's own final read-back comes before the table.
 - After a write touches the partition-table areas (the first and the last 34 sectors: MBR, GPT
   headers and entries), the next `WinDisk.sync` flushes and sends IOCTL_DISK_UPDATE_PROPERTIES, so
   Windows reads the new table (and drops the volumes of the old one) before anything else is done.
@@ -150,8 +152,9 @@ class WinDisk:
     # --- writing ------------------------------------------------------------------------------------
 
     def pwrite(self, offset: int, data: bytes | bytearray | memoryview, verify: bool = False) -> tuple[int, int]:
-        """Write all of ``data`` at ``offset``; with ``verify`` read it back from the disk at once
-        (`VerifyAfterWriteError` on a difference) and return the verified range, else (0, 0)."""
+        """Write all of ``data`` at ``offset`` and read it back from the disk at once
+        (`VerifyAfterWriteError` on a difference); returns the verified range (``verify`` is accepted
+        for the interface of `core.disk.device.Disk`: here every write is verified)."""
         if self.read_only:
             raise TargetWriteError(target=self.path, detail="opened read-only")
         view = memoryview(data).cast("B")
@@ -178,9 +181,8 @@ class WinDisk:
                 if lo < TABLE_SECTORS * ss or hi > self.size - TABLE_SECTORS * ss:
                     with self._lock:
                         self._table_touched = True
-                if verify:
-                    self._verify(buf, lo, hi)
-        return (offset, offset + len(view)) if verify and len(view) else (0, 0)
+                self._verify(buf, lo, hi)
+        return (offset, offset + len(view)) if len(view) else (0, 0)
 
     def _verify(self, written: _Aligned, lo: int, hi: int) -> None:
         with _Aligned(self.api, hi - lo) as back:

@@ -179,6 +179,7 @@ class FakeWin32:
         self._check_io(h, address, length, offset)
         data = os.pread(self.fds[h.key], length, offset)
         ctypes.memmove(address, data, len(data))
+        self.log.append(("read", h.key, offset, length))
         return len(data)
 
     def write_file(self, handle: int, address: int, length: int, offset: int) -> int:

@@ -163,10 +163,13 @@ def test_target_locks_and_dismounts_every_volume(fake: FakeWin32, images: tuple[
         assert write_open and fake.log[write_open[0]][3] == c.FILE_FLAG_NO_BUFFERING | c.FILE_FLAG_WRITE_THROUGH
         # an unaligned write is read-modified-written in whole sectors, and verified
         assert d.pwrite(1000, b"x" * 700, verify=True) == (1000, 1700)
+        d.pwrite(8192, b"y" * 512)  # not asked to verify: read back all the same
+        assert fake.log[-2:] == [("write", 1, 8192, 512), ("read", 1, 8192, 512)]
         d.sync()
-        assert fake.ioctls("IOCTL_DISK_UPDATE_PROPERTIES")  # sector 1-3 are the partition table's area
+        assert fake.ioctls("IOCTL_DISK_UPDATE_PROPERTIES")  # sectors 1-3 are the partition table's area
     data = images[1].read_bytes()
     assert data[1000:1700] == b"x" * 700 and data[:1000] == images[0].read_bytes()[:1000]
+    assert data[8192:8704] == b"y" * 512
     assert vol.locked_by is None and vol.mounted  # closed: unlocked
 
 
