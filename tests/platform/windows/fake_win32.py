@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import FormatError
 from core.io.reader import FdReader
 from core.partition.detect import read_partition_table
 from core.platform.windows import c_win as c
@@ -98,7 +99,10 @@ class FakeWin32:
         self.volumes = [FakeVolume(name="\\\\?\\Volume{00000000-0000-0000-0000-00000000ffff}\\", disk=None,
                                    paths=["X:\\"])]
         for n, d in disks.items():
-            table = read_partition_table(FdReader(self.fds[n], os.path.getsize(d.image)), d.logical)
+            try:
+                table = read_partition_table(FdReader(self.fds[n], os.path.getsize(d.image)), d.logical)
+            except FormatError:
+                continue  # a blank disk: no volume on it
             for p in table.partitions if table else ():
                 if p.type_id not in MOUNTED_TYPES:
                     continue
@@ -282,7 +286,7 @@ class FakeWin32:
     def _layout(self, n: int, d: FakeDisk, size: int) -> bytes:
         try:
             table = read_partition_table(FdReader(self.fds[n], size), d.logical)
-        except Exception:  # noqa: BLE001 - Windows reads an unreadable table as none at all
+        except FormatError:  # Windows reads a blank or unreadable table as none at all
             table = None
         if table is None:
             return c.DriveLayoutHeader.build(partition_style=c.PARTITION_STYLE_RAW) + bytes(40)

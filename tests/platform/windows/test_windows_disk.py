@@ -229,7 +229,10 @@ def test_restore_onto_the_fake_disk_is_bit_exact(disk_image: Path, tmp_path: Pat
     target_before = target.read_bytes()
     # The same restore by the Linux backend onto the same old disk: what the Windows one must leave.
     execute_restore(plan_restore(str(folder), None, str(linux), lambda: None, Progress()), Progress())
-    disks = {0: FakeDisk(target, letters={1: ["F:\\"]})}
+    blank = tmp_path / "blank.img"  # a new disk: zeros, no partition table, no volume
+    with open(blank, "wb") as f:
+        f.truncate(len(target_before))
+    disks = {0: FakeDisk(target, letters={1: ["F:\\"]}), 1: FakeDisk(blank, model="New SSD", serial="NEW1")}
     # What core.disk.device dispatches to on Windows, bound where the engine imported the Linux names.
     monkeypatch.setattr(restore_mod, "open_target", windisk.open_target)
     monkeypatch.setattr(restore_mod, "check_target_path", windisk.check_target_path)
@@ -246,6 +249,8 @@ def test_restore_onto_the_fake_disk_is_bit_exact(disk_image: Path, tmp_path: Pat
         assert len(table) >= 2 and table[0] < updates[0] and table[-1] < updates[-1]
         assert not [i for i in writes if i > updates[-1]]
         assert fake.ioctls("FSCTL_LOCK_VOLUME") and fake.ioctls("FSCTL_DISMOUNT_VOLUME")
+        execute_restore(plan_restore(str(folder), None, TARGET, lambda: None, Progress()), Progress())
+    assert blank.read_bytes() == disk_image.read_bytes()  # a blank disk ends as the source, byte for byte
     restored, source = target.read_bytes(), disk_image.read_bytes()
     assert restored == linux.read_bytes()
     # The used clusters and everything outside partition 1 (tables, gap, the raw partition 2) as the
