@@ -4,7 +4,7 @@ The same facts as on Linux: model, serial, bus (STORAGE_DEVICE_DESCRIPTOR), size
 the partitions as Windows lists them (IOCTL_DISK_GET_DRIVE_LAYOUT_EX), each partition's filesystem,
 label and free space read by our own parsers (nothing is mounted or written), and the volumes with
 their letters and mount points (the free space of a mounted one then from Windows, with the backup
-folders on it). Disk numbers can have gaps (a disk pulled out keeps its number's place empty), so
+folders on it). A disk's "in use" lines say what would refuse it as a target (`refuse`). Disk numbers can have gaps (a disk pulled out keeps its number's place empty), so
 every number up to `MAX_DISKS` is tried.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import shutil
 
 from ...disk.discover import BUS_NAMES, DiskSummary, PartitionSummary, _backup_folders, _human_size
-from ...errors import Error
+from ...errors import Error, TargetRefused
 from ...io.reader import WindowReader
 from . import c_win as c
-from . import query, volumes
+from . import query, refuse, volumes
 from .disk import open_source
 from .seam import Win32, Win32Error, current
 
@@ -54,6 +54,12 @@ def list_disks(probe: bool = True, *, api: Win32 | None = None) -> list[DiskSumm
                         logical_sector_size=f.logical_sector_size, physical_sector_size=f.physical_sector_size,
                         removable=f.removable, read_only=f.read_only)
         _partitions(s, layout, [v for v in all_volumes if n in v.disks()], n, probe, api)
+        try:
+            # Mounted volumes are normal on Windows (a restore locks them); what "in use" means here is
+            # what refuses the disk as a target: the running Windows, the boot medium, a page file.
+            refuse.check_target(api, path, n, sources=[], image_paths=[])
+        except TargetRefused as e:
+            s.busy.append(str(e.kwargs.get("detail", e.message)))
         s.description = f"{BUS_NAMES.get(bus, 'disk')}, {_human_size(f.size)}"
         folders = sum(len(p.backup_folders) for p in s.partitions)
         if folders:
@@ -73,7 +79,6 @@ def _partitions(s: DiskSummary, layout: query.DriveLayout | None, vols: list[vol
         s.partitions.append(ps)
         mounted = [v for v in vols if any(d == number and start == p.start for d, start, _ in v.extents)]
         if mounted and mounted[0].paths:
-            s.busy.append(f"partition {p.number} is mounted on {', '.join(mounted[0].paths)}")
             ps.mounted_at = mounted[0].paths[0]
     if probe and s.partitions:
         _probe(s, api)

@@ -106,7 +106,15 @@ def test_list_disks(fake: FakeWin32, images: tuple[Path, Path]) -> None:
     assert (p1.fs, p1.label, p1.mounted_at) == ("ntfs", "Data", "E:\\")
     assert p1.free is not None and 0 < p1.free < p1.size
     assert b.partitions[0].mounted_at == "F:\\"
-    assert a.busy == ["partition 1 is mounted on E:\\"]
+    assert a.busy == [] and b.busy == []
+
+
+def test_list_disks_says_what_refuses_a_disk(images: tuple[Path, Path]) -> None:
+    disks = {0: FakeDisk(images[0], letters={1: ["C:\\"]}), 1: FakeDisk(images[1], letters={1: ["D:\\"]})}
+    for _ in _install(FakeWin32(disks, system_directory="C:\\Windows\\System32")):
+        a, b = list_disks(probe=False)
+        assert a.busy == ["holds the running Windows (C:\\Windows\\System32)"] and b.busy == []
+        assert a.partitions[0].fs == ""  # not probed
 
 
 def test_source_is_read_only(fake: FakeWin32, images: tuple[Path, Path]) -> None:
