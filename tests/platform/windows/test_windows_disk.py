@@ -22,6 +22,7 @@ from core.engine.restore import execute_restore, plan_restore
 from core.errors import TargetRefused, TargetWriteError
 from core.platform.windows import c_win as c
 from core.platform.windows import disk as windisk
+from core.platform.windows import query
 from core.platform.windows import seam
 from core.platform.windows.discover import list_disks
 from core.platform.windows.refuse import CONTROL_KEY, MEMORY_KEY
@@ -304,3 +305,31 @@ def test_rescue_disks_lists_the_windows_facts(fake: FakeWin32, monkeypatch: pyte
     for text in (SOURCE, "SATA disk, 100.7 MB", "Fake SSD 860, serial S3Z0FAKE0001", "mounted on E:\\",
                  TARGET, "USB disk", "[removable]", "'Data'"):
         assert text in result.output
+
+
+def test_a_gpt_disk_as_windows_lists_it(tmp_path: Path) -> None:
+    # The factory's Windows 7 GPT disk (ESP, MSR, Windows), built as root with the real tools.
+    from tests.conftest import need_root_tools
+    from tests.factory import cached_disk_info, copy_disk
+
+    need_root_tools("sgdisk", "mkntfs", "ntfs-3g")
+    info = cached_disk_info("gpt-small")
+    image = copy_disk(info.path, tmp_path / "gpt.img")
+    number = info.part("windows").number
+    for fake in _install(FakeWin32({0: FakeDisk(image, letters={number: ["C:\\"]})})):
+        (d,) = list_disks()
+        assert d.table == "gpt"
+        assert [(p.number, p.start, p.size, p.type_id) for p in d.partitions] == [
+            (p.number, p.start, p.size, p.type_id) for p in info.partitions]
+        assert [p.fs for p in d.partitions][0] in ("fat16", "fat32")
+        windows = next(p for p in d.partitions if p.number == number)
+        assert windows.fs == "ntfs" and windows.has_windows and windows.mounted_at == "C:\\"
+        # GUIDs and names as Windows reports them (PARTITION_INFORMATION_GPT), disk GUID too
+        h = fake.create_file(SOURCE, c.GENERIC_READ, c.FILE_SHARE_READ | c.FILE_SHARE_WRITE, 0)
+        layout = query.layout(fake, h)
+        fake.close_handle(h)
+        assert layout.disk_id == info.disk_id
+        assert [(p.guid, p.name) for p in layout.partitions] == [(p.guid, p.name) for p in info.partitions]
+        # Windows gives volumes to the ESP and the basic data partition, none to the MSR
+        assert sorted(v.partition for v in fake.volumes if v.disk == 0) == sorted(
+            p.number for p in info.partitions if p.role in ("esp", "windows"))
