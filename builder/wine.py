@@ -285,14 +285,19 @@ class Prefix:
 
     def run(self, args: list[str], *, env: dict[str, str] | None = None, timeout: float = 300,
             cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run a Windows program (``args[0]``: a Windows path or a host path to an .exe); never raises
-        on a non-zero exit (the caller checks), BuildError on a timeout."""
+        """Run a Windows program (``args[0]``: a Windows path or a host path to an .exe) in ``cwd`` (a
+        host folder on a mapped drive; default the prefix's C:); never raises on a non-zero exit (the
+        caller checks), BuildError on a timeout."""
         full = dict(self.env)
         full.update(env or {})
         # stdin /dev/null and output through pipes: Wine gives python.exe no valid handle for a host
         # file as a standard stream (it dies in init_sys_streams with "Invalid handle").
+        # The working directory must be on a drive: from a host folder outside every drive (the test
+        # runner's "/", say) Wine starts the program in its \\?\unix\ namespace, where "/proc/..." and
+        # "/etc/..." reach the host's own files again.
         try:
-            return subprocess.run([self.wine, *args], env=full, cwd=cwd, stdin=subprocess.DEVNULL,
+            return subprocess.run([self.wine, *args], env=full, cwd=cwd or self.path / "drive_c",
+                                  stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise BuildError(detail=f"{args[0]} under Wine did not finish within {timeout:.0f} s") from None

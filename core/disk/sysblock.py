@@ -38,7 +38,10 @@ def ioctl_int(fd: int, request: int, fmt: str = "i") -> int:
 
 
 def dev_name(rdev: int) -> str:
-    """``"M:m"`` for a device number."""
+    """``"M:m"`` for a device number (Windows, where a file's st_dev is its volume's serial number and
+    os.major does not exist: that number in hex; no sysfs path is ever found for it)."""
+    if not hasattr(os, "major"):
+        return f"{rdev:#x}"
     return f"{os.major(rdev)}:{os.minor(rdev)}"
 
 

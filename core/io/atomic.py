@@ -13,12 +13,15 @@ from ..errors import DestinationFull, RepositoryError
 from ..platform import files
 from ..platform.files import fsync_dir
 
+# EDQUOT is missing from some platforms' errno (Windows reports a full quota as ENOSPC).
+_FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+
 __all__ = ["fsync_dir", "os_error", "pwrite_all", "write_durable", "write_fsync"]
 
 
 def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
     """Map an OSError on the backup folder to our error, ENOSPC getting its own exit code."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if e.errno in _FULL:
         return DestinationFull(path=folder, detail=f"{what}: {e.strerror}")
     return RepositoryError(path=folder, detail=f"{what}: {e.strerror or e}")
 

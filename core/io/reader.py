@@ -14,7 +14,8 @@ from ..errors import FormatError, SourceError, SourceGone
 from ..platform import files
 
 # What a read of a device that is no longer there fails with (pulled out, powered off, medium removed).
-_GONE = (errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM)
+# (ENOMEDIUM is Linux's: Windows' errno has no such name.)
+_GONE = tuple(getattr(errno, name) for name in ("ENODEV", "ENXIO", "ENOMEDIUM") if hasattr(errno, name))
 
 
 class Reader(Protocol):

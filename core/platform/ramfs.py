@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 from .mounts import mounts
 
@@ -21,13 +22,17 @@ RAM_FILESYSTEMS = {TMPFS_MAGIC: "tmpfs", RAMFS_MAGIC: "ramfs"}
 # struct statfs is 120 bytes on x86-64 (84 on i386); f_type, a C long, comes first on every Linux ABI.
 _STATFS_BUFFER = 256
 
-_libc = ctypes.CDLL(None, use_errno=True)
+# Linux's libc (statfs). Windows has no such call, and there ram_filesystem says "cannot tell" (WinPE's
+# own X: is a RAM disk: telling it apart needs a Windows query, not this one).
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform != "win32" else None
 
 
 def ram_filesystem(path: str, _depth: int = 0) -> str | None:
     """"tmpfs" or "ramfs" when ``path`` (or, while it does not exist yet, the nearest folder above it)
     is on a RAM filesystem, "overlay on tmpfs" (or ramfs) for an overlay whose upper layer is; None when it
     is not, or when the kernel cannot tell."""
+    if _libc is None:
+        return None
     p = os.path.abspath(path)
     while not os.path.exists(p) and p != os.path.dirname(p):
         p = os.path.dirname(p)
