@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, Callable, Literal
 
 from ..io.direct import DirectFile, DirectUnavailable, ReadBackMismatch
-from ..io.reader import pread_full
+from ..io.reader import FdReader, pread_full
 from ..io.writeback import Writeback
 from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError, VerifyAfterWriteError
 from ..platform import files
@@ -69,6 +69,11 @@ class Disk:
     _direct: DirectFile | None = field(default=None, repr=False)
 
     # --- Reader protocol ---------------------------------------------------------------------------
+
+    def reader(self) -> FdReader:
+        """The reader a backup or clone streams the disk through (`read_into` into reused buffers). A
+        Windows disk (core.platform.windows.disk.WinDisk) has no descriptor and is its own reader."""
+        return FdReader(self.fd, self.size, self.path)
 
     def read(self, offset: int, length: int) -> bytes:
         """`Reader.read`: fewer bytes only at the end of the disk."""

@@ -125,6 +125,10 @@ class WinDisk:
                 out += buf.view[pos - lo:pos - lo + n]
         return bytes(out)
 
+    def reader(self) -> WinDisk:
+        """What a backup or clone streams the disk through (`core.disk.device.Disk.reader`): itself."""
+        return self
+
     def read(self, offset: int, length: int) -> bytes:
         """`core.io.reader.Reader.read`: fewer bytes only at the end of the disk."""
         return self.pread(offset, length)
