@@ -16,7 +16,6 @@ from ..disk.device import Disk, open_source, open_target
 from ..disk.discover import describe
 from ..errors import SourceError, UsageError
 from ..format.c_image import CHUNK_SIZE
-from ..io.reader import FdReader
 from ..progress import Event, Progress
 from ..repair.adapt_disk import AdaptRequest
 from .layout import Layout, plan_layout
@@ -82,7 +81,7 @@ def plan_clone(source: str, target: str, progress: Progress, *, partitions: str 
                keep_layout: bool = False, scratch: str = "/var/tmp") -> ClonePlan:
     src = open_source(source)
     try:
-        reader = FdReader(src.fd, src.size, source)
+        reader = src.reader()
         progress.report(Event("plan", message=f"reading partition table and filesystems of {source}"))
         bplan = plan_backup(reader, src.logical_sector_size, partitions)
         table = bplan.image_table()

@@ -350,3 +350,26 @@ def test_backup_from_the_fake_disk(fake: FakeWin32, images: tuple[Path, Path], t
         f.truncate(images[0].stat().st_size)
     execute_restore(plan_restore(str(folder), result.image_id, str(out), lambda: None, Progress()), Progress())
     assert out.read_bytes() == images[0].read_bytes()
+
+
+def test_clone_between_fake_disks(images: tuple[Path, Path], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.engine import clone as clone_mod
+
+    blank = tmp_path / "blank.img"
+    with open(blank, "wb") as f:
+        f.truncate(images[0].stat().st_size)
+    # what the dispatch of core.disk.device binds on Windows
+    monkeypatch.setattr(clone_mod, "open_source", windisk.open_source)
+    monkeypatch.setattr(clone_mod, "open_target", windisk.open_target)
+    monkeypatch.setattr(target_mod, "recheck", windisk.recheck)
+    disks = {0: FakeDisk(images[0], letters={1: ["C:\\"]}), 1: FakeDisk(blank, model="New SSD", serial="NEW1")}
+    for fake in _install(FakeWin32(disks)):
+        plan = clone_mod.plan_clone(SOURCE, TARGET, Progress(), scratch=str(tmp_path))
+        assert "New SSD" in plan.target_description
+        clone_mod.execute_clone(plan, Progress())
+        assert {e[1] for e in fake.log if e[0] == "write"} == {1}  # nothing written to the source
+        assert fake.ioctls("IOCTL_DISK_UPDATE_PROPERTIES")
+        with pytest.raises(TargetRefused):  # and the source is never a target
+            clone_mod.plan_clone(SOURCE, SOURCE, Progress(), scratch=str(tmp_path))
+    assert blank.read_bytes() == images[0].read_bytes()
