@@ -1,5 +1,8 @@
 """The disk controller a block device hangs off, from sysfs: its PCI function, class code and ids.
 
+On Windows (WinPE) the same facts come from the device tree (`core.platform.windows.devtree`); below is
+how Linux gives them.
+
 A disk's canonical sysfs path runs through the devices above it
 (``/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/.../block/sda``,
 ``/sys/devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/nvme0n1``); the deepest PCI function on
@@ -17,10 +20,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..platform.windows import devtree
 from ..repair.adapt_table import KINDS, kind_for_class, pci_ids
 from .sysblock import read_attr, sysfs_dir, whole_disk
 
 _PCI_FUNCTION = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,24 @@ def _hex(directory: str, name: str) -> int | None:
         return None
 
 
+def _windows_controller(number: int) -> Controller | None:
+    """PhysicalDrive``number``'s controller from Windows' device tree (WinPE), as sysfs gives it on Linux."""
+    tree = devtree.current_tree()
+    instance = devtree.controller_instance(tree, number)
+    if instance is None:
+        return None
+    address, class_code, vendor, device, subsystem = devtree.pci_facts(instance, tree.ids(instance),
+                                                                       tree.location(instance))
+    if class_code is None or vendor is None:
+        return None
+    return Controller(kind_for_class(class_code, vendor), "detected", address, class_code, vendor, device, subsystem)
+
+
 def detect_controller(path: str) -> Controller | None:
     """The controller of block device ``path``; None for a file or a device with no PCI function above it."""
+    number = devtree.disk_number(path)  # \\.\PhysicalDriveN: a Windows disk (WinPE)
+    if number is not None:
+        return _windows_controller(number)
     try:
         st = os.stat(path)
     except OSError:
