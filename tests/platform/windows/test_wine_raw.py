@@ -6,7 +6,8 @@ the right bytes to the right place. Wine's ``\\\\.\\PhysicalDriveN`` is a fake t
 ``dosdevices/e::`` link to a block device gives real raw ReadFile/WriteFile on ``\\\\.\\E:`` (its IOCTLs
 answer ERROR_NOT_SUPPORTED, so the geometry is given). A Windows CPython (builder/wine.py, the one the
 Windows build uses) runs a script that writes and reads through `WinDisk`; the host then reads the loop
-device's file. One Wine prefix and one Windows program run (about 7 s).
+device's file; the volume and registry calls are checked against what Wine has (its drive letters are
+volumes on no disk). One Wine prefix and one Windows program run (about 7 s).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ except Win32Error as e:
     out["readonly_write"] = e.code
 k.virtual_free(buf)
 k.close_handle(ro)
+# the volume and registry calls (Wine lists its drive letters as volumes, on no disk)
+from core.platform.windows import refuse, volumes
+out["volumes"] = [[v.name, v.paths] for v in volumes.all_volumes(k)]
+out["c_volume"] = k.volume_name_for_mount_point("C:\\")
+system = k.system_directory()
+out["system"] = [system, volumes.of_path(k, system).name]
+out["paging"] = refuse.page_file_paths(k)
+out["boot"] = k.registry_value(refuse.CONTROL_KEY, "PEBootRamdiskSourceDrive")
 print(json.dumps(out))
 '''
 
@@ -90,3 +99,7 @@ def test_kernel32_reads_and_writes_a_raw_device_under_wine(tmp_path: Path) -> No
     assert after[6 << 20:7 << 20] == before[6 << 20:7 << 20]
     assert after[(7 << 20) + (64 << 10):] == before[(7 << 20) + (64 << 10):]
     assert out["readonly_write"] == 5  # ERROR_ACCESS_DENIED through a GENERIC_READ handle
+    assert [out["c_volume"], ["C:\\"]] in out["volumes"]
+    assert out["system"] == ["C:\\windows\\system32", out["c_volume"]]
+    assert out["paging"] == ["C:\\pagefile.sys"]  # Wine's PagingFiles (a REG_SZ there, REG_MULTI_SZ on Windows)
+    assert out["boot"] is None  # not WinPE
