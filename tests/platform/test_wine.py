@@ -10,7 +10,8 @@ What is proven: `core.platform.files` writes and reads bytes as they are (Window
 writes from two threads at once land where they were asked to, whatever the file position; a folder lock
 held by one Windows process refuses a second and one left by a killed process is taken over; an
 encrypted, split backup made by ``python -m rescue`` on Windows verifies and restores bit-exact both
-there and with the Linux CLI, and the other way round.
+there and with the Linux CLI, and the other way round; an incremental made and merged on Windows
+restores on Linux.
 """
 
 from __future__ import annotations
@@ -260,3 +261,19 @@ def test_images_made_on_windows_restore_on_linux_and_back(winpy: WinPython) -> N
                         env={"RESCUE_PASSWORD": PASSWORD}), "restore")
     assert sha(work / "win-from-linux.img") == sha(src)
     shutil.rmtree(work / "linuxbk")
+
+    # A chain on Windows: an incremental of the changed disk, merged there (a commit rename over the
+    # folder, the old images deleted), then restored by the Linux CLI.
+    with open(src, "r+b") as f:
+        f.seek(60 << 20)
+        f.write(bytes(range(256)) * 4096)
+    _check(winpy.rescue("backup", "W:\\src.img", "W:\\winbk", "--incremental", "--password-file", "W:\\key.txt"),
+           "incremental backup")
+    _check(winpy.rescue("merge", "W:\\winbk", "--password-file", "W:\\key.txt"), "merge")
+    r = run_rescue("list", str(work / "winbk"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [(i["kind"], i["complete"]) for i in json.loads(r.stdout)] == [("full", True)]
+    r = run_rescue("restore", str(work / "winbk"), str(work / "linux-from-win.img"), "--yes",
+                   env={"RESCUE_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stderr
+    assert sha(work / "linux-from-win.img") == sha(src)
