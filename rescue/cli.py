@@ -21,6 +21,8 @@ from core import __version__
 from core import selftest
 from core.errors import Cancelled, Error, UsageError, exit_codes
 
+from . import platforms
+
 # Command name -> its module in rescue.commands, imported only when that command runs (or for
 # --help): importing all of them costs ~0.2 s, a tenth of a small incremental backup.
 COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
@@ -53,6 +55,8 @@ class LazyGroup(click.Group):
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
+        if cmd_name in platforms.UNAVAILABLE and platforms.on_windows():
+            return platforms.unavailable_command(cmd_name)  # its module may import what Windows lacks
         command: click.Command = importlib.import_module(f"rescue.commands.{module}").command
         return command
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -164,12 +165,18 @@ def confirm_target(name: str, description: str, yes: bool, *, verb: str = "overw
     confirm_typed(name, headline, what)
 
 
+_WINDOWS_DISK = re.compile(r"\\\\[.?]\\((?i:PhysicalDrive)(\d+))")
+
+
 def confirm_typed(name: str, headline: str, what: str) -> None:
     """``headline``, then ``name`` typed back on the terminal (as shown, or a disk's short name: `sda`
-    for /dev/sda; nothing else), asked again when mistyped (MAX_TRIES in all)."""
+    for /dev/sda, `PhysicalDrive1` for \\\\.\\PhysicalDrive1; nothing else), asked again when mistyped (MAX_TRIES in all)."""
     accepted = {name}
     if name.startswith("/dev/") and "/" not in name[len("/dev/"):]:
         accepted.add(name[len("/dev/"):])
+    short = _WINDOWS_DISK.fullmatch(name)
+    if short:  # \\.\PhysicalDrive1 on Windows: PhysicalDrive1 too, in any case, as Windows names it
+        accepted |= {short.group(1), short.group(1).lower(), short.group(1).upper(), "PhysicalDrive" + short.group(2)}
     click.echo(headline, err=True)
     for attempt in range(1, MAX_TRIES + 1):
         with _interruptible():

@@ -87,7 +87,7 @@ def backup(source_path: str, folder: str, options: BackupOptions, progress: Prog
     started = time.monotonic()
     repo = Repository(folder, create=True)
     with open_source(source_path) as disk:
-        reader = FdReader(disk.fd, disk.size, source_path)
+        reader = disk.reader()  # a Windows disk has no descriptor: each kind of disk gives its reader
         progress.report(Event("plan", message=f"reading partition table and filesystems of {source_path}"))
         plan = plan_backup(reader, disk.logical_sector_size, options.partitions, options.sector_by_sector)
         identity = SourceDisk.from_identity(disk.identity(), table_fingerprint(reader, plan.table))

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..disk.device import Disk, check_target_path, open_target
 from ..platform.firmware import boot_mode_note
+from ..platform.tools import require
 from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
@@ -31,7 +32,7 @@ from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .repo import Repository
-from .target import write_target
+from .target import tools_needed, write_target
 
 
 @dataclass
@@ -132,6 +133,8 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
         if table:
             layout = plan_layout(table, target, disk.size, disk.logical_sector_size, grow=grow,
                                  keep_layout=keep_layout, windows=table.has_windows)
+        for tool, why in tools_needed(layout, table):
+            require(tool, why)
         warnings: list[str] = []
         if meta.unreadable:
             warnings.append(UnreadableSectorsWarning(

@@ -100,6 +100,20 @@ def invalidate(disk: Disk, scheme: str, ss: int) -> None:
     disk.sync()
 
 
+def tools_needed(layout: Layout | None, table: ImageTable | None) -> list[tuple[str, str]]:
+    """The external tools steps 5 to 7 will run for this layout, each with why: checked at the plan
+    (`core.platform.tools.require`), so a machine without one (WinPE has none of them) is refused before
+    the target is touched instead of after its data is written."""
+    if layout is None or table is None:
+        return []
+    needs = [("ntfsresize", f"resizing NTFS of partition {m.number}")
+             for m in layout.moves if m.action != "copy" and m.fs == "ntfs"]
+    moved = any(m.new_start != m.old_start for m in layout.moves)
+    if moved and any(m.role in BOOT_ROLES for m in layout.moves) and table.has_windows:
+        needs.append(("ntfs-3g", "repairing Windows' boot configuration after partitions moved"))
+    return needs
+
+
 def _finish(placer: Placer, table: ImageTable | None, progress: Progress, problems: list[str]) -> list[str]:
     """Steps 5 to 7; returns what was done and appends to ``problems`` what the repair left undone."""
     actions = placer.resize(progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -42,9 +43,23 @@ def _last_line(*texts: bytes) -> str:
     return "no message"
 
 
+def require(tool: str, why: str) -> None:
+    """Stop before anything is written when ``why`` needs ``tool`` and this machine has none.
+
+    WinPE has none of the Linux tools (ntfs-3g, ntfsresize, mtools, losetup, FUSE): a restore that would
+    need one after its data is written is refused at its plan, with what to use instead."""
+    if sys.platform == "win32":
+        raise UnsupportedError(detail=f"{why} needs {tool}, a Linux tool that is not available on Windows: "
+                                      f"use the Linux rescue media for this")
+    if shutil.which(tool) is None:
+        raise UnsupportedError(detail=f"{why} needs {tool}, which is not installed; scripts/setup.sh installs it")
+
+
 def attempt(cmd: Sequence[str], *, input: bytes | str | None = None, env: Mapping[str, str] | None = None,
             timeout: float | None = TOOL_TIMEOUT) -> Outcome:
     """Run ``cmd`` once; never raises except `UnsupportedError` when the tool is not installed."""
+    if sys.platform == "win32":
+        require(cmd[0], "this step")
     if shutil.which(cmd[0]) is None:
         raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")
     data = input.encode() if isinstance(input, str) else input

@@ -9,6 +9,7 @@ import click
 
 from core.disk.controller import resolve_controller
 from core.errors import BootRepairWarning, UsageError
+from core.platform.tools import require
 from core.repair.adapt_disk import AdaptReport, AdaptRequest, adapt_disk
 from core.repair.adapt_table import KINDS
 
@@ -110,4 +111,5 @@ def adapt_request(target: str, adapt: bool, controller: str | None, drivers: str
         return None
     if drivers is not None and not os.path.isdir(drivers):
         raise UsageError(detail=f"--drivers {drivers}: not a folder")
+    require("ntfs-3g", "--adapt (editing the restored Windows' SYSTEM hive)")
     return AdaptRequest(resolve_controller(target, controller), drivers)

@@ -13,7 +13,8 @@ What the engine asks of a disk on Linux (`core.disk.device`) it gets here from W
   the running Windows' disk, a disk with a page file in use);
 - `disk`: `WinDisk` (the interface of `core.disk.device.Disk`) and open_source / open_target /
   check_target_path / recheck for device paths;
-- `discover`: `list_disks` as `core.disk.discover.DiskSummary` rows.
+- `discover`: `list_disks` as `core.disk.discover.DiskSummary` rows;
+- `devtree`: the PCI controller a disk hangs off, from the device tree (cfgmgr32), for `rescue adapt`.
 
 `core.disk.device` chooses this backend on Windows, in one place.
 """

@@ -335,8 +335,6 @@ def test_a_gpt_disk_as_windows_lists_it(tmp_path: Path) -> None:
             p.number for p in info.partitions if p.role in ("esp", "windows"))
 
 
-@pytest.mark.xfail(strict=True, reason="core/engine/backup.py reads through FdReader(disk.fd, ...); with "
-                                       "disk.reader() (core.disk.device.Disk.reader, WinDisk.reader) it works")
 def test_backup_from_the_fake_disk(fake: FakeWin32, images: tuple[Path, Path], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from core.engine import backup as backup_mod

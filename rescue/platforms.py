@@ -1,0 +1,54 @@
+"""Which commands run where: the one table the CLI and README's "Linux media and WinPE" table follow.
+
+The Linux media run every command. On Windows (WinPE) the engine's own work runs the same (disks,
+backup, list, verify, restore, clone, merge, prune, unlock: reading and writing disks and image
+files); what needs the Linux tools (FUSE, ntfs-3g, ntfsresize, mtools) or the Linux console does not.
+A command of `UNAVAILABLE` exits 6 on Windows with one line saying why and what to use instead;
+`LIMITS` says what a command that runs there cannot do (each refused at its plan, before any write:
+`core.platform.tools.require`). tests/cli/test_platforms.py keeps README's table equal to these.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from core.errors import UnsupportedError
+
+INSTEAD = "use the Linux rescue media"
+
+UNAVAILABLE: dict[str, str] = {
+    "mount": "browsing an image needs FUSE and ntfs-3g",
+    "umount": "browsing an image needs FUSE and ntfs-3g",
+    "extract": "taking files out of an image needs FUSE and ntfs-3g",
+    "bcd": "the boot store is read and written through ntfs-3g and mtools",
+    "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
+    "adapt": "the offline SYSTEM hive is edited through ntfs-3g",
+    "keymap": "it sets the Linux console's keyboard",
+    "guide": "the guided console runs on the Linux console only, for now",
+}
+
+LIMITS: dict[str, str] = {
+    "restore": "resizing NTFS (ntfsresize), boot repair after partitions move and --adapt (ntfs-3g) are "
+               "refused at the plan: restore onto a disk at least as large with --keep-layout",
+    "clone": "the same limits as restore",
+    "backup": "FOLDER is a local folder or a share Windows mounted (\\\\server\\share); sftp:// and s3:// "
+              "need the Linux media",
+}
+
+
+def on_windows() -> bool:
+    return sys.platform == "win32"
+
+
+def unavailable_command(name: str) -> click.Command:
+    """What `rescue NAME` is on Windows when NAME cannot run there: one line, exit 6, whatever the arguments."""
+    why = UNAVAILABLE[name]
+
+    def refuse(args: tuple[str, ...]) -> None:
+        raise UnsupportedError(detail=f"rescue {name} is not available on Windows ({why}): {INSTEAD}")
+
+    return click.Command(name, callback=refuse, help=f"Not available on Windows: {why}; {INSTEAD}.",
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
