@@ -13,9 +13,10 @@ from core.remote import RemoteOptions, open_folder
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def remote_folder(param: str = "folder", keep_for: str | None = None) -> Callable[[F], F]:
+def remote_folder(param: str = "folder", keep_for: str | None = None, create: bool = False) -> Callable[[F], F]:
     """Add --credentials-file, --s3-endpoint and --accept-host-key, and call the command with
-    ``param`` turned into a local path (the remote folder mounted, then unmounted after it)."""
+    ``param`` turned into a local path (the remote folder mounted, then unmounted after it); ``create``:
+    the command makes the folder (a missing bucket is created)."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -23,7 +24,7 @@ def remote_folder(param: str = "folder", keep_for: str | None = None) -> Callabl
                 **kwargs: Any) -> Any:
             options = RemoteOptions(credentials_file, s3_endpoint, accept_host_key)
             keep = kwargs.get(keep_for) if keep_for and not kwargs.get("foreground") else None
-            with open_folder(kwargs[param], options, keep_for=keep) as local:
+            with open_folder(kwargs[param], options, keep_for=keep, create=create) as local:
                 kwargs[param] = local
                 return fn(*args, **kwargs)
 

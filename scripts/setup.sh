@@ -32,6 +32,9 @@ PACKAGES=(
     e2fsprogs                                      # mke2fs: ext4 backup disks in the boot tests (and in the image)
     qemu-system-x86 ovmf                           # boot tests: QEMU (TCG), UEFI firmware incl. Secure Boot vars
     tmux                                           # tests/guide: drives `rescue guide` in a real 80x25 terminal
+    sshfs rclone                                   # sftp:// and s3:// backup folders (issue 16): the clients that mount them
+    openssh-server                                 # tests/remote: a real sshd (and sftp-server) in a test's network namespace
+    iproute2                                       # tests/remote: ip netns, the namespace the test servers listen in
     wine64 gcc-mingw-w64-x86-64 osslsigncode       # builder/wine.py: Windows CPython under Wine, test-only shim, signatures
     wimtools                                       # rescue-build winpe: wimexport/wimupdate/wimdir of boot.wim
     p7zip-full                                     # rescue-build winpe --windows-iso: reads the ISO's UDF, no mount

@@ -188,7 +188,8 @@ def reachable(mountpoint: str) -> bool:
 
 
 @contextmanager
-def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = None) -> Iterator[str]:
+def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = None,
+                create: bool = False) -> Iterator[str]:
     """The local path to work on for ``folder``: itself, or the remote folder mounted for the time of
     the block. An error inside the block while the connection is gone becomes `RemoteError` (one
     line, exit 11). With ``keep_for`` (an image mount point) the remote mount stays after a block that
@@ -215,8 +216,12 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
         if where.scheme == "sftp":
             sftp.mount(where, creds, options, mountpoint, work)
         else:
-            s3.mount(where, creds, options, mountpoint, work)
+            s3.mount(where, creds, options, mountpoint, work, create=create)
         kept = False
+
+        def gone() -> bool:
+            return not reachable(mountpoint) or (where.scheme == "s3" and not s3.answers(where, work))
+
         try:
             local = os.path.join(mountpoint, where.path) if where.path else mountpoint
             try:
@@ -224,11 +229,11 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
                 if where.scheme == "s3":
                     s3.wait_uploaded(where, creds, options, mountpoint, work)
             except Error as e:
-                if not reachable(mountpoint) or isinstance(e, RemoteError):
+                if isinstance(e, RemoteError) or gone():
                     raise _lost(where, e) from None
-                raise
+                raise _renamed(e, local, where) from None
             except OSError as e:
-                if not reachable(mountpoint):
+                if gone():
                     raise _lost(where, e) from None
                 raise
             if keep_for is not None:
@@ -237,6 +242,21 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
         finally:
             if not kept:
                 unmount(mountpoint)
+
+
+def _renamed(e: Error, local: str, where: Location) -> Error:
+    """The same error with the private mount's path shown as the folder's address."""
+    if local not in e.message:
+        return e
+    kwargs = {k: v.replace(local, where.shown) if isinstance(v, str) else v for k, v in e.kwargs.items()}
+    try:
+        out = type(e)(**kwargs)
+    except TypeError:
+        return e
+    for name, value in vars(e).items():  # what a caller reads besides the message (a partial result)
+        if name != "kwargs":
+            setattr(out, name, value)
+    return out
 
 
 def _lost(where: Location, e: BaseException) -> RemoteError:

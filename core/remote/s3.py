@@ -23,7 +23,7 @@ from . import Credentials, Location, RemoteOptions, reachable, write_secret
 
 REMOTE = "rescue"
 # How long the manifest's upload (queued at its close) may take after the command's last write.
-UPLOAD_WAIT = 600.0
+UPLOAD_WAIT = 120.0
 # rclone's read-ahead per open file: bounds a restore's memory (a chain holds two files per image).
 BUFFER = "4M"
 
@@ -41,33 +41,55 @@ def _config(where: Location, creds: Credentials, options: RemoteOptions, work: s
 
 
 def _rclone(config: str, *args: str) -> list[str]:
+    # rclone's AWS library refuses AWS_CA_BUNDLE with its own HTTP transport ("unsupported transport"):
+    # that bundle is given as --ca-cert instead, and the variable emptied (`_ENV`).
+    bundle = os.environ.get("AWS_CA_BUNDLE")
     return ["rclone", "--config", config, "--low-level-retries", "3", "--retries", "1", "--contimeout", "15s",
-            "--timeout", "60s", *args]
+            "--timeout", "60s", *(["--ca-cert", bundle] if bundle else []), *args]
 
 
-def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str, work: str) -> None:
-    """Mount the bucket at ``mountpoint`` (the folder is ``where.path`` below it)."""
+_ENV = {"AWS_CA_BUNDLE": ""}
+
+
+def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str, work: str,
+          create: bool = False) -> None:
+    """Mount the bucket at ``mountpoint`` (the folder is ``where.path`` below it); ``create`` makes the
+    bucket when it does not exist yet (a backup's folder is created, a listing's never)."""
     config = _config(where, creds, options, work)
     # A wrong key or an unreachable store is reported here in one line, before anything is mounted.
-    probe = tools.attempt(_rclone(config, "lsjson", "--max-depth", "1", f"{REMOTE}:{where.host}"), timeout=120)
+    probe = tools.attempt(_rclone(config, "lsjson", "--max-depth", "1", f"{REMOTE}:{where.host}"), env=_ENV,
+                          timeout=120)
     if not probe.ok and "directory not found" not in probe.detail:
         d = probe.detail
         if any(s in d for s in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")):
             raise RemoteAuthError(path=where.shown, detail="the store refused the S3 keys (--credentials-file)")
         raise RemoteError(path=where.shown, detail=f"cannot reach the S3 store: {d}")
+    if not probe.ok and create:
+        made = tools.attempt(_rclone(config, "mkdir", f"{REMOTE}:{where.host}"), env=_ENV, timeout=120)
+        if not made.ok:
+            raise RemoteError(path=where.shown, detail=f"cannot create the bucket: {made.detail}")
     cache = os.path.join(work, "cache")
     os.mkdir(cache, 0o700)
     o = tools.attempt(_rclone(config, "mount", f"{REMOTE}:{where.host}", mountpoint, "--daemon",
-                              "--vfs-cache-mode", "minimal", "--cache-dir", cache, "--vfs-write-back", "0s",
+                              "--vfs-cache-mode", "minimal", "--cache-dir", cache, "--vfs-write-back", "2s",
                               "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s"),
-                      timeout=120)
+                      env=_ENV, timeout=120)
     if not o.ok or not reachable(mountpoint):
         raise RemoteError(path=where.shown, detail=f"cannot mount the S3 store: {o.detail or 'rclone stopped'}")
 
 
+def answers(where: Location, work: str) -> bool:
+    """Whether the store still answers (rclone's mount outlives a store that went away: its calls
+    then fail with EIO, which alone does not say that the network is the cause)."""
+    config = os.path.join(work, "rclone.conf")
+    o = tools.attempt(_rclone(config, "lsjson", "--max-depth", "1", f"{REMOTE}:{where.host}"),
+                      env=_ENV, timeout=60)
+    return o.ok
+
+
 def _store_sizes(config: str, where: Location) -> dict[str, int] | None:
     path = f"{REMOTE}:{where.host}/{where.path}" if where.path else f"{REMOTE}:{where.host}"
-    o = tools.attempt(_rclone(config, "lsjson", "--files-only", path), timeout=120)
+    o = tools.attempt(_rclone(config, "lsjson", "--files-only", path), env=_ENV, timeout=120)
     if not o.ok:
         return None
     try:

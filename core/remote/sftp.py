@@ -81,12 +81,22 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
         opts += ["password_stdin", "PreferredAuthentications=password,keyboard-interactive"]
     else:
         opts += ["BatchMode=yes"]  # no prompt can hang a rescue: a key works or the login fails
+    # ssh's own messages go to a log of ours: sshfs's last line ("read: Connection reset by peer")
+    # does not say whether the key, the login or the network failed.
+    log = os.path.join(work, "ssh.log")
+    opts.append(f"ssh_command=ssh -E {log}")
     cmd = ["sshfs", target, mountpoint, "-o", ",".join(opts)] + (["-p", str(where.port)] if where.port else [])
     o = tools.attempt(cmd, input=(password + "\n") if password else None, timeout=CONNECT_TIMEOUT * 2)
     if o.ok:
         return
-    detail = o.detail
-    if "Host key verification failed" in detail or "host key" in detail.lower():
+    try:
+        with open(log, errors="replace") as f:
+            said = [line.strip() for line in f if line.strip()]
+    except OSError:
+        said = []
+    detail = said[-1] if said else o.detail
+    if any("Host key verification failed" in line or "REMOTE HOST IDENTIFICATION HAS CHANGED" in line
+           for line in said):
         seen = ", ".join(f"{k[2]} ({k[0]})" for k in host_keys(where)) or "none shown"
         raise RemoteAuthError(path=where.shown, detail=f"the host key of {where.host} is not in known_hosts "
                                                        f"({seen}); check it and pass --accept-host-key "

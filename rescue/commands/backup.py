@@ -51,7 +51,7 @@ def parse_size(text: str) -> int:
 @click.option("--yes", is_flag=True, help="Continue a chain on a disk whose serial differs from the last image's "
               "when its size and partition table are the same (another controller or USB dock).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@remote_folder()
+@remote_folder(create=True)
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
             sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool, yes: bool,
             as_json: bool) -> int:
