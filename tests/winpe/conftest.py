@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from builder import wine
+from builder.windows import build_windows
 from tests.winpe import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,18 +68,9 @@ def winpe_base(tmp_path_factory: pytest.TempPathFactory) -> Base:
 
 
 @pytest.fixture(scope="session")
-def rescue_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The frozen rescue.exe folder of `rescue-build windows` (shared with tests/windows); while that
-    build is not in the checkout, a mingw-built stand-in (tests/winpe/standin_rescue.c)."""
-    try:
-        from builder.windows import build_windows
-    except ImportError:
-        folder = tmp_path_factory.mktemp("standin") / "rescue"
-        (folder / "_internal").mkdir(parents=True)
-        (folder / "_internal" / "base_library.zip").write_bytes(b"PK\5\6" + bytes(18))
-        synthetic.run("x86_64-w64-mingw32-gcc", "-O", "-s", "-o", str(folder / "rescue.exe"),
-                      str(Path(__file__).with_name("standin_rescue.c")))
-        return folder
+def rescue_folder() -> Path:
+    """The frozen rescue.exe folder of `rescue-build windows`, built into the same folders as
+    tests/windows/conftest.py builds it: in one run the second call finds the freeze cached and copies it."""
     from tests.factory import cache_dir
 
     return build_windows(cache_dir() / "rescue-windows", cache_dir() / "rescue-build-work").folder
