@@ -15,6 +15,7 @@ from builder import winpe, winpe_base, winpe_usb
 from builder.errors import BuildError
 from builder.host import require
 from builder.linux_live import default_work
+from builder.windows import build_windows
 
 ROOT = Path(__file__).resolve().parent.parent
 _dir = click.Path(file_okay=False, exists=True, path_type=Path)
@@ -41,11 +42,7 @@ def _rescue_folder(rescue_dir: Path | None, work: Path) -> Path:
     """The frozen rescue.exe folder: the one given, else the Windows build's (cached by its sources)."""
     if rescue_dir is not None:
         return rescue_dir.resolve()
-    try:
-        from builder import windows  # the Windows build (rescue-build windows)
-    except ImportError:
-        raise BuildError(detail="the Windows build is not in this checkout: pass --rescue-dir DIR") from None
-    return Path(windows.build_windows(work / "winpe" / "rescue-exe", work).exe).parent
+    return build_windows(work / "winpe" / "rescue-exe", work).folder
 
 
 @click.command("winpe")

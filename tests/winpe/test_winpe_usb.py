@@ -37,14 +37,16 @@ def test_usb_stick_is_mbr_with_one_active_fat32_partition(winpe_base: Base, resc
                                                           tmp_path: Path) -> None:
     need_root_tools("losetup", "sfdisk")
     stick = tmp_path / "stick.img"
+    old = bytes(range(256)) * (MiB // 256)  # a used stick: what the build does not write must not matter
     with open(stick, "wb") as f:
-        f.truncate(128 * MiB)
+        for _ in range(128):
+            f.write(old)
     with loop(stick) as dev:
         refused = _usb(winpe_base, rescue_folder, dev, tmp_path / "w")  # no --yes, no terminal
         assert refused.returncode == 3, refused.stderr
         assert "without confirmation: pass --yes" in refused.stderr
         assert "Write the WinPE rescue medium onto " + dev in refused.stderr  # the plan came first
-        assert stick.read_bytes().count(0) == 128 * MiB  # nothing written
+        assert stick.read_bytes() == old * 128  # nothing written
         proc = _usb(winpe_base, rescue_folder, dev, tmp_path / "w", "--yes")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         table = json.loads(subprocess.run(["sfdisk", "--json", dev], capture_output=True, text=True,
@@ -54,6 +56,12 @@ def test_usb_stick_is_mbr_with_one_active_fat32_partition(winpe_base: Base, resc
     assert part["start"] == 2048 and part["type"] == "c" and part.get("bootable") is True
     assert part["start"] + part["size"] == 128 * MiB // 512
     image = f"{stick}@@{MiB}"
+    part_file = tmp_path / "part.img"  # the partition alone, for fsck (it takes no offset)
+    with open(stick, "rb") as src, open(part_file, "wb") as dst:
+        src.seek(MiB)
+        dst.write(src.read())
+    fsck = subprocess.run(["fsck.vfat", "-n", str(part_file)], capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     info = _mtools("minfo", "-i", image, "::")
     assert 'disk type="FAT32   "' in info and "hidden sectors: 2048" in info
     listing = _mtools("mdir", "-/", "-a", "-b", "-i", image, "::/")  # -a: ldlinux.sys is hidden
