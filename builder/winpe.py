@@ -129,7 +129,7 @@ def assemble(base: Base, index: int | None, rescue_dir: Path, work: Path, driver
         raise BuildError(detail=f"the WinPE image lacks DLLs the rescue folder imports: {what}")
     manifest: dict[str, Any] = {
         "build_id": build_id,
-        "rescue_build": __version__,
+        "rescue_version": __version__,
         "base": {"kind": base.kind, "name": base.name, "boot_wim_sha256": base_hash, "index": img.index,
                  "image_name": img.name, "version": img.version, "arch": "x64"},
         "rescue_folder": {"path": str(rescue_dir), "tree_sha256": tree_hash(rescue_dir),

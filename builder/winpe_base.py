@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,8 @@ def from_iso(iso: Path, dest: Path) -> Base:
     if not iso.is_file():
         raise BuildError(detail=f"Windows ISO {iso} is not a file")
     require("7z")
-    dest.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)  # nothing left over from another ISO
+    dest.mkdir(parents=True)
     # -ssc-: match the paths in any case; UDF first (Microsoft's ISOs keep their files there)
     run(["7z", "x", "-y", "-ssc-", f"-o{dest}", str(iso), "bootmgr", "bootmgr.efi", "boot", "efi",
          "sources/boot.wim"], timeout=1800)

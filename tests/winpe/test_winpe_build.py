@@ -12,8 +12,9 @@ import pytest
 
 from builder import winpe, winpe_base
 from builder.errors import BuildError
-from builder.wine import Prefix
 from builder.pe_imports import missing_dlls
+from builder.wine import Prefix
+from core import __version__
 from tests.winpe import synthetic
 from tests.winpe.conftest import Built, rescue_cli
 
@@ -97,6 +98,7 @@ def test_the_base_is_only_read(winpe_built: Built) -> None:
 
 def test_manifest_says_what_went_in(winpe_built: Built) -> None:
     m = json.loads(winpe_built.manifest.read_text())
+    assert m["rescue_version"] == __version__
     assert m["base"]["kind"] == "adk" and m["base"]["index"] == 1 and m["base"]["version"] == "10.0.19041"
     assert m["base"]["boot_wim_sha256"] == winpe_base.sha256(winpe_built.base.copype / "media/sources/boot.wim")
     assert m["boot_wim_sha256"] == winpe_base.sha256(winpe_built.boot_wim)
