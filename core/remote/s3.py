@@ -70,6 +70,10 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
             raise RemoteError(path=where.shown, detail=f"cannot create the bucket: {made.detail}")
     cache = os.path.join(work, "cache")
     os.mkdir(cache, 0o700)
+    # --vfs-write-back 2s: the manifest is closed, then renamed; an upload started at the close races
+    # the rename in rclone 1.60 (seen: the upload fails and nothing is stored), one queued for 2 s is
+    # renamed in the queue and stored under the final name. Should the rename come later than that,
+    # the manifest is not stored and `wait_uploaded` fails the backup: never a false commit.
     o = tools.attempt(_rclone(config, "mount", f"{REMOTE}:{where.host}", mountpoint, "--daemon",
                               "--vfs-cache-mode", "minimal", "--cache-dir", cache, "--vfs-write-back", "2s",
                               "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s"),

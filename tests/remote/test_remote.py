@@ -269,3 +269,35 @@ def test_lock_of_another_machine_on_the_share(backend: Backend, tmp_path: Path) 
     r = backend.rescue("backup", str(src), url, "--json", *backend.opts())
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["id"] + ".manifest" in backend.names("pc3")
+
+
+def test_incremental_merge_prune(backend: Backend, tmp_path: Path) -> None:
+    """The commands that rename and delete on the share: a chain merged into a synthetic full
+    image (written, committed, then the chain removed), pruned, and the latest state restored."""
+    src = random_disk(tmp_path / "src.img", 12, 5)
+    url = backend.url("pc4")
+    ids = []
+    for n, mode in enumerate(["", "--incremental", "--incremental"]):
+        if n:
+            with open(src, "r+b") as f:  # a few changed blocks each time
+                f.seek(n * (1 << 20))
+                f.write(random.Random(n).randbytes(64 << 10))
+        r = backend.rescue("backup", str(src), url, "--split", "8M", "--json", *([mode] if mode else []),
+                           *backend.opts())
+        assert r.returncode == 0, r.stderr
+        ids.append(json.loads(r.stdout)["id"])
+    r = backend.rescue("merge", url, "--json", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    merged = json.loads(r.stdout)["id"]
+    r = backend.rescue("prune", url, "--keep-last", "1", "--yes", "--json", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    r = backend.rescue("list", url, "--json", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    assert [(e["id"], e["complete"]) for e in json.loads(r.stdout)] == [(merged, True)], r.stdout
+    assert {n.split(".")[0] for n in backend.names("pc4")} == {merged}, backend.names("pc4")
+    out = tmp_path / "out.img"
+    out.write_bytes(b"")
+    os.truncate(out, src.stat().st_size)
+    r = backend.rescue("restore", url, str(out), "--yes", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == src.read_bytes(), "the merged image does not restore the last state"
