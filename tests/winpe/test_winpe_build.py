@@ -194,6 +194,19 @@ def test_a_base_not_x64_is_refused(tmp_path: Path, arch: int, what: str) -> None
     assert f"is {what}: rescue.exe is x64" in e.value.message
 
 
+def test_install_iso_base_builds_from_its_pe_image_and_boot_files(rescue_folder: Path, tmp_path: Path) -> None:
+    iso = synthetic.install_iso(tmp_path, tmp_path / "win.iso")
+    proc = rescue_cli("winpe", "--windows-iso", str(iso), "--rescue-dir", str(rescue_folder), "--out",
+                      str(tmp_path / "pe.iso"), "--work", str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"image 1 ({synthetic.PE_NAME}, WinPE 10.0.19041)" in proc.stdout
+    report = synthetic.run("xorriso", "-indev", str(tmp_path / "pe.iso"), "-report_el_torito", "plain")
+    assert dict(re.findall(r"El Torito img path :\s+(\d)\s+(\S+)", report)) == {
+        "1": "/boot/etfsboot.com", "2": "/efi/microsoft/boot/efisys.bin"}
+    on_iso = synthetic.run("xorriso", "-indev", str(tmp_path / "pe.iso"), "-find", "/", "-type", "f")
+    assert "'/sources/boot.wim'" in on_iso and "install.wim" not in on_iso
+
+
 def test_install_iso_base_extracts_only_boot_files_and_the_pe_image(tmp_path: Path) -> None:
     iso = synthetic.install_iso(tmp_path, tmp_path / "win.iso")
     base = winpe_base.from_iso(iso, tmp_path / "x")
