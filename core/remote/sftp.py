@@ -78,7 +78,7 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
     if identity:
         opts += [f"IdentityFile={os.path.abspath(identity)}", "IdentitiesOnly=yes"]
     if password:
-        opts += ["password_stdin", "PreferredAuthentications=password,keyboard-interactive"]
+        opts += ["password_stdin", "PreferredAuthentications=password"]  # (no comma: sshfs splits -o at commas)
     else:
         opts += ["BatchMode=yes"]  # no prompt can hang a rescue: a key works or the login fails
     # ssh's own messages go to a log of ours: sshfs's last line ("read: Connection reset by peer")

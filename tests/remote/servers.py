@@ -76,6 +76,7 @@ def kill_tree(pid: int) -> None:
 
 class Sshd:
     PORT = 2222
+    USER, USER_ID = "rescue-tester", 4242  # the password user (only inside sshd's mount namespace)
 
     def __init__(self, ns: Netns, work: Path) -> None:
         self.ns, self.work = ns, work
@@ -88,18 +89,38 @@ class Sshd:
         (work / "sshd_config").write_text(
             f"ListenAddress 127.0.0.1:{self.PORT}\nHostKey {work}/host_key\nPidFile {work}/sshd.pid\n"
             f"AuthorizedKeysFile {work}/authorized_keys\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
             # every SFTP request is logged (the subsystem runs through the user's shell, hence the
             # redirection): the tests read which requests sshfs made to commit a file
-            f"Subsystem sftp /usr/lib/openssh/sftp-server -e -l DEBUG3 2>>{work}/sftp.log\n")
+            f"Subsystem sftp /usr/lib/openssh/sftp-server -e -l DEBUG3 2>>{work}/sftp.log\n"
+            # (that log is root's: the password user gets the unlogged built-in server)
+            f"Match User {self.USER}\n    ForceCommand internal-sftp\n")
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
         self.log = work / "sshd.log"
         self.sftp_log = work / "sftp.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
+    def _accounts(self) -> None:
+        """/etc/passwd and /etc/shadow with a password user added, bound over the real ones only in
+        sshd's own mount namespace: the machine's accounts are never touched."""
+        self.password = "pw-" + secrets.token_hex(12)
+        home = self.work / "tester-home"
+        home.mkdir(exist_ok=True)
+        os.chown(home, self.USER_ID, self.USER_ID)
+        hashed = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=self.password, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        (self.work / "passwd").write_text(Path("/etc/passwd").read_text()
+                                          + f"{self.USER}:x:{self.USER_ID}:{self.USER_ID}::{home}:/bin/sh\n")
+        (self.work / "shadow").write_text(Path("/etc/shadow").read_text() + f"{self.USER}:{hashed}:20000::::::\n")
+        os.chmod(self.work / "shadow", 0o600)
+
     def start(self) -> None:
-        self.proc = self.ns.popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(self.work / "sshd_config")], self.log)
+        if not (self.work / "shadow").exists():
+            self._accounts()
+        binds = " && ".join(f"mount --bind {self.work}/{f} /etc/{f}" for f in ("passwd", "shadow"))
+        script = f"{binds} && exec /usr/sbin/sshd -D -e -f {self.work}/sshd_config"
+        self.proc = self.ns.popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], self.log)
         self.ns.wait_port(self.PORT)
 
     def kill(self) -> None:

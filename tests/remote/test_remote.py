@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -301,3 +303,48 @@ def test_incremental_merge_prune(backend: Backend, tmp_path: Path) -> None:
     r = backend.rescue("restore", url, str(out), "--yes", *backend.opts())
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == src.read_bytes(), "the merged image does not restore the last state"
+
+
+@pytest.mark.parametrize("backend", ["sftp"], indirect=True)  # a password login is SFTP's
+def test_sftp_password_login(backend: Backend, tmp_path: Path) -> None:
+    """The password reaches sshfs on stdin: absent from `ps` while the folder is mounted, and from
+    the output; a wrong one is exit 12 in one line."""
+    assert isinstance(backend.server, Sshd)
+    # the user's folder where that user can reach it (pytest's own folders are root's, 0700)
+    top = Path(tempfile.mkdtemp(prefix="rescue-sftp-pw-"))
+    os.chmod(top, 0o755)
+    folder = top / "pw"
+    folder.mkdir()
+    os.chown(folder, Sshd.USER_ID, Sshd.USER_ID)
+    try:
+        password_run(backend, folder, tmp_path)
+    finally:
+        shutil.rmtree(top)
+
+
+def password_run(backend: Backend, folder: Path, tmp_path: Path) -> None:
+    assert isinstance(backend.server, Sshd)
+    creds = tmp_path / "cred"
+    creds.write_text(f"password = {backend.server.password}\n")
+    url = f"sftp://{Sshd.USER}@127.0.0.1:{Sshd.PORT}{folder}"
+    opts = ["--credentials-file", str(creds), "--accept-host-key", backend.server.fingerprint]
+    src = random_disk(tmp_path / "src.img", 3, 6)
+    r = backend.ns.rescue("backup", str(src), url, "--json", *opts, env=backend.env())
+    assert r.returncode == 0, r.stderr
+    assert backend.server.password not in r.stdout + r.stderr
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = backend.ns.rescue("mount", url, str(mnt), *opts, env=backend.env())
+    assert r.returncode == 0, r.stderr
+    try:
+        assert (mnt / ".raw" / "disk").read_bytes() == src.read_bytes()
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True).stdout
+        assert any(a.split()[0].endswith("sshfs") for a in ps.splitlines()[1:] if a.split()), ps
+        assert backend.server.password not in ps
+    finally:
+        assert backend.ns.rescue("umount", str(mnt)).returncode == 0
+    creds.write_text("password = not-the-password\n")
+    r = backend.ns.rescue("list", url, *opts, env=backend.env())
+    assert r.returncode == 12, (r.returncode, r.stderr)
+    line = one_error_line(r.stderr)
+    assert "refused the credentials" in line and "not-the-password" not in line, line
