@@ -11,6 +11,7 @@ posix-rename@openssh.com) read from the server's own log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -348,3 +349,46 @@ def password_run(backend: Backend, folder: Path, tmp_path: Path) -> None:
     assert r.returncode == 12, (r.returncode, r.stderr)
     line = one_error_line(r.stderr)
     assert "refused the credentials" in line and "not-the-password" not in line, line
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident memory of a process, bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def test_reading_streams_with_bounded_memory(backend: Backend, tmp_path: Path) -> None:
+    """A 160 MiB image read whole through `rescue mount`: neither the client (sshfs, rclone) nor the
+    image's server holds more than a bounded part of it (rclone: --buffer-size per open file)."""
+    size = 160 << 20
+    src = random_disk(tmp_path / "src.img", size >> 20, 7)
+    url = backend.url("pc5")
+    r = backend.rescue("backup", str(src), url, "--split", "16M", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    src.unlink()  # (room in the temp folder; the content is checked by digest below)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = backend.rescue("mount", url, str(mnt), *backend.opts())
+    assert r.returncode == 0, r.stderr
+    try:
+        name = "sshfs" if backend.kind == "sftp" else "rclone"
+        pids = [int(p) for p in subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()]
+        assert pids, f"no {name} serves the folder"
+        server = json.loads((mnt / ".raw" / "mount.json").read_text())["pid"]
+        with open(mnt / ".raw" / "disk", "rb") as f:
+            digest = hashlib.blake2b()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        peaks = {f"{name} {p}": vm_hwm(p) for p in pids if os.path.exists(f"/proc/{p}")}
+        peaks["image server"] = vm_hwm(server)
+    finally:
+        assert backend.ns.rescue("umount", str(mnt)).returncode == 0
+    want = hashlib.blake2b()
+    rnd = random.Random(7)
+    for _ in range(size >> 20):
+        want.update(rnd.randbytes(1 << 20))
+    assert digest.digest() == want.digest(), "the mounted image differs from the source"
+    assert peaks and all(v < 128 << 20 for v in peaks.values()), {k: v >> 20 for k, v in peaks.items()}
