@@ -11,7 +11,7 @@ writes from two threads at once land where they were asked to, whatever the file
 held by one Windows process refuses a second and one left by a killed process is taken over; an
 encrypted, split backup made by ``python -m rescue`` on Windows verifies and restores bit-exact both
 there and with the Linux CLI, and the other way round; an incremental made and merged on Windows
-restores on Linux.
+restores on Linux; a backup folder on WinPE's RAM disk is refused.
 """
 
 from __future__ import annotations
@@ -214,6 +214,41 @@ def test_folder_lock_between_windows_processes(winpy: WinPython) -> None:
     assert out["killed_holder"] == "locked" and out["left_behind"] is True
     assert out["holder_alive"] is False and out["me_alive"] is True  # OpenProcess + GetExitCodeProcess
     assert out["taken_over"] is True  # a dead holder's lock is stale (and os.kill never ran on Windows)
+
+
+WINPE_RAM = r"""
+import json, os, subprocess, sys, winreg
+from core.platform.ramfs import ram_filesystem
+KEY = r"SYSTEM\CurrentControlSet\Control\MiniNT"
+# C: is the system drive under Wine, as X: (WinPE's RAM disk) is on WinPE; W: is another drive.
+out = {"installed": ram_filesystem("C:\\bk")}  # an installed Windows' system drive is a disk
+winreg.CreateKey(winreg.HKEY_LOCAL_MACHINE, KEY).Close()  # what makes this Windows a WinPE
+try:
+    out["winpe"] = ram_filesystem("C:\\bk")
+    out["other_drive"] = ram_filesystem("W:\\bk")
+    r = subprocess.run([sys.executable, "-m", "rescue", "backup", "W:\\primitives.py", "C:\\bk"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    out["cli"] = [r.returncode, r.stderr.strip()]
+finally:
+    winreg.DeleteKey(winreg.HKEY_LOCAL_MACHINE, KEY)
+out["after"] = ram_filesystem("C:\\bk")
+out["made"] = os.path.exists("C:\\bk")
+print(json.dumps(out))
+"""
+
+
+def test_winpe_ram_disk_is_a_ram_folder(winpy: WinPython, primitives: dict[str, object]) -> None:
+    """WinPE runs from a RAM disk (X:) that Windows reports as an ordinary fixed drive: a backup folder
+    on WinPE's system drive is refused as on the Linux media's tmpfs (exit 7), one on another drive is not."""
+    # (the source given, W:\\primitives.py, is the `primitives` fixture's script: the refusal comes first)
+    r = winpy.script("winpe_ram.py", WINPE_RAM)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert out["installed"] is None and out["after"] is None
+    assert out["winpe"] == "the RAM disk C: WinPE runs from" and out["other_drive"] is None
+    code, stderr = out["cli"]
+    assert code == 7 and "is in RAM (the RAM disk C: WinPE runs from)" in stderr, stderr
+    assert out["made"] is False
 
 
 def _check(r: subprocess.CompletedProcess[bytes], what: str) -> str:
