@@ -13,10 +13,11 @@ from core.remote import RemoteOptions, open_folder
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def remote_folder(param: str = "folder", keep_for: str | None = None, create: bool = False) -> Callable[[F], F]:
+def remote_folder(param: str = "folder", keep_for: str | None = None, create: bool = False,
+                  writes: bool = False) -> Callable[[F], F]:
     """Add --credentials-file, --s3-endpoint and --accept-host-key, and call the command with
     ``param`` turned into a local path (the remote folder mounted, then unmounted after it); ``create``:
-    the command makes the folder (a missing bucket is created)."""
+    the command makes the folder (a missing bucket is created); ``writes``: it writes an image there."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -24,7 +25,7 @@ def remote_folder(param: str = "folder", keep_for: str | None = None, create: bo
                 **kwargs: Any) -> Any:
             options = RemoteOptions(credentials_file, s3_endpoint, accept_host_key)
             keep = kwargs.get(keep_for) if keep_for and not kwargs.get("foreground") else None
-            with open_folder(kwargs[param], options, keep_for=keep, create=create) as local:
+            with open_folder(kwargs[param], options, keep_for=keep, create=create, writes=writes) as local:
                 kwargs[param] = local
                 return fn(*args, **kwargs)
 

@@ -189,7 +189,7 @@ def reachable(mountpoint: str) -> bool:
 
 @contextmanager
 def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = None,
-                create: bool = False) -> Iterator[str]:
+                create: bool = False, writes: bool = False) -> Iterator[str]:
     """The local path to work on for ``folder``: itself, or the remote folder mounted for the time of
     the block. An error inside the block while the connection is gone becomes `RemoteError` (one
     line, exit 11). With ``keep_for`` (an image mount point) the remote mount stays after a block that
@@ -230,11 +230,11 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
                     s3.wait_uploaded(where, creds, options, mountpoint, work)
             except Error as e:
                 if isinstance(e, RemoteError) or gone():
-                    raise _lost(where, e) from None
+                    raise _lost(where, e, writes) from None
                 raise _renamed(e, local, where) from None
             except OSError as e:
                 if gone():
-                    raise _lost(where, e) from None
+                    raise _lost(where, e, writes) from None
                 raise
             if keep_for is not None:
                 kept = True
@@ -259,11 +259,12 @@ def _renamed(e: Error, local: str, where: Location) -> Error:
     return out
 
 
-def _lost(where: Location, e: BaseException) -> RemoteError:
+def _lost(where: Location, e: BaseException, writes: bool) -> RemoteError:
     if isinstance(e, RemoteError):
         return e
-    return RemoteError(path=where.shown, detail="the connection was lost (the image being written is "
-                                                "incomplete; earlier images are untouched): "
+    after = ("the image being written is incomplete; earlier images are untouched" if writes else
+             "run the command again once the folder can be reached")
+    return RemoteError(path=where.shown, detail=f"the connection was lost ({after}): "
                                                 + (e.message if isinstance(e, Error) else str(e)))
 
 

@@ -9,6 +9,7 @@ import click
 
 from core.engine.backup import BackupOptions, backup
 from core.errors import SerialChanged, UsageError
+from core.platform.console import is_terminal
 
 from ..context import confirm_typed, new_backup_password, refuse_ram, running
 from ..output import emit_json, human, report_warnings, say
@@ -51,7 +52,7 @@ def parse_size(text: str) -> int:
 @click.option("--yes", is_flag=True, help="Continue a chain on a disk whose serial differs from the last image's "
               "when its size and partition table are the same (another controller or USB dock).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@remote_folder(create=True)
+@remote_folder(create=True, writes=True)
 def command(source: str, folder: str, partitions: str, level: int, password_file: str | None, split: str | None,
             sector_by_sector: bool, incremental: bool, differential: bool, allow_ram: bool, yes: bool,
             as_json: bool) -> int:
@@ -72,7 +73,7 @@ def command(source: str, folder: str, partitions: str, level: int, password_file
             result = backup(source, folder, options, progress)
         except SerialChanged as e:
             # nothing was written: asked, then the same backup again with the user's word
-            if not sys.stdin.isatty():
+            if not is_terminal(sys.stdin):
                 raise
             line.finish()
             confirm_typed(source, f"rescue: {e.message}.", "source's name")

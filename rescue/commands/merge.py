@@ -22,7 +22,7 @@ from .backup import parse_size
 @click.option("--allow-ram", is_flag=True,
               help="Allow a backup folder on a RAM filesystem (tmpfs, ramfs: gone at power-off).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@remote_folder()
+@remote_folder(writes=True)
 def command(folder: str, image_id: str | None, password_file: str | None, level: int, split: str | None,
             allow_ram: bool, as_json: bool) -> int:
     """Write a synthetic full image equal to a restore point, then remove the images of its chain

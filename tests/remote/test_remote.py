@@ -25,7 +25,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import need_root_tools
-from tests.crash.crashlib import one_error_line
+from tests.crash.crashlib import dense_disk, one_error_line
 from tests.remote.servers import Netns, Seaweed, Sshd
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -392,3 +392,44 @@ def test_reading_streams_with_bounded_memory(backend: Backend, tmp_path: Path) -
         want.update(rnd.randbytes(1 << 20))
     assert digest.digest() == want.digest(), "the mounted image differs from the source"
     assert peaks and all(v < 128 << 20 for v in peaks.values()), {k: v >> 20 for k, v in peaks.items()}
+
+
+@pytest.mark.parametrize("backend", ["sftp"], indirect=True)  # (the server's log says when to kill)
+def test_server_killed_in_the_middle_of_a_restore(backend: Backend, tmp_path: Path) -> None:
+    """The share drops while a restore reads it: one line, exit 11, the target without a partition
+    table (no tool takes it for a good copy); the rerun finishes bit-exact."""
+    assert isinstance(backend.server, Sshd)
+    src = dense_disk(tmp_path / "src.img")
+    url = backend.url("pc6")
+    r = backend.rescue("backup", str(src), url, "--split", "8M", "--json", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    image = json.loads(r.stdout)["id"]
+    target = tmp_path / "target.img"
+    target.write_bytes(b"")
+    os.truncate(target, src.stat().st_size)
+    log = backend.server.sftp_log
+    seen = log.stat().st_size
+    p = backend.ns.start_rescue("restore", url, str(target), "--yes", *backend.opts(), env=backend.env())
+    try:
+        deadline = time.monotonic() + 120
+        while f'{image}.v0002" flags READ'.encode() not in log.read_bytes()[seen:]:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "the restore opened no second volume"
+            time.sleep(0.02)
+        backend.server.kill()
+        out, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if backend.server.proc is None:
+            backend.server.start()
+    assert p.returncode == 11, (p.returncode, err)
+    # (the plan was shown before: the error is the one error line, and the last)
+    errors = [ln for ln in err.splitlines() if ln.startswith("rescue: error: ")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0] and "Traceback" not in err, err
+    assert url in errors[0] and "connection was lost" in errors[0], errors[0]
+    assert target.read_bytes()[510:512] != b"\x55\xaa", "the target has a partition table"
+    r = backend.rescue("restore", url, str(target), "--yes", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    assert target.read_bytes() == src.read_bytes()
