@@ -19,6 +19,11 @@ def main() -> None:
         sys.argv = [sys.argv[0], *sys.argv[3:]]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return
+    if sys.platform == "win32":
+        # Output redirected to a file or pipe (rescue-run.cmd's log) is in the ANSI code page on Windows,
+        # which cannot encode the list's tree lines or many file names: the command would die printing.
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        sys.stderr.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
     from rescue.cli import main as cli_main
 
     cli_main()

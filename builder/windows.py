@@ -42,6 +42,8 @@ EXCLUDE = (*freeze.EXCLUDE, "pyudev", "pyfuse3", "trio", "_wmi")
 # which queries WMI, and Wine 8 aborts the process there (propsys.VariantToString is not implemented).
 NO_WMI = 'raise ImportError("no WMI while freezing under Wine (builder/windows.py)")\n'
 MARKER = "rescue.exe"
+# `rescue guide` on Windows: not available there (rescue/platforms.py), exit 6
+GUIDE_REFUSAL = (6, "not available on Windows")
 FREEZE_TIMEOUT = 1200
 # Drive letters in the Wine prefixes: P the interpreter, S its wheels, R the checkout, B the freeze's
 # work folder, X a frozen folder, T the host's temporary folder (the smoke test's and the tests' files).
@@ -117,9 +119,10 @@ LAUNCHER = '''#!{python}
 """rescue.exe under Wine, for tests and the build's smoke test (written by builder/windows.py).
 
 Host paths in the arguments become paths on the prefix's drives (DRIVES); the prefix has no drive
-onto the host's root, so nothing else of the host is reachable. Standard input passes through only
-when it is a pipe and output is always piped: python.exe cannot use Wine's console handles for host
-files or terminals.
+onto the host's root, so nothing else of the host is reachable. Standard input passes through when it
+is a pipe, else it is an empty pipe: python.exe cannot use Wine's handles for host files or terminals
+as standard streams, and Windows' NUL device counts as a console (isatty), so a password prompt would
+wait on a console that is not there. Output is always piped, for the same reason.
 """
 import os, stat, subprocess, sys
 
@@ -139,7 +142,8 @@ def win(arg):
 
 piped = stat.S_ISFIFO(os.fstat(0).st_mode)
 proc = subprocess.run([WINE, EXE, *map(win, sys.argv[1:])], env={{**os.environ, **ENV}},
-                      stdin=None if piped else subprocess.DEVNULL, capture_output=True, check=False)
+                      input=None if piped else b"",
+                      capture_output=True, check=False)
 sys.stdout.buffer.write(proc.stdout)
 sys.stderr.buffer.write(proc.stderr)
 sys.exit(proc.returncode)
@@ -181,7 +185,7 @@ def _freeze(inputs: Inputs, work: Path, frozen: Path) -> None:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise BuildError(detail=f"PyInstaller under Wine exited with {proc.returncode}: " + " | ".join(tail))
         pe_imports.check_bundle(dist)
-        freeze.smoke_test(launcher(dist, prefix, tmp / "rescue-wine"))
+        freeze.smoke_test(launcher(dist, prefix, tmp / "rescue-wine"), GUIDE_REFUSAL)
         shutil.rmtree(frozen, ignore_errors=True)
         dist.replace(frozen)
     finally:
@@ -194,11 +198,17 @@ def folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def install(frozen: Path, out_dir: Path) -> None:
-    """Copy the frozen folder to ``out_dir``: created, or replacing an earlier build there; any other
-    non-empty folder is refused (it is not ours to delete)."""
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+def check_out_dir(out_dir: Path) -> None:
+    """``out_dir`` may be absent, empty or an earlier build; any other folder is not ours to replace."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BuildError(detail=f"{out_dir} is a file: --out names a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
         raise BuildError(detail=f"{out_dir} is not empty and holds no earlier {MARKER}: choose another --out")
+
+
+def install(frozen: Path, out_dir: Path) -> None:
+    """Copy the frozen folder to ``out_dir``, replacing an earlier build there (`check_out_dir`)."""
+    check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -214,6 +224,7 @@ def build_windows(out_dir: Path, work: Path, wine_cache: Path | None = None) -> 
     """The folder-mode rescue.exe in ``out_dir`` (``out_dir``/rescue.exe, ``out_dir``/_internal/), frozen
     or taken from ``work``'s cache; downloads and the shim are cached in ``wine_cache`` (default
     ``work``/wine). BuildError (one line) on any failure, MissingTool naming the Debian package."""
+    check_out_dir(out_dir)  # before minutes of work
     log: list[str] = []
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
