@@ -20,6 +20,7 @@ import click
 from core import __version__
 from core import selftest
 from core.errors import Cancelled, Error, UsageError, exit_codes
+from core.platform.console import utf8_when_redirected
 
 from . import platforms
 
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     # with the default 5 ms switch interval it waits behind the workers each time (measured: 10 %
     # faster backups at 0.5 ms).
     sys.setswitchinterval(0.0005)
+    for stream in (sys.stdout, sys.stderr):
+        utf8_when_redirected(stream)  # Windows: a pipe or file in UTF-8, not cp1252
     json_mode = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
         rv = cli.main(args=argv, prog_name="rescue", standalone_mode=False)

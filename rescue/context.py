@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import click
 
 from core.errors import RamFolderError, UsageError, WrongPassword
+from core.platform.console import is_terminal
 from core.platform.ramfs import ram_filesystem
 from core.progress import Progress
 
@@ -55,7 +56,7 @@ MAX_TRIES = 3
 def ask_password(new: bool) -> bytes | None:
     """Ask on the terminal, never echoed. A new backup's password is typed twice (a typo would make the
     backup unrestorable); there an empty answer means "not encrypted". None when stdin is no terminal."""
-    if not sys.stdin.isatty():
+    if not is_terminal(sys.stdin):
         return None
     for _ in range(MAX_TRIES):
         with _interruptible():
@@ -157,7 +158,7 @@ def confirm_target(name: str, description: str, yes: bool, *, verb: str = "overw
     if yes:
         return
     what = "target's name" if verb == "overwrite" else "name"
-    if not sys.stdin.isatty():
+    if not is_terminal(sys.stdin):
         raise UsageError(detail=f"refusing to {verb} {description} without confirmation: "
                                 f"pass --yes, or run on a terminal and type the {what}")
     headline = (f"ALL DATA ON {description} WILL BE OVERWRITTEN." if verb == "overwrite"

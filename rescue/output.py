@@ -11,6 +11,7 @@ from typing import Any, Iterable
 import click
 
 from core.errors import Warning_, warnings_exit_code
+from core.platform.console import is_terminal
 from core.progress import Event
 
 
@@ -72,7 +73,7 @@ class ProgressLine:
     MIN_RATE_SECONDS = 0.5
 
     def __init__(self, enabled: bool | None = None, stream: Any = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = is_terminal(sys.stderr) if enabled is None else enabled
         self.stream = stream  # None: click's stderr (tests pass a buffer)
         self.start = time.monotonic()
         self.stage = ""

@@ -7,6 +7,7 @@ import sys
 import click
 
 from core.errors import UsageError
+from core.platform.console import is_terminal
 
 
 @click.command("guide")
@@ -28,6 +29,6 @@ def command(disk_files: tuple[str, ...], log_dir: str | None) -> int:
     # that the frozen build's smoke test, which has no terminal, proves the toolkit is in the bundle
     from rescue.guide.app import Guide
 
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (is_terminal(sys.stdin) and is_terminal(sys.stdout)):
         raise UsageError(detail="the guide needs a terminal (run it on a console, over SSH or in tmux)")
     return Guide(list(disk_files), log_dir).run()

@@ -9,6 +9,7 @@ import click
 
 from core.engine.repo import Repository
 from core.errors import UsageError
+from core.platform.console import is_terminal
 
 from ..context import confirm_typed
 from ..output import emit_json, say
@@ -34,7 +35,7 @@ def command(folder: str, yes: bool, as_json: bool) -> int:
         return 0
     who = f"pid {holder.get('pid')} on {holder.get('host')}"
     if not yes:
-        if as_json or not sys.stdin.isatty():
+        if as_json or not is_terminal(sys.stdin):
             raise UsageError(detail=f"the lock is held by {who}: pass --yes to clear it")
         confirm_typed("unlock", f"The lock is held by {who} since {holder.get('time')}.\n"
                                 "Clear it only if no backup is running there.", "word")

@@ -312,3 +312,40 @@ def test_images_made_on_windows_restore_on_linux_and_back(winpy: WinPython) -> N
                    env={"RESCUE_PASSWORD": PASSWORD})
     assert r.returncode == 0, r.stderr
     assert sha(work / "linux-from-win.img") == sha(src)
+
+
+REDIRECTED = r"""
+import json, subprocess, sys
+env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONUTF8"}  # the default code page
+out = {}
+# A prompt with stdin from NUL (a character device: isatty says yes) must fail at once, not wait.
+with open("NUL", "rb") as nul:
+    r = subprocess.run([sys.executable, "-m", "rescue", "restore", "W:\\redir", "W:\\redir-target.img"],
+                       stdin=nul, capture_output=True, env=env, timeout=120)
+out["restore"] = [r.returncode, r.stderr.decode("utf-8", "replace")]
+# A listing into a pipe: its tree lines in UTF-8, not a failure in cp1252.
+r = subprocess.run([sys.executable, "-m", "rescue", "list", "W:\\redir"], stdin=subprocess.DEVNULL,
+                   capture_output=True, env=env, timeout=120)
+out["list"] = [r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")]
+print(json.dumps(out))
+"""
+
+
+def test_prompts_and_output_when_redirected_on_windows(winpy: WinPython) -> None:
+    """Windows' NUL is a character device (``isatty`` says yes): the confirmation must not wait on a
+    console nobody reads; a listing into a pipe is UTF-8 (cp1252 has no tree lines)."""
+    work = winpy.work
+    src = small_disk(work / "redir-src.img")
+    for extra in ([], ["--incremental"]):  # a chain: `rescue list` draws its tree lines
+        r = run_rescue("backup", str(src), str(work / "redir"), *extra)
+        assert r.returncode == 0, r.stderr
+    with open(work / "redir-target.img", "wb") as f:
+        f.truncate(src.stat().st_size)
+    before = sha(work / "redir-target.img")
+    out = json.loads(_check(winpy.script("redirected.py", REDIRECTED), "redirected").strip().splitlines()[-1])
+    code, err = out["restore"]
+    assert code == 3 and "without confirmation" in err and "Traceback" not in err, err
+    assert sha(work / "redir-target.img") == before
+    code, listing, err = out["list"]
+    assert code == 0 and "Traceback" not in err, err
+    assert "└ " in listing, listing
