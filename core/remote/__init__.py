@@ -226,7 +226,7 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
             local = os.path.join(mountpoint, where.path) if where.path else mountpoint
             try:
                 yield local
-                if where.scheme == "s3":
+                if where.scheme == "s3" and writes:  # (only a manifest is uploaded after its close)
                     s3.wait_uploaded(where, creds, options, mountpoint, work)
             except Error as e:
                 if isinstance(e, RemoteError) or gone():
