@@ -2,9 +2,9 @@
 
 rclone runs with ``--vfs-cache-mode minimal``: a file opened write-only (a volume, the lock) streams
 straight to the store as one upload (multipart: the size is unknown) completed only when the file is
-closed, so the close reports whether the object is there; a file opened for reading and writing (the manifest, whose
-header is written last at its start) is assembled in a private cache folder and uploaded as one
-object. A rename is a server-side copy then a delete of the old name: the new name appears whole or
+closed, so the close reports whether the object is there; a file opened for reading and writing (the
+manifest, whose header is written last at its start) is assembled in a private cache folder and
+uploaded as one object. A rename is a server-side copy then a delete of the old name: the new name appears whole or
 not at all (FORMAT.md "Folders on the network"). Before a command that wrote an image returns, every
 file the mount shows is checked to be on the store with its size (`wait_uploaded`).
 
