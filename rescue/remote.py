@@ -21,8 +21,8 @@ def remote_folder(param: str = "folder", keep_for: str | None = None, create: bo
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
-        def run(*args: Any, credentials_file: str | None, s3_endpoint: str | None, accept_host_key: str | None,
-                **kwargs: Any) -> Any:
+        def run(*args: Any, credentials_file: str | None, s3_endpoint: str | None,
+                accept_host_key: str | None, **kwargs: Any) -> Any:
             options = RemoteOptions(credentials_file, s3_endpoint, accept_host_key)
             keep = kwargs.get(keep_for) if keep_for and not kwargs.get("foreground") else None
             with open_folder(kwargs[param], options, keep_for=keep, create=create, writes=writes) as local:
@@ -34,7 +34,8 @@ def remote_folder(param: str = "folder", keep_for: str | None = None, create: bo
                          help="sftp:// and s3:// folders: 'key = value' lines (user, password, identity; "
                               "access_key_id, secret_access_key, region). Never on the command line."),
             click.option("--s3-endpoint", default=None, metavar="URL",
-                         help="s3:// folders: the S3-compatible store's address, e.g. https://s3.example.com"),
+                         help="s3:// folders: the S3-compatible store's address, "
+                              "e.g. https://s3.example.com"),
             click.option("--accept-host-key", default=None, metavar="FINGERPRINT",
                          help="sftp:// folders: trust this host key (SHA256:..., as ssh-keygen -lf prints) "
                               "when it is not in known_hosts."),

@@ -68,7 +68,8 @@ def parse(folder: str) -> Location | None:
     u = urlsplit(folder)
     scheme = u.scheme.lower()
     if scheme not in ("sftp", "s3"):
-        raise UsageError(detail=f"{folder}: unknown kind of folder {scheme!r}:// (sftp:// and s3:// are known)")
+        raise UsageError(detail=f"{folder}: unknown kind of folder {scheme!r}:// "
+                                "(sftp:// and s3:// are known)")
     if u.password is not None:
         raise UsageError(detail=f"{scheme}:// folder: no password in the address (it would show in `ps`); "
                                 "use --credentials-file or the environment")
@@ -82,7 +83,8 @@ def parse(folder: str) -> Location | None:
     except ValueError:
         raise UsageError(detail=f"{folder}: the port is not a number from 1 to 65535") from None
     if scheme == "s3" and (port is not None or u.username):
-        raise UsageError(detail=f"{folder}: s3://BUCKET/PREFIX takes no user or port (--s3-endpoint names the store)")
+        raise UsageError(detail=f"{folder}: s3://BUCKET/PREFIX takes no user or port "
+                                "(--s3-endpoint names the store)")
     path = unquote(u.path).strip("/")
     if any(part in ("..", ".") for part in path.split("/")):
         raise UsageError(detail=f"{folder}: '.' and '..' are not allowed in the path")

@@ -4,9 +4,10 @@ rclone runs with ``--vfs-cache-mode minimal``: a file opened write-only (a volum
 straight to the store as one upload (multipart: the size is unknown) completed only when the file is
 closed, so the close reports whether the object is there; a file opened for reading and writing (the
 manifest, whose header is written last at its start) is assembled in a private cache folder and
-uploaded as one object. A rename is a server-side copy then a delete of the old name: the new name appears whole or
-not at all (FORMAT.md "Folders on the network"). Before a command that wrote an image returns, every
-file the mount shows is checked to be on the store with its size (`wait_uploaded`).
+uploaded as one object. A rename is a server-side copy then a delete of the old name: the new name
+appears whole or not at all (FORMAT.md "Folders on the network"). Before a command that wrote an
+image returns, every file the mount shows is checked to be on the store with its size
+(`wait_uploaded`).
 
 The keys go into an rclone config file created 0600 in a 0700 folder, removed with it at the end.
 """
@@ -32,7 +33,8 @@ def _config(where: Location, creds: Credentials, options: RemoteOptions, work: s
     key_id, secret = creds.get("access_key_id"), creds.get("secret_access_key")
     if not key_id or not secret:
         raise UsageError(detail=f"{where.shown}: no S3 keys: give access_key_id and secret_access_key in "
-                                "--credentials-file (or RESCUE_S3_ACCESS_KEY_ID, RESCUE_S3_SECRET_ACCESS_KEY)")
+                                "--credentials-file (or RESCUE_S3_ACCESS_KEY_ID, "
+                                "RESCUE_S3_SECRET_ACCESS_KEY)")
     lines = [f"[{REMOTE}]", "type = s3", "provider = Other", "env_auth = false",
              f"access_key_id = {key_id}", f"secret_access_key = {secret}",
              f"endpoint = {options.s3_endpoint}", f"region = {creds.get('region') or 'us-east-1'}",
@@ -62,7 +64,8 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
     if not probe.ok and "directory not found" not in probe.detail:
         d = probe.detail
         if any(s in d for s in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")):
-            raise RemoteAuthError(path=where.shown, detail="the store refused the S3 keys (--credentials-file)")
+            raise RemoteAuthError(path=where.shown,
+                                  detail="the store refused the S3 keys (--credentials-file)")
         raise RemoteError(path=where.shown, detail=f"cannot reach the S3 store: {d}")
     if not probe.ok and create:
         made = tools.attempt(_rclone(config, "mkdir", f"{REMOTE}:{where.host}"), env=_ENV, timeout=120)
@@ -79,7 +82,8 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
                               "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s"),
                       env=_ENV, timeout=120)
     if not o.ok or not reachable(mountpoint):
-        raise RemoteError(path=where.shown, detail=f"cannot mount the S3 store: {o.detail or 'rclone stopped'}")
+        raise RemoteError(path=where.shown,
+                          detail=f"cannot mount the S3 store: {o.detail or 'rclone stopped'}")
 
 
 def answers(where: Location, work: str) -> bool:
@@ -102,7 +106,8 @@ def _store_sizes(config: str, where: Location) -> dict[str, int] | None:
         return None
 
 
-def wait_uploaded(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str, work: str) -> None:
+def wait_uploaded(where: Location, creds: Credentials, options: RemoteOptions, mountpoint: str,
+                  work: str) -> None:
     """Return once every file the mount shows in the folder is on the store with the same size."""
     local_dir = os.path.join(mountpoint, where.path)
     config = os.path.join(work, "rclone.conf")

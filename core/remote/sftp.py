@@ -71,21 +71,24 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
     known = [os.path.expanduser("~/.ssh/known_hosts"), "/etc/ssh/ssh_known_hosts"]
     if options.accept_host_key:
         known.insert(0, accepted_known_hosts(where, options.accept_host_key, work))
-    opts = [f"UserKnownHostsFile={' '.join(known)}", "StrictHostKeyChecking=yes", "GlobalKnownHostsFile=/dev/null",
-            f"ConnectTimeout={CONNECT_TIMEOUT}", ALIVE, "NumberOfPasswordPrompts=1"]
+    opts = [f"UserKnownHostsFile={' '.join(known)}", "StrictHostKeyChecking=yes",
+            "GlobalKnownHostsFile=/dev/null", f"ConnectTimeout={CONNECT_TIMEOUT}", ALIVE,
+            "NumberOfPasswordPrompts=1"]
     password = creds.get("password")
     identity = creds.get("identity")
     if identity:
         opts += [f"IdentityFile={os.path.abspath(identity)}", "IdentitiesOnly=yes"]
     if password:
-        opts += ["password_stdin", "PreferredAuthentications=password"]  # (no comma: sshfs splits -o at commas)
+        # (one method: sshfs splits -o at commas)
+        opts += ["password_stdin", "PreferredAuthentications=password"]
     else:
         opts += ["BatchMode=yes"]  # no prompt can hang a rescue: a key works or the login fails
     # ssh's own messages go to a log of ours: sshfs's last line ("read: Connection reset by peer")
     # does not say whether the key, the login or the network failed.
     log = os.path.join(work, "ssh.log")
     opts.append(f"ssh_command=ssh -E {log}")
-    cmd = ["sshfs", target, mountpoint, "-o", ",".join(opts)] + (["-p", str(where.port)] if where.port else [])
+    cmd = ["sshfs", target, mountpoint, "-o", ",".join(opts)]
+    cmd += ["-p", str(where.port)] if where.port else []
     o = tools.attempt(cmd, input=(password + "\n") if password else None, timeout=CONNECT_TIMEOUT * 2)
     if o.ok:
         return
@@ -103,5 +106,6 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
                                                        "FINGERPRINT, or add it to ~/.ssh/known_hosts")
     if "Permission denied" in detail or "Authentication failed" in detail:
         raise RemoteAuthError(path=where.shown, detail=f"{user or 'the user'}@{where.host} refused the "
-                                                       "credentials (--credentials-file, RESCUE_SFTP_PASSWORD)")
+                                                       "credentials (--credentials-file, "
+                                                       "RESCUE_SFTP_PASSWORD)")
     raise RemoteError(path=where.shown, detail=f"cannot mount over SFTP: {detail}")
