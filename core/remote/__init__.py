@@ -122,7 +122,7 @@ def read_credentials(path: str | None) -> Credentials:
 @contextmanager
 def private_dir(path: str | None = None) -> Iterator[str]:
     """A 0700 folder for mount points and secret files (``path``, or a new one), removed with what is
-    left in it at the end unless the block leaves through `Keep`."""
+    left in it at the end unless the block left a `KEEP_MARK` file in it."""
     base = "/run/rescue" if os.access("/run", os.W_OK) else None
     if path is None:
         if base:
@@ -212,6 +212,7 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
 
     if keep_for is not None:
         release_kept(keep_for)  # a stale one of an earlier `rescue mount` there
+        os.makedirs(KEPT, mode=0o700, exist_ok=True)
     with private_dir(_kept_dir(keep_for) if keep_for is not None else None) as work:
         mountpoint = os.path.join(work, "mnt")
         os.mkdir(mountpoint, 0o700)
@@ -284,7 +285,6 @@ KEEP_MARK = "kept"
 
 
 def _kept_dir(image_mountpoint: str) -> str:
-    os.makedirs(KEPT, mode=0o700, exist_ok=True)
     key = hashlib.sha256(os.path.realpath(image_mountpoint).encode()).hexdigest()[:16]
     return os.path.join(KEPT, key)
 
