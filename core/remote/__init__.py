@@ -129,7 +129,7 @@ def private_dir(path: str | None = None) -> Iterator[str]:
             os.makedirs(base, mode=0o700, exist_ok=True)
         path = tempfile.mkdtemp(prefix="remote-", dir=base)
     else:
-        os.makedirs(path, mode=0o700)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     keep = False
     try:
         yield path
