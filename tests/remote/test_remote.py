@@ -433,3 +433,9 @@ def test_server_killed_in_the_middle_of_a_restore(backend: Backend, tmp_path: Pa
     r = backend.rescue("restore", url, str(target), "--yes", *backend.opts())
     assert r.returncode == 0, r.stderr
     assert target.read_bytes() == src.read_bytes()
+    # and a file taken out of the image on the share (NTFS through the image's mount)
+    r = backend.rescue("extract", url, "notes.txt", "--to", str(tmp_path / "out"), "--partition", "1",
+                       *backend.opts())
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "notes.txt").read_bytes() == b"".join(b"line %d of the notes\r\n" % i
+                                                                     for i in range(20000))
