@@ -36,7 +36,7 @@ def sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def test_layout_help_and_size(windows_build: WindowsBuild, rescue_exe: Path) -> None:
+def test_layout_and_help(windows_build: WindowsBuild, rescue_exe: Path) -> None:
     folder = windows_build.folder
     assert (folder / "rescue.exe").is_file() and (folder / "_internal").is_dir()
     assert (folder / "_internal" / "VCRUNTIME140.dll").is_file()  # WinPE cannot install the VC++ runtime
