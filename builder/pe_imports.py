@@ -137,3 +137,10 @@ def check_bundle(folder: Path) -> int:
         raise BuildError(detail=f"{name}, imported by {missing[name][0]}, is neither in the bundle nor in "
                                 f"WinPE 10's System32 ({SYSTEM32_LIST.name}){more}")
     return len({d.lower() for dlls in bundle_imports(folder).values() for d in dlls})
+
+
+def system_dlls(folder: Path) -> list[str]:
+    """The DLL names the bundle imports from the system (not found in the bundle), lower case, sorted."""
+    imports = bundle_imports(folder)
+    inside = {Path(f).name.lower() for f in imports}
+    return sorted({d.lower() for dlls in imports.values() for d in dlls} - inside)

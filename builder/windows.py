@@ -241,6 +241,10 @@ def build_windows(out_dir: Path, work: Path, wine_cache: Path | None = None) -> 
         _freeze(inputs, work, frozen)
     seconds["freeze"] = time.monotonic() - t0
     dlls = pe_imports.check_bundle(frozen)
+    system = pe_imports.system_dlls(frozen)
+    api_sets = [d for d in system if d.startswith(pe_imports.API_SET_PREFIXES)]
+    log.append("from WinPE's System32: " + ", ".join(d for d in system if d not in api_sets)
+               + f" and {len(api_sets)} API sets")
     install(frozen, out_dir)
     size = folder_size(out_dir)
     log.append(f"rescue.exe: {'cached' if cached else 'frozen and smoke-tested under Wine'} {frozen.name}, "

@@ -78,6 +78,14 @@ def test_python_dlls_are_the_signed_ones(windows_build: WindowsBuild) -> None:
 
 def test_every_imported_dll_is_in_the_bundle_or_winpe(windows_build: WindowsBuild, tmp_path: Path) -> None:
     assert pe_imports.check_bundle(windows_build.folder) == windows_build.dlls >= 20
+    # the build lists what it takes from the system: the Windows API, never a DLL the bundle carries
+    system = pe_imports.system_dlls(windows_build.folder)
+    listed = next(line for line in windows_build.log if line.startswith("from WinPE's System32: "))
+    files, api_sets = listed.split(": ", 1)[1].split(" and ")
+    assert files.split(", ") == [d for d in system if not d.startswith("api-ms-")]
+    assert api_sets == f"{sum(d.startswith('api-ms-') for d in system)} API sets"
+    assert {"kernel32.dll", "bcryptprimitives.dll"} <= set(system)
+    assert not {"vcruntime140.dll", "python313.dll", "libffi-8.dll"} & set(system)
     # The check fails naming the DLL: the same bundle without libffi (which _ctypes.pyd imports).
     copy = tmp_path / "bundle"
     shutil.copytree(windows_build.folder, copy)
