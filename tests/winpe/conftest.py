@@ -20,6 +20,7 @@ import pytest
 
 from builder import wine
 from builder.windows import build_windows
+from tests.windows.conftest import WINE_CACHE
 from tests.winpe import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,8 @@ def rescue_folder() -> Path:
     tests/windows/conftest.py builds it: in one run the second call finds the freeze cached and copies it."""
     from tests.factory import cache_dir
 
-    return build_windows(cache_dir() / "rescue-windows", cache_dir() / "rescue-build-work").folder
+    # The same folders and download cache as tests/windows: one freeze, one download per run.
+    return build_windows(cache_dir() / "rescue-windows", cache_dir() / "rescue-build-work", WINE_CACHE).folder
 
 
 @pytest.fixture(scope="session")
