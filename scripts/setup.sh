@@ -55,8 +55,19 @@ done
 if [ "${#missing[@]}" -gt 0 ] || [ -n "${SETUP_FORCE_APT:-}" ]; then
     echo "setup.sh: installing ${missing[*]:-(forced)}"
     export DEBIAN_FRONTEND=noninteractive
+    # No package may start a service: openssh-server would otherwise start an sshd on every address of
+    # this machine. The tests start their own servers, inside network namespaces they create. policy-rc.d
+    # (exit 101: "action forbidden") is honoured by invoke-rc.d and deb-systemd-invoke; one that is
+    # already there (a container's) is left as it is.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update
     apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+    if [ -n "$(trap -p EXIT)" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 # Loop devices and FUSE: load the modules if their control nodes are missing (no-op in containers
