@@ -21,7 +21,7 @@ from typing import Protocol
 from ...errors import FormatError, UnsupportedError
 from .c_win import FILE_SHARE_READ, FILE_SHARE_WRITE
 from .query import device_number as _query_number
-from .seam import Win32Error, current
+from .seam import Slot, Win32Error, current
 
 # How far up a walk goes: real trees are 3-6 levels from a disk to its controller (disk, adapter or
 # channel, hub(s), PCI); a loop in a damaged tree must not hang the plan.
@@ -107,21 +107,13 @@ def pci_facts(instance: str, ids: list[str], location: str) -> tuple[str, int | 
     return address, class_code, vendor, device, subsystem
 
 
-_installed: DevTree | None = None
-
-
 def install(tree: DevTree | None) -> DevTree | None:
     """Use ``tree`` for every later walk (None: the real one again); returns what was in use."""
-    global _installed
-    previous, _installed = _installed, tree
-    return previous
+    return _slot.install(tree)
 
 
 def current_tree() -> DevTree:
-    global _installed
-    if _installed is None:
-        _installed = _real()
-    return _installed
+    return _slot.current()
 
 
 def _device_number_via_kernel32(interface: str) -> int | None:
@@ -248,3 +240,6 @@ else:
 
     def _real() -> DevTree:
         return _CfgMgr32()
+
+
+_slot: Slot[DevTree] = Slot(_real)

@@ -12,9 +12,12 @@ that enforces Windows' rules.
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from ...errors import UnsupportedError
+
+
+T = TypeVar("T")
 
 
 class Win32Error(OSError):
@@ -80,22 +83,33 @@ class Win32(Protocol):
         ...
 
 
-_installed: Win32 | None = None
+class Slot(Generic[T]):
+    """The implementation in use of one seam: what a test `install`-ed, else the real one, made when
+    first asked (only Windows has it)."""
+
+    def __init__(self, real: Callable[[], T]) -> None:
+        self._real = real
+        self._installed: T | None = None
+
+    def install(self, impl: T | None) -> T | None:
+        """Use ``impl`` for every later call (None: the real one again); returns what was in use."""
+        previous, self._installed = self._installed, impl
+        return previous
+
+    def current(self) -> T:
+        if self._installed is None:
+            self._installed = self._real()
+        return self._installed
 
 
 def install(api: Win32 | None) -> Win32 | None:
     """Use ``api`` for every later call (None: the real one again); returns what was in use."""
-    global _installed
-    previous, _installed = _installed, api
-    return previous
+    return _slot.install(api)
 
 
 def current() -> Win32:
     """The implementation in use: an installed one, else kernel32 itself (Windows only)."""
-    global _installed
-    if _installed is None:
-        _installed = _real()
-    return _installed
+    return _slot.current()
 
 
 if sys.platform != "win32":
@@ -109,6 +123,9 @@ else:
         from .kernel32 import Kernel32  # here, not at the top: kernel32 imports this module
 
         return Kernel32()
+
+
+_slot: Slot[Win32] = Slot(_real)
 
 
 def c_wstr(value: Any) -> str:
