@@ -130,6 +130,7 @@ WINE = {wine!r}
 ENV = {env!r}
 EXE = {exe!r}
 DRIVES = {drives!r}
+DRIVE_C = {drive_c!r}
 
 
 def win(arg):
@@ -140,9 +141,14 @@ def win(arg):
     return arg
 
 
+# A working folder outside the drives would reach the host through \\\\?\\unix (its /proc, /sys): the
+# engine would then read Linux's mount table as its own. Such a caller's folder becomes drive C:.
+cwd = os.getcwd()
+if not any(cwd == root or cwd.startswith(root + "/") for root, _ in DRIVES):
+    cwd = DRIVE_C
 piped = stat.S_ISFIFO(os.fstat(0).st_mode)
 proc = subprocess.run([WINE, EXE, *map(win, sys.argv[1:])], env={{**os.environ, **ENV}},
-                      input=None if piped else b"",
+                      input=None if piped else b"", cwd=cwd,
                       capture_output=True, check=False)
 sys.stdout.buffer.write(proc.stdout)
 sys.stderr.buffer.write(proc.stderr)
@@ -159,7 +165,8 @@ def launcher(folder: Path, prefix: wine.Prefix, path: Path) -> Path:
     # longest root first, so that a folder inside another maps to its own drive
     pairs = sorted(((str(t), letter) for letter, t in drives.items()), key=lambda p: -len(p[0]))
     path.write_text(LAUNCHER.format(python=sys.executable, wine=prefix.wine, env=prefix.env,
-                                    exe=wine.wine_path(BUNDLE, MARKER), drives=pairs))
+                                    exe=wine.wine_path(BUNDLE, MARKER), drives=pairs,
+                                    drive_c=str(prefix.path / "drive_c")))
     path.chmod(0o755)
     return path
 

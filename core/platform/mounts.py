@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -36,8 +37,13 @@ def _unescape(text: str) -> str:
 
 
 def mounts(path: str = MOUNTINFO) -> list[Mount]:
-    """Every mount, in mount order (later mounts over earlier ones); unreadable -> empty list."""
+    """Every mount, in mount order (later mounts over earlier ones); unreadable -> empty list.
+
+    Windows has no such table (its volumes are in `core.platform.windows.volumes`): empty there, even
+    when a Linux path happens to be readable (under Wine, through ``\\\\?\\unix``: the host's own)."""
     out: list[Mount] = []
+    if sys.platform == "win32":
+        return out
     try:
         # surrogateescape: a path that is not UTF-8 comes back as the bytes os functions expect.
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -61,7 +67,9 @@ def mounts(path: str = MOUNTINFO) -> list[Mount]:
 
 
 def swaps(path: str = "/proc/swaps") -> list[str]:
-    """Paths of the active swap areas (partitions or files)."""
+    """Paths of the active swap areas (partitions or files); none on Windows (see `mounts`)."""
+    if sys.platform == "win32":
+        return []
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().splitlines()[1:]  # the first line is the column header

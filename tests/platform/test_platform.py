@@ -80,11 +80,12 @@ def test_a_real_mount_with_a_space_is_seen_in_mountinfo_and_unmounted(tmp_path: 
         assert found[0].dev == os.stat(mnt).st_dev
         assert platform.is_mounted(str(mnt) + "/")
         busy = os.open(mnt, os.O_RDONLY)  # an open directory keeps it busy
+        back = os.getcwd()  # later tests run programs from the working folder: it must come back
         try:
             os.fchdir(busy)
             assert "busy" in platform.unmount(str(mnt), lazy=False, tries=2)
         finally:
-            os.chdir("/")
+            os.chdir(back)
             os.close(busy)
         assert platform.unmount(str(mnt), lazy=False) == ""
         assert not platform.is_mounted(str(mnt))

@@ -150,7 +150,8 @@ class Seaweed:
         self.start()
 
     def start(self) -> None:
-        self.proc = self.ns.popen([self.weed, "server", f"-dir={self.work}/data", "-ip=127.0.0.1",
+        # -logdir: its own log files go beside its data, not into the machine's temporary folder.
+        self.proc = self.ns.popen([self.weed, f"-logdir={self.work}", "server", f"-dir={self.work}/data", "-ip=127.0.0.1",
                                    "-ip.bind=127.0.0.1", "-s3", f"-s3.port={self.PORT}",
                                    f"-s3.config={self.work}/s3.json", "-master.volumeSizeLimitMB=64",
                                    "-volume.max=50"], self.log)
