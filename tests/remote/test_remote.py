@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -173,6 +173,26 @@ def test_backup_list_verify_restore_mount(backend: Backend, tmp_path: Path) -> N
             log.index(f'posix-rename old "{backend.root}/pc1/{image}.manifest.partial"'), partial
 
 
+def kill_server_when(backend: Backend, p: subprocess.Popen[str], ready: Callable[[], bool],
+                     never: str) -> tuple[str, str]:
+    """Kill the server once ``ready()`` (within 2 minutes, else ``never`` fails the test) while ``p``
+    runs; ``p``'s output. The server is started again afterwards, whatever happened."""
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, never
+            time.sleep(0.01)
+        backend.server.kill()
+        return p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if backend.server.proc is None:
+            backend.server.start()
+
+
 def test_server_killed_in_the_middle_of_a_backup(backend: Backend, tmp_path: Path) -> None:
     first = random_disk(tmp_path / "first.img", 9, 2)
     url = backend.url("pc2")
@@ -182,21 +202,11 @@ def test_server_killed_in_the_middle_of_a_backup(backend: Backend, tmp_path: Pat
 
     big = random_disk(tmp_path / "big.img", 200, 3)
     p = backend.ns.start_rescue("backup", str(big), url, "--split", "8M", *backend.opts(), env=backend.env())
-    try:
-        deadline = time.monotonic() + 120
-        # killed once the new image's first volume is on the server: in the middle, not before
-        while len([n for n in backend.names("pc2") if n.endswith(".v0001")]) < 2:
-            assert p.poll() is None, p.communicate()
-            assert time.monotonic() < deadline, "the second backup wrote no volume"
-            time.sleep(0.05)
-        backend.server.kill()
-        out, err = p.communicate(timeout=300)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        if backend.server.proc is None:
-            backend.server.start()
+    # killed once the new image's first volume is on the server: in the middle, not before
+    def first_volume_written() -> bool:
+        return len([n for n in backend.names("pc2") if n.endswith(".v0001")]) >= 2
+
+    out, err = kill_server_when(backend, p, first_volume_written, "the second backup wrote no volume")
     assert p.returncode == 11, (p.returncode, err)
     line = one_error_line(err)
     assert url in line and "connection was lost" in line, line
@@ -437,21 +447,8 @@ def test_server_killed_in_the_middle_of_a_restore(backend: Backend, tmp_path: Pa
     os.truncate(target, src.stat().st_size)
     p = backend.ns.start_rescue("restore", url, str(target), "--yes", "--image", image, *backend.opts(),
                                 env=backend.env())
-    try:
-        deadline = time.monotonic() + 120
-        # killed once the restore has read 24 of the image's 68 MiB (nsenter became the CLI: same pid)
-        while read_bytes(p.pid) < 24 << 20:
-            assert p.poll() is None, p.communicate()
-            assert time.monotonic() < deadline, "the restore read nothing"
-            time.sleep(0.01)
-        backend.server.kill()
-        out, err = p.communicate(timeout=300)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        if backend.server.proc is None:
-            backend.server.start()
+    # killed once the restore has read 24 of the image's 68 MiB (nsenter became the CLI: same pid)
+    out, err = kill_server_when(backend, p, lambda: read_bytes(p.pid) >= 24 << 20, "the restore read nothing")
     assert p.returncode == 11, (p.returncode, err)
     # (the plan was shown before: the error is the one error line, and the last)
     errors = [ln for ln in err.splitlines() if ln.startswith("rescue: error: ")]
