@@ -16,7 +16,6 @@ from ..disk.device import Disk, open_source, open_target
 from ..disk.discover import describe
 from ..errors import SourceError, UsageError
 from ..format.c_image import CHUNK_SIZE
-from ..platform.tools import require
 from ..progress import Event, Progress
 from ..repair.adapt_disk import AdaptRequest
 from .layout import Layout, plan_layout
@@ -24,7 +23,7 @@ from .pieces import nonzero_runs
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .plan import BackupPlan, plan_backup
-from .target import tools_needed, write_target
+from .target import require_tools, write_target
 
 
 @dataclass
@@ -92,8 +91,7 @@ def plan_clone(source: str, target: str, progress: Progress, *, partitions: str 
         try:
             layout = plan_layout(table, target, dst.size, dst.logical_sector_size, grow=grow,
                                  keep_layout=keep_layout, windows=table.has_windows)
-            for tool, why in tools_needed(layout, table):
-                require(tool, why)
+            require_tools(layout)
         except BaseException:
             dst.close()
             raise

@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 from ..disk.device import Disk, check_target_path, open_target
 from ..platform.firmware import boot_mode_note
-from ..platform.tools import require
 from ..disk.discover import describe
 from ..errors import UnreadableSectorsWarning, UsageError
 from ..progress import Event, Progress
@@ -32,7 +31,7 @@ from .layout import Layout, plan_layout
 from .pipeline import IO_WORKERS, Ordered
 from .place import Placer
 from .repo import Repository
-from .target import tools_needed, write_target
+from .target import require_tools, write_target
 
 
 @dataclass
@@ -133,8 +132,7 @@ def _plan(repo: Repository, image_id: str, chain: Chain, target: str, grow: int 
         if table:
             layout = plan_layout(table, target, disk.size, disk.logical_sector_size, grow=grow,
                                  keep_layout=keep_layout, windows=table.has_windows)
-        for tool, why in tools_needed(layout, table):
-            require(tool, why)
+        require_tools(layout)
         warnings: list[str] = []
         if meta.unreadable:
             warnings.append(UnreadableSectorsWarning(

@@ -26,6 +26,7 @@ from ..disk.device import Disk, recheck
 from ..errors import BootRepairWarning, TargetWriteError
 from ..extents import Extent
 from ..format.image_meta import ImageTable
+from ..platform.tools import require
 from ..progress import Progress
 from ..repair import repair_disk
 from ..repair.adapt_disk import AdaptRequest, adapt_written_disk
@@ -100,18 +101,23 @@ def invalidate(disk: Disk, scheme: str, ss: int) -> None:
     disk.sync()
 
 
-def tools_needed(layout: Layout | None, table: ImageTable | None) -> list[tuple[str, str]]:
-    """The external tools steps 5 to 7 will run for this layout, each with why: checked at the plan
-    (`core.platform.tools.require`), so a machine without one (WinPE has none of them) is refused before
-    the target is touched instead of after its data is written."""
-    if layout is None or table is None:
-        return []
-    needs = [("ntfsresize", f"resizing NTFS of partition {m.number}")
-             for m in layout.moves if m.action != "copy" and m.fs == "ntfs"]
-    moved = any(m.new_start != m.old_start for m in layout.moves)
-    if moved and any(m.role in BOOT_ROLES for m in layout.moves) and table.has_windows:
-        needs.append(("ntfs-3g", "repairing Windows' boot configuration after partitions moved"))
-    return needs
+def require_tools(layout: Layout | None) -> None:
+    """Refuse, at the plan, a layout whose steps 5 to 7 need an external tool this machine lacks (WinPE
+    has none of them), before the target is touched instead of after its data is written."""
+    if layout is None:
+        return
+    for m in layout.moves:
+        if m.action != "copy" and m.fs == "ntfs":
+            require("ntfsresize", f"resizing NTFS of partition {m.number}")
+    if _repairs_boot(layout):
+        require("ntfs-3g", "repairing Windows' boot configuration after partitions moved")
+
+
+def _repairs_boot(layout: Layout) -> bool:
+    """Step 7 runs: a partition moved on a disk with partitions Windows' boot configuration names.
+    Any move counts on a Windows disk: MountedDevices names data partitions (D:, E:) by place too."""
+    return (any(m.new_start != m.old_start for m in layout.moves)
+            and any(m.role in BOOT_ROLES for m in layout.moves))
 
 
 def _finish(placer: Placer, table: ImageTable | None, progress: Progress, problems: list[str]) -> list[str]:
@@ -132,9 +138,7 @@ def _finish(placer: Placer, table: ImageTable | None, progress: Progress, proble
         disk.pwrite(off, data)
     disk.sync()
     actions.append("partition table written" + ("" if layout.identical else " for the new layout"))
-    moved = [m for m in layout.moves if m.new_start != m.old_start]
-    # Any move counts on a Windows disk: MountedDevices names data partitions (D:, E:) by place too.
-    if not moved or not any(m.role in BOOT_ROLES for m in layout.moves):
+    if not _repairs_boot(layout):
         if table.has_windows:  # said, so the end of a restore never leaves it a question
             actions.append("boot repair: not needed, every partition kept its place")
         return actions  # nothing Windows' boot configuration names moved
