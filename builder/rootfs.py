@@ -159,6 +159,7 @@ def install_frozen(root: Path, frozen: Path) -> list[Path]:
 # linux-live file -> where it goes in the tree, its mode
 LIVE_FILES = (("init", "init", 0o755), ("hotplug", "usr/sbin/hotplug", 0o755),
               ("session", "usr/sbin/rescue-session", 0o755), ("shutdown", "usr/sbin/rescue-shutdown", 0o755),
+              ("raid", "usr/sbin/rescue-raid", 0o755),
               ("profile", "etc/profile", 0o644))
 # busybox's applets of these names only signal an init that knows them (ours is a shell script):
 # rescue-shutdown does the work, by the name it is called with
