@@ -2,7 +2,8 @@
 
 The Linux media run every command. On Windows (WinPE) the engine's own work runs the same (disks,
 backup, list, verify, restore, clone, merge, prune, unlock: reading and writing disks and image
-files); what needs the Linux tools (FUSE, ntfs-3g, ntfsresize, mtools) or the Linux console does not.
+files), and adapt, which edits the Windows' files through the volume Windows itself mounted; what
+needs the Linux tools (FUSE, ntfs-3g, ntfsresize, mtools) or the Linux console does not.
 A command of `UNAVAILABLE` exits 6 on Windows with one line saying why and what to use instead;
 `LIMITS` says what a command that runs there cannot do (each refused at its plan, before any write:
 `core.platform.tools.require`). tests/cli/test_platforms.py keeps README's table equal to these.
@@ -24,14 +25,12 @@ UNAVAILABLE: dict[str, str] = {
     "extract": "taking files out of an image needs FUSE and ntfs-3g",
     "bcd": "the boot store is read and written through ntfs-3g and mtools",
     "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
-    "adapt": "the offline SYSTEM hive is edited through ntfs-3g",
     "keymap": "it sets the Linux console's keyboard",
-    "guide": "the guided console runs on the Linux console only, for now",
 }
 
 LIMITS: dict[str, str] = {
-    "restore": "resizing NTFS (ntfsresize), boot repair after partitions move and --adapt (ntfs-3g) are "
-               "refused at the plan: restore onto a disk at least as large with --keep-layout",
+    "restore": "resizing NTFS (ntfsresize) and boot repair after partitions move (ntfs-3g) are refused at the "
+               "plan, --adapt with them: restore onto a disk at least as large with --keep-layout",
     "clone": "the same limits as restore",
     "backup": "FOLDER is a local folder or a share Windows mounted (\\\\server\\share); sftp:// and s3:// "
               "need the Linux media",

@@ -9,6 +9,8 @@ implementation:
 - `loops`: loop devices over files and byte ranges, with the one attach/detach retry policy;
 - `mounts`: the mount table (``/proc/self/mountinfo``), unmounting, the swap areas;
 - `drivers`: a filesystem driver (ntfs-3g) mounted in the foreground for a ``with`` block;
+- `ntfs`: the folder an NTFS partition's files are under (ntfs-3g's mount on Linux, the volume Windows
+  mounted on Windows: `windows.mounted`), the one place that choice is made;
 - `process`: whether a process is alive (a zombie is not).
 """
 

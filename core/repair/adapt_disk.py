@@ -5,8 +5,10 @@ is left alone and reported as a problem, exit 102), choose the driver from ``--d
 (`core.drivers.inf`), plan every hive value (`adapt.plan_adapt`) and every driver file, refuse what
 cannot be done safely, and only then write: the driver files into ``\\Windows\\System32\\drivers``
 first (a service whose file is missing would not start), then the hive, replaced atomically with a
-copy kept beside it. A driver file already there is replaced only by a newer version (PE version
-resource); equal bytes are left as they are; without a version on either side it is refused.
+copy kept beside it. The files are reached as a folder (`core.repair.volumes.open_volume`): ntfs-3g's
+mount on Linux, the volume Windows mounted on Windows (WinPE), flushed before this returns. A driver
+file already there is replaced only by a newer version (PE version resource); equal bytes are left as
+they are; without a version on either side it is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..disk.controller import Controller
-from ..disk.device import open_source
-from ..disk.safety import check_target
+from ..disk.device import check_target_path, open_source
 from ..drivers.inf import DriverChoice, Inf, Target, find_device
 from ..drivers.pever import file_version
 from ..errors import FormatError, SourceError, UnsupportedError, UsageError
@@ -164,7 +165,9 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
                sector_size: int | None = None) -> AdaptReport:
     """Plan (and unless ``dry_run``, write) what the Windows on ``path`` needs to start from ``ctl``."""
     if not dry_run:
-        check_target(path, [], [])  # refuse a disk in use (mounted, held) before anything is written
+        # refuse, before anything is written, a disk in use (Linux: mounted, held; Windows: the running
+        # Windows', WinPE's medium, a page file in use: there its volumes are mounted, and written through)
+        check_target_path(path, sources=[])
     disk = open_source(path, sector_size)
     try:
         layout = DiskLayout(disk, disk.logical_sector_size, path=path)
@@ -176,7 +179,8 @@ def adapt_disk(path: str, ctl: Controller, *, drivers: str | None = None, dry_ru
     where = f"partition {win.number}:\\{SYSTEM_HIVE.replace('/', chr(92))}"
     drivers_where = f"partition {win.number}:\\{DRIVERS.replace('/', chr(92))}"
     if win.usage.hibernated:
-        # ntfs-3g would mount it read-only only; a dry run says so too rather than promise changes
+        # never written (ntfs-3g mounts it read-only only; on Windows what is written would be lost or
+        # clash at resume); a dry run says so too rather than promise changes
         report.problems.append(f"{where} not adapted: partition {win.number}: Windows is hibernated (or was shut "
                                "down with Fast Startup); boot Windows and shut it down fully first")
         return report

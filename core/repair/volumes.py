@@ -1,15 +1,17 @@
 """Files inside the NTFS and FAT volumes of a disk, read and written only through the real tools.
 
-NTFS goes through ntfs-3g (FUSE) on a loop device attached over the partition's byte range
-(``losetup -f --show -o OFFSET --sizelimit SIZE``: rescue systems have no partition nodes for loop
-devices, and a disk that is itself a block device is handled the same way, with the offset on it).
+NTFS files are in a folder (`NtfsFiles`) that `core.platform.ntfs` provides: on Linux ntfs-3g (FUSE) on
+a loop device attached over the partition's byte range (``losetup -f --show -o OFFSET --sizelimit SIZE``:
+rescue systems have no partition nodes for loop devices, and a disk that is itself a block device is
+handled the same way, with the offset on it); on Windows the volume Windows mounted on the partition.
 FAT goes through mtools on ``DISK@@OFFSET``. We never write a filesystem ourselves.
 
-`open_volume` is a context manager that always unmounts and detaches, also on errors, and waits for
-ntfs-3g to exit (it flushes its caches on the way out). Paths are Windows-style and case-insensitive
-(``\\Boot\\BCD``); `VolumeFiles.replace` keeps the old file as ``NAME.rescue-bak-STAMP`` and replaces
-atomically (NTFS: temp file, fsync, rename; FAT: temp file, then a rename over the old name, since FAT
-has no atomic replace; the backup exists before the old file is touched).
+`open_volume` is a context manager that always releases the volume, also on errors: ntfs-3g is
+unmounted and waited for (it flushes its caches on the way out), a Windows volume written to is
+flushed. Paths are Windows-style and case-insensitive (``\\Boot\\BCD``); `VolumeFiles.replace` keeps
+the old file as ``NAME.rescue-bak-STAMP`` and replaces atomically (NTFS: temp file, fsync, rename;
+FAT: temp file, then a rename over the old name, since FAT has no atomic replace; the backup exists
+before the old file is touched).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from ..errors import SourceError, TargetWriteError, UnsupportedError
-from ..platform import ErrorFor, attempt, driver_mounted, files, loop_device, run
+from ..platform import ErrorFor, attempt, files, run
+from ..platform.ntfs import ntfs_root
 from ..regf.writer import atomic_replace
 
 # Files we read through these helpers are hives (BCD: tens of KiB; SYSTEM: up to ~100 MiB on old,
@@ -53,6 +56,12 @@ def _win(parts: list[str]) -> str:
     return "\\" + "\\".join(parts)
 
 
+def _is_link(p: Path) -> bool:
+    """A symlink, or on Windows a junction too (Windows shows it as a folder; its target may be on
+    another volume, such as WinPE's own X:)."""
+    return p.is_symlink() or bool(getattr(os.path, "isjunction", lambda _: False)(p))
+
+
 def _error(disk: str, write: bool) -> ErrorFor:
     """A tool failure on ``disk``: `TargetWriteError` when we were writing, `SourceError` when reading."""
     if write:
@@ -78,7 +87,7 @@ class NtfsFiles:
             except OSError:
                 return None
             match = next((n for n in names if n.casefold() == want), None)
-            if match is None or (cur / match).is_symlink():
+            if match is None or _is_link(cur / match):
                 # ntfs-3g shows junctions and NTFS symlinks as symlinks, whose targets may lie outside the
                 # volume (the rescue system's own files): never followed, as if absent
                 return None
@@ -116,12 +125,12 @@ class NtfsFiles:
                     raise TargetWriteError(target=f"partition {self.partition}:{path}",
                                            detail=e.strerror or str(e)) from e
                 match = part
-            elif (parent / match).is_symlink():
+            elif _is_link(parent / match):
                 raise TargetWriteError(target=f"partition {self.partition}:{path}",
                                        detail=f"{match} is a link; refusing to write through it")
             parent = parent / match
         existing = self._resolve(path)
-        if existing is None and (parent / parts[-1]).is_symlink():
+        if existing is None and _is_link(parent / parts[-1]):
             raise TargetWriteError(target=f"partition {self.partition}:{path}",
                                    detail="the file is a link; refusing to write through it")
         target = existing if existing is not None else parent / parts[-1]
@@ -214,30 +223,19 @@ def _backup_name(name: str, taken: set[str]) -> str:
 
 @contextlib.contextmanager
 def ntfs_mounted(disk: str, offset: int, size: int, partition: int, *, readonly: bool) -> Iterator[NtfsFiles]:
-    """Mount the NTFS volume at ``offset`` through ntfs-3g; always unmounted and detached afterwards.
+    """The files of the NTFS volume at ``offset``: through ntfs-3g on Linux, through the volume Windows
+    mounted on Windows (`core.platform.ntfs`, where that choice is made); always released afterwards.
 
     A read-write mount that ntfs-3g turns read-only (hibernated Windows, Fast Startup) is refused with
     `UnsupportedError`: writing there would be lost or would corrupt the hibernated session.
     """
-    if shutil.which("ntfs-3g") is None:
-        raise UnsupportedError(detail="ntfs-3g is not installed; it is needed to read and write files on NTFS")
 
     def refused(detail: str) -> Exception:
         return UnsupportedError(detail=f"partition {partition}: {detail}")
 
-    error = _error(disk, write=not readonly)
-    with loop_device(disk, offset=offset, size=size, readonly=readonly, error=error) as dev:
-        mnt = Path(tempfile.mkdtemp(prefix="rescue-ntfs-"))
-        try:
-            opts = "no_detach," + ("ro" if readonly else "rw")
-            with driver_mounted(["ntfs-3g", "-o", opts, dev, str(mnt)], str(mnt), error=refused):
-                if not readonly and os.statvfs(mnt).f_flag & os.ST_RDONLY:
-                    raise refused("ntfs-3g will only mount it read-only (Windows is hibernated or was shut "
-                                  "down with Fast Startup); boot Windows and shut it down fully first")
-                yield NtfsFiles(mnt, partition, readonly)
-        finally:
-            with contextlib.suppress(OSError):
-                mnt.rmdir()
+    with ntfs_root(disk, offset, size, partition, readonly=readonly, error=_error(disk, write=not readonly),
+                   refused=refused) as root:
+        yield NtfsFiles(root, partition, readonly)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import click
 
 from core.disk.controller import resolve_controller
 from core.errors import BootRepairWarning, UsageError
-from core.platform.tools import require
+from core.platform.ntfs import require_ntfs_files
 from core.repair.adapt_disk import AdaptReport, AdaptRequest, adapt_disk
 from core.repair.adapt_table import KINDS
 
@@ -78,7 +78,9 @@ def command(disk: str, controller: str | None, drivers: str | None, yes: bool, d
     start at boot (every control set), Windows 7's CriticalDeviceDatabase entries for it, and a driver
     from --drivers installed. On Windows 8 and later, a controller no driver in Windows' driver store
     serves is reported (exit 102). The plan is shown first; every change is printed (hive, key, value,
-    old → new) and a copy of the SYSTEM hive is kept beside it."""
+    old → new) and a copy of the SYSTEM hive is kept beside it. On Windows (WinPE) DISK is
+    \\\\.\\PhysicalDriveN and the files are edited through the volume Windows mounted on the partition."""
+    require_ntfs_files(disk, "rescue adapt (editing the Windows' SYSTEM hive)")
     ctl = resolve_controller(disk, controller)
     plan = adapt_disk(disk, ctl, drivers=drivers, dry_run=True)
     if dry_run:
@@ -111,5 +113,5 @@ def adapt_request(target: str, adapt: bool, controller: str | None, drivers: str
         return None
     if drivers is not None and not os.path.isdir(drivers):
         raise UsageError(detail=f"--drivers {drivers}: not a folder")
-    require("ntfs-3g", "--adapt (editing the restored Windows' SYSTEM hive)")
+    require_ntfs_files(target, "--adapt (editing the restored Windows' SYSTEM hive)")
     return AdaptRequest(resolve_controller(target, controller), drivers)

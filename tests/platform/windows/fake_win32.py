@@ -34,6 +34,7 @@ from typing import Any
 from core.errors import FormatError
 from core.io.reader import FdReader
 from core.partition.detect import read_partition_table
+from core.platform import files as pfiles
 from core.platform.windows import c_win as c
 from core.platform.windows.seam import Win32Error
 
@@ -87,7 +88,9 @@ class FakeWin32:
                  registry: dict[tuple[str, str], str | list[str]] | None = None,
                  files: set[str] | None = None, files_in_use: set[str] | None = None) -> None:
         self.disks = disks
-        self.fds = {n: os.open(d.image, os.O_RDWR) for n, d in disks.items()}
+        # through core.platform.files: the fake runs under Windows' Python too (tests/platform/windows/
+        # test_adapt_wine.py), where os.open is text mode and os.pread/pwrite do not exist
+        self.fds = {n: pfiles.open_fd(d.image, os.O_RDWR) for n, d in disks.items()}
         self.system = system_directory
         self.registry = registry or {}
         self.files = {f.lower() for f in files or set()}
@@ -181,7 +184,7 @@ class FakeWin32:
         if not h.access & c.GENERIC_READ:
             raise Win32Error(c.ERROR_ACCESS_DENIED, "ReadFile")
         self._check_io(h, address, length, offset)
-        data = os.pread(self.fds[h.key], length, offset)
+        data = pfiles.pread(self.fds[h.key], length, offset)
         ctypes.memmove(address, data, len(data))
         self.log.append(("read", h.key, offset, length))
         return len(data)
@@ -197,7 +200,7 @@ class FakeWin32:
             raise Win32Error(c.ERROR_ACCESS_DENIED, "WriteFile")
         if offset + length > os.path.getsize(d.image):
             raise Win32Error(c.ERROR_INVALID_PARAMETER, "WriteFile")
-        n = os.pwrite(self.fds[h.key], ctypes.string_at(address, length), offset)
+        n = pfiles.pwrite(self.fds[h.key], ctypes.string_at(address, length), offset)
         self.log.append(("write", h.key, offset, length))
         return n
 
