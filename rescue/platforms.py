@@ -26,6 +26,7 @@ UNAVAILABLE: dict[str, str] = {
     "bcd": "the boot store is read and written through ntfs-3g and mtools",
     "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
     "keymap": "it sets the Linux console's keyboard",
+    "guide": "the guided console runs on the Linux console only, for now",
 }
 
 LIMITS: dict[str, str] = {
