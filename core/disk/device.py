@@ -32,7 +32,7 @@ from ..io.reader import FdReader, pread_full
 from ..io.writeback import Writeback
 from ..errors import SourceError, TargetRefused, TargetWriteError, UsageError, VerifyAfterWriteError
 from ..platform import files
-from . import safety, sysblock
+from . import md, safety, sysblock
 
 DEFAULT_FILE_SECTOR = 512
 
@@ -63,6 +63,9 @@ class Disk:
     rdev: int = 0  # block devices: device number
     inode: tuple[int, int] = (0, 0)  # regular files: (st_dev, st_ino)
     backing_file: str = ""  # loop devices: the image file behind them
+    # An md array started read-only (as the rescue media start every array): opened as a target, it is
+    # made writable by `make_writable` once the user confirmed it, not before (core.disk.md)
+    array_read_only: bool = False
     footprint: safety.Footprint | None = field(default=None, repr=False)
     _writeback: Writeback | None = field(default=None, repr=False)
     _writeback_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -138,6 +141,15 @@ class Disk:
             if self._writeback is None:
                 self._writeback = Writeback(self.fd)
             self._writeback.wrote(offset, len(view))
+
+    def make_writable(self) -> bool:
+        """Switch a target md array started read-only to read-write (`core.disk.md.make_writable`);
+        True when it was switched. Only for a target the user confirmed: the session's first step."""
+        if not self.array_read_only:
+            return False
+        md.make_writable(self.path, self.rdev)
+        self.array_read_only = self.read_only = False
+        return True
 
     def enable_direct(self) -> bool:
         """Write (and read back) the aligned parts of large requests with O_DIRECT (`core.io.direct`
@@ -378,7 +390,9 @@ def _open_block_target(path: str, st: os.stat_result, required_size: int, sector
         raise TargetRefused(target=path, detail=f"block device query failed: {e.strerror}") from e
     finally:
         os.close(probe)
-    _refuse_geometry(path, size, logical, ro, required_size, sector_size)
+    # an md array started read-only is a target the session makes writable (Disk.make_writable)
+    array_ro = ro and _read_only_array(st.st_rdev)
+    _refuse_geometry(path, size, logical, ro and not array_ro, required_size, sector_size)
     try:
         fd = files.open_fd(path, os.O_RDWR | os.O_EXCL | files.CLOEXEC)
     except OSError as e:
@@ -393,12 +407,18 @@ def _open_block_target(path: str, st: os.stat_result, required_size: int, sector
         if now.st_rdev != st.st_rdev:
             raise TargetRefused(target=path, detail="changed while it was being checked")
         disk = _block_disk(path, fd, now, writable=True)
-        _refuse_geometry(path, disk.size, disk.logical_sector_size, disk.read_only, required_size,
-                         sector_size)
+        disk.array_read_only = array_ro
+        _refuse_geometry(path, disk.size, disk.logical_sector_size, disk.read_only and not array_ro,
+                         required_size, sector_size)
     except BaseException:
         os.close(fd)
         raise
     return disk
+
+
+def _read_only_array(rdev: int) -> bool:
+    a = md.array(rdev)
+    return a is not None and a.read_only and not a.is_container
 
 
 def _open_file_target(path: str, required_size: int, sector_size: int,

@@ -10,6 +10,10 @@ that is how users with image files (and the tests) see them.
 
 Partitions are read with `core.partition.detect` and `core.fs.probe`; any failure there only makes
 the summary say "unreadable", discovery never fails on one odd disk.
+
+An md RAID array (Linux md, Intel RST volumes: `core.disk.md`) is one disk of bus "md" with its level,
+state and members (``raid``); each member disk (or partition) names its array (``member_of``) and is
+"in use" (`core.disk.safety` refuses it as a target). IMSM containers (size 0) are not listed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ..errors import Error
 from ..io.reader import WindowReader
 from ..platform.mounts import Mount, mounts
 from ..platform.tools import attempt
-from . import safety, sysblock
+from . import md, safety, sysblock
 
 # Partition tables are recognised by the 0x55AA signature at the end of sector 0 (MBR and the GPT
 # protective MBR both have it); without it the disk has no partition table.
@@ -45,6 +49,20 @@ class PartitionSummary:
     free: int | None = None  # bytes; None when it cannot be known without writing (see `_free_space`)
     mounted_at: str = ""
     backup_folders: list[str] = field(default_factory=list)  # mounted only: folders holding images
+    member_of: str = ""  # the md array this partition is a member of ("/dev/md127")
+
+
+@dataclass
+class RaidSummary:
+    """An md array's own facts (`core.disk.md.Array`), for the disk that is the array."""
+
+    level: str  # raid1, raid0, raid10, raid5, linear
+    state: str  # md's array_state: readonly (as the rescue media start arrays), clean, active, ...
+    metadata: str  # "1.2", "0.90", "imsm" (Intel RST)
+    uuid: str
+    raid_disks: int
+    degraded: int  # members missing or failed
+    members: list[str] = field(default_factory=list)  # /dev/sdb, /dev/sdc1 ...
 
 
 @dataclass
@@ -66,6 +84,8 @@ class DiskSummary:
     partitions: list[PartitionSummary] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # mounted / swap / held (from core.disk.safety)
     description: str = ""  # "USB disk, 500.1 GB": what a person recognises it by
+    raid: RaidSummary | None = None  # an md array: its level, state and members
+    member_of: str = ""  # the md array this whole disk is a member of ("/dev/md127")
 
 
 def _human_size(size: int) -> str:
@@ -330,7 +350,13 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
                                                            label=label))
         if probe:
             _free_space(summary, rdev, table)
+        _raid(summary, rdev)
         summary.description = f"{BUS_NAMES.get(summary.bus, 'disk')}, {_human_size(size)}"
+        if summary.raid is not None:
+            summary.description = (f"RAID array ({summary.raid.level}, {len(summary.raid.members)} of "
+                                   f"{summary.raid.raid_disks} disks, {summary.raid.state}), {_human_size(size)}")
+        elif summary.member_of:
+            summary.description += f", member of RAID array {summary.member_of}"
         folders = sum(len(p.backup_folders) for p in summary.partitions)
         if folders:
             summary.description += f", {folders} backup{'s' if folders != 1 else ''}"
@@ -339,9 +365,28 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
     return out
 
 
+def _raid(summary: DiskSummary, rdev: int) -> None:
+    """The array this disk is, or the arrays it and its partitions are members of."""
+    a = md.array(rdev)
+    if a is not None:
+        summary.bus = "md"
+        summary.raid = RaidSummary(level=a.level, state=a.state, metadata=a.metadata, uuid=a.uuid,
+                                   raid_disks=a.raid_disks, degraded=a.degraded, members=a.members)
+        return
+    holder = md.holding(rdev)
+    summary.member_of = holder.name if holder is not None else ""
+    numbers = {_int(sysblock.read_attr(sysblock.sysfs_dir(p), "partition") or ""): p
+               for p in sysblock.partitions(rdev)}
+    for ps in summary.partitions:
+        prdev = numbers.get(ps.number)
+        holder = md.holding(prdev) if prdev is not None else None
+        ps.member_of = holder.name if holder is not None else ""
+
+
 # What a person calls a disk on each bus.
 BUS_NAMES = {"usb": "USB disk", "sata": "SATA disk", "nvme": "NVMe disk", "scsi": "SCSI disk",
-             "virtio": "virtual disk", "mmc": "memory card", "loop": "disk image file", "xen": "virtual disk"}
+             "virtio": "virtual disk", "mmc": "memory card", "loop": "disk image file", "xen": "virtual disk",
+             "md": "RAID array"}
 
 
 def _bus(sys_name: str, props: dict[str, str]) -> str:
@@ -359,7 +404,7 @@ def _bus(sys_name: str, props: dict[str, str]) -> str:
 def _bus_from_sysfs(sys_name: str) -> str:
     # Without udev, the kernel name is the best hint: sd* (SCSI/SATA/USB), nvme*, vd* (virtio) ...
     for prefix, bus in (("nvme", "nvme"), ("sd", "scsi"), ("vd", "virtio"), ("mmcblk", "mmc"),
-                        ("loop", "loop"), ("sr", "scsi"), ("xvd", "xen")):
+                        ("loop", "loop"), ("sr", "scsi"), ("xvd", "xen"), ("md", "md")):
         if sys_name.startswith(prefix):
             return bus
     return ""

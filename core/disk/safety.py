@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SourceError, TargetRefused
 from ..platform.mounts import Mount, mounts, swaps
-from . import sysblock
+from . import md, sysblock
 
 # Loop devices over files on filesystems on loop devices ... are followed this deep. Real setups
 # have one or two levels; the cap only guards against pathological stacks.
@@ -70,6 +70,10 @@ def _host_of(st_dev: int, depth: int, mount_table: list[Mount]) -> Footprint:
 
 def _device_footprint(rdev: int, depth: int, mount_table: list[Mount]) -> Footprint:
     fp = Footprint(path=sysblock.node(rdev), exact_blk={rdev})
+    if depth < _MAX_DEPTH:
+        # an md array (or device-mapper target) is stored on its members: writing it writes them
+        for member in sysblock.slaves(rdev):
+            fp.absorb_as_host(_device_footprint(member, depth + 1, mount_table))
     backing = sysblock.loop_backing_file(rdev)
     if backing and depth < _MAX_DEPTH:
         try:
@@ -173,11 +177,26 @@ def busy_reasons(target: Footprint, mount_table: list[Mount] | None = None) -> l
             reasons.append(f"used as swap ({area}: {why})")
     for rdev in sorted(target.exact_blk):
         for dev in [rdev, *sysblock.partitions(rdev)]:
+            array = md.holding(dev)
+            if array is not None:
+                reasons.append(_member_reason(dev, array))
+                continue
             held = sysblock.holders(dev)
             if held:
                 reasons.append(f"{sysblock.node(dev)} is held by {', '.join(held)} "
                                "(device-mapper, RAID or LVM)")
     return reasons
+
+
+def _member_reason(dev: int, array: md.Array) -> str:
+    """Why a member of an md array is no target: md keeps its members' copies (mirrors, parity) in step
+    and would not see the write, so the array would hold two different disks' worth of data."""
+    if array.is_container:
+        return (f"{sysblock.node(dev)} is a member of Intel RST container {array.name}: writing to it would "
+                f"corrupt the RAID volumes on it; choose the volume (/dev/md...) as the target")
+    return (f"{sysblock.node(dev)} is a member of RAID array {array.name} ({array.describe()}): writing to it "
+            f"would corrupt the array; choose {array.name} itself as the target, or stop the array first "
+            f"(mdadm --stop {array.name})")
 
 
 def check_target(target_path: str, sources: list[str], image_paths: list[str]) -> Footprint:

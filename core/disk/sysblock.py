@@ -76,6 +76,11 @@ def _read_dev_attr(directory: str) -> int | None:
         return None
 
 
+def device_number(directory: str) -> int | None:
+    """The device number a sysfs block directory names in its ``dev`` attribute (``8:16``)."""
+    return _read_dev_attr(directory)
+
+
 def is_block_device(rdev: int) -> bool:
     """True when the kernel has a block device with this number (not an anonymous fs device)."""
     return sysfs_dir(rdev) is not None
@@ -132,6 +137,20 @@ def holders(rdev: int) -> list[str]:
         return []
 
 
+def slaves(rdev: int) -> list[int]:
+    """Device numbers of the devices this one is built on (an md array's members, a device-mapper
+    target's disks); empty for a disk or partition."""
+    d = sysfs_dir(rdev)
+    if d is None:
+        return []
+    try:
+        names = sorted(os.listdir(os.path.join(d, "slaves")))
+    except OSError:
+        return []
+    numbers = [_read_dev_attr(os.path.join(d, "slaves", n)) for n in names]
+    return [n for n in numbers if n is not None]
+
+
 def loop_backing_file(rdev: int) -> str | None:
     """The backing file of a loop device (or of the loop disk a partition belongs to), else None."""
     d = sysfs_dir(whole_disk(rdev))
@@ -184,6 +203,11 @@ def model_serial(rdev: int) -> tuple[str, str]:
     model = props.get("ID_MODEL", "").replace("_", " ").strip()
     serial = props.get("ID_SERIAL_SHORT", "").strip()
     d = sysfs_dir(disk)
+    if d is not None and os.path.isdir(os.path.join(d, "md")):
+        # An md array has no hardware to name: its level, and the array's UUID as its serial (the same
+        # array, wherever its members are attached, keeps it; an incremental chain recognises it).
+        level = read_attr(os.path.join(d, "md"), "level") or "md"
+        return model or f"md {level} array", serial or read_attr(os.path.join(d, "md"), "uuid") or ""
     if d is not None:
         devdir = os.path.join(d, "device")
         if not model:

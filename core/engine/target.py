@@ -2,8 +2,9 @@
 
 `write_target` runs the order on one opened target and wraps what goes wrong there:
 
-1. re-check that the target is the disk that was planned (`recheck`), then zero its first sector (and
-   the GPT headers) and flush, so an interrupted run leaves a disk without a partition table, which
+1. re-check that the target is the disk that was planned (`recheck`), make an md array that was started
+   read-only writable (the user has confirmed it by now), then zero its first sector (and the GPT
+   headers) and flush, so an interrupted run leaves a disk without a partition table, which
    nobody mistakes for a good copy;
 2. and 3. the caller's ``place`` writes the data and the zero extents through the `Placer`;
 4. read back, caches dropped, what was not verified at once (`Placer.read_back`);
@@ -60,6 +61,8 @@ def write_target(disk: Disk, target: str, command: str, layout: Layout | None, t
     placer = Placer(disk, layout, _areas(table), scratch)
     try:
         recheck(disk)
+        # a Windows disk (core.platform.windows.disk.WinDisk) is never an md array
+        switched = isinstance(disk, Disk) and disk.make_writable()
         invalidate(disk, table.scheme if table else "none", disk.logical_sector_size)
         if direct:
             disk.enable_direct()
@@ -69,6 +72,8 @@ def write_target(disk: Disk, target: str, command: str, layout: Layout | None, t
         phases["read_back"] = time.monotonic() - started - phases["write"]
         problems: list[str] = []
         actions = _finish(placer, table, progress, problems)
+        if switched:
+            actions.insert(0, f"RAID array {disk.path} made writable (it had been started read-only)")
         if adapt is not None:
             disk.close()  # the adapt opens the disk itself (ntfs-3g on a loop device)
             try:

@@ -1,0 +1,149 @@
+"""md RAID on the rescue media, in one QEMU boot with the media's own kernel (this machine's has no md).
+
+In the VM: two blank disks become a RAID1 (mdadm, metadata 1.2, made for another machine's name), a
+factory Windows 7 disk is written onto the array with dd, the array is stopped and started again as
+the boot starts arrays (rescue-raid: read-only), `rescue disks --json` lists it, it is backed up, a
+member disk is refused as a restore target, the image is restored onto a blank disk and then onto the
+array itself (which the restore makes writable). On the host: the disks JSON (the array one disk, its
+two members named as members), the refusal (exit 40, the array named), the restored disk's files
+against the factory disk's, and the array's bytes on both members, which hold the factory's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need_root_tools
+from tests.factory import cached_disk_info, copy_disk
+from tests.media.live import SUCCESS, built_live, direct_boot, raw_disk, read_log, virtio
+from tests.media.test_boot import CONSOLE, files
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(2400)]
+MiB = 1 << 20
+
+# Disks in the VM: vda the log, vdb and vdc the members, vdd the factory disk, vde the backup disk
+# (ext4, carrying this script and receiving what the run writes), vdf the blank target.
+RUN = """\
+set -e
+mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 --assume-clean \\
+    --homehost=pc1 --name=data /dev/vdb /dev/vdc
+dd if=/dev/vdd of=/dev/md0 bs=4M conv=fsync 2>/dev/null
+mdadm --stop /dev/md0
+rescue-raid | tee /mnt/raid.txt
+cat /proc/mdstat
+MD=$(cut -d' ' -f1 /mnt/raid.txt)
+SYS=/sys/block/${MD#/dev/}/md
+echo "$MD" > /mnt/array
+cat $SYS/array_state > /mnt/state-assembled
+cat $SYS/dev-vdb/offset > /mnt/offset-vdb
+cat $SYS/dev-vdc/offset > /mnt/offset-vdc
+rescue disks --json > /mnt/disks.json
+rescue backup "$MD" /mnt/bk --json > /mnt/backup.json
+rc=0
+rescue restore /mnt/bk /dev/vdb --yes --json > /mnt/member.json 2> /mnt/member.err || rc=$?
+echo $rc > /mnt/member.rc
+rescue restore /mnt/bk /dev/vdf --yes --json > /mnt/restore.json
+rescue restore /mnt/bk "$MD" --yes --json > /mnt/restore-array.json
+cat $SYS/array_state > /mnt/state-after
+mdadm --stop "$MD"
+sync
+"""
+
+
+def ext4_file(disk: Path, name: str) -> str:
+    return subprocess.run(["debugfs", "-R", f"cat /{name}", str(disk)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def result(text: str) -> dict[str, Any]:
+    """A `rescue restore --json` answer: the confirmation's "OK" line, then the JSON object."""
+    obj: dict[str, Any] = json.loads(text[text.index("{"):])
+    return obj
+
+
+def test_raid1_assembled_read_only_listed_backed_up_and_restored(tmp_path: Path) -> None:
+    need_root_tools("qemu-system-x86_64", "mke2fs", "debugfs", "ntfs-3g", "sfdisk")
+    built = built_live()
+    # the cached disk of the other boot tests
+    info = cached_disk_info("mbr-small", size=700 * MiB, hiberfil_magic=b"wake")
+    factory = copy_disk(info.path, tmp_path / "win7.img")
+    members = [raw_disk(tmp_path / f"member{i}.img", 800 * MiB) for i in (1, 2)]
+    target = raw_disk(tmp_path / "target.img", 800 * MiB)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "run.sh").write_text(RUN)
+    backup = raw_disk(tmp_path / "backup.img", 1024 * MiB)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(staging), str(backup)], check=True)
+    log = raw_disk(tmp_path / "log.img", MiB)
+
+    r = direct_boot(built, [virtio(log), *[virtio(m) for m in members], virtio(factory, readonly=True),
+                            virtio(backup), virtio(target)],
+                    f'{CONSOLE} rescue.log=/dev/vda rescue.run="mount /dev/vde /mnt && sh /mnt/run.sh"',
+                    timeout=900)
+    text = read_log(log)
+    assert r.exit_code == SUCCESS, f"exit {r.exit_code}\n{text or r.serial[-3000:]}"
+
+    # started as the boot starts arrays: read-only, although made for another machine ("pc1")
+    array = ext4_file(backup, "array").strip()
+    assert array.startswith("/dev/md"), array
+    assert ext4_file(backup, "state-assembled").strip() == "readonly"
+    disks = {d["name"]: d for d in json.loads(ext4_file(backup, "disks.json"))}
+    arrays = [d for d in disks.values() if d["raid"]]
+    assert [d["name"] for d in arrays] == [array], disks.keys()
+    md = disks[array]
+    assert md["bus"] == "md" and md["read_only"]
+    assert md["raid"]["level"] == "raid1" and md["raid"]["state"] == "readonly"
+    assert md["raid"]["members"] == ["/dev/vdb", "/dev/vdc"] and md["raid"]["degraded"] == 0
+    assert md["raid"]["metadata"] == "1.2"
+    assert md["table"] == "mbr" and [p["fs"] for p in md["partitions"]] == ["ntfs", "ntfs"]
+    assert md["description"].startswith("RAID array (raid1, 2 of 2 disks, readonly)")
+    for m in ("/dev/vdb", "/dev/vdc"):
+        assert disks[m]["member_of"] == array and not disks[m]["raid"]
+        assert any(f"member of RAID array {array}" in b for b in disks[m]["busy"]), disks[m]["busy"]
+    assert not disks["/dev/vdf"]["member_of"] and disks["/dev/vdf"]["busy"] == []
+
+    # a member is no target: refused before anything is written, naming the array
+    assert ext4_file(backup, "member.rc").strip() == "40"
+    refused = json.loads(ext4_file(backup, "member.json"))
+    assert refused["exit_code"] == 40
+    assert f"member of RAID array {array}" in refused["error"] and "corrupt the array" in refused["error"]
+
+    backed = json.loads(ext4_file(backup, "backup.json"))
+    assert backed["unreadable"] == [] and backed["warnings"] == []
+    assert backed["data_bytes"] > 40 * MiB
+
+    onto_disk = result(ext4_file(backup, "restore.json"))["result"]
+    assert onto_disk["verified_bytes"] == onto_disk["written_bytes"] > 40 * MiB
+    assert onto_disk["boot_problems"] == []
+    onto_array = result(ext4_file(backup, "restore-array.json"))["result"]
+    assert onto_array["verified_bytes"] == onto_array["written_bytes"] > 40 * MiB
+    assert any(a.startswith(f"RAID array {array} made writable") for a in onto_array["actions"]), onto_array
+    assert ext4_file(backup, "state-after").strip() in ("clean", "active")
+
+    expected = files(factory)
+    assert files(target) == expected
+    # the array as each member holds it (metadata 1.2: the data starts at the member's data offset)
+    size = md["size"]
+    digests = []
+    for i, m in enumerate(members):
+        offset = int(ext4_file(backup, f"offset-vd{'bc'[i]}")) * 512
+        h = hashlib.sha256()
+        with m.open("rb") as src, (tmp_path / "array.img").open("wb") as dst:
+            src.seek(offset)
+            done = 0
+            while done < size:
+                chunk = src.read(min(8 * MiB, size - done))
+                assert chunk, "member shorter than the array"
+                h.update(chunk)
+                dst.write(chunk)
+                done += len(chunk)
+        digests.append(h.hexdigest())
+    assert digests[0] == digests[1], "the two mirrors differ"
+    assert files(tmp_path / "array.img") == expected
+    print(f"\nRAID1 boot: {r.seconds:.0f} s (build {built.build_seconds:.0f} s)")
