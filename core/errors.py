@@ -213,6 +213,14 @@ class VerifyAfterWriteError(Error):
     meaning = "the target read back differently from the image"
 
 
+class SessionError(Error):
+    """Restore session: {detail}"""
+
+    exit_code = 50
+    meaning = ("a network restore session failed: a client refused, failed or was lost (rescue serve names "
+               "each), or a client lost the session's stream or server (nothing unauthenticated was written)")
+
+
 class Cancelled(Error):
     """Interrupted: {detail}"""
 
