@@ -1,6 +1,6 @@
 """Assemble the initramfs tree: busybox, the frozen rescue CLI, the disk tools with their libraries,
 kernel modules, the console keymaps and the linux-live files (init, hotplug helper, console session,
-shutdown, profile).
+shutdown, network, profile).
 
 The tree is merged-/usr like Debian 12 (bin, sbin, lib, lib64 are links into /usr), so library paths
 that ``ldd`` reports on the build host (/lib/x86_64-linux-gnu/...) are valid inside the image too.
@@ -27,6 +27,12 @@ ETC = {
     "fstab": "",
     "hostname": "rescue\n",
     "mtools.conf": "mtools_skip_check=1\n",  # FAT volumes made by other tools: do not refuse odd geometry
+    # libtirpc (mount.nfs of NFS v3: rpcbind, MOUNT) finds its transports here
+    "netconfig": "".join(f"{n:<8}{s:<14}{f:<4}{fam:<10}{p:<6}-   -\n" for n, s, f, fam, p in (
+        ("udp", "tpi_clts", "v", "inet", "udp"), ("tcp", "tpi_cots_ord", "v", "inet", "tcp"),
+        ("udp6", "tpi_clts", "v", "inet6", "udp"), ("tcp6", "tpi_cots_ord", "v", "inet6", "tcp"),
+        ("rawip", "tpi_raw", "-", "inet", "-"), ("local", "tpi_cots_ord", "-", "loopback", "-"),
+        ("unix", "tpi_cots_ord", "-", "loopback", "-"))),
 }
 _LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
@@ -159,6 +165,7 @@ def install_frozen(root: Path, frozen: Path) -> list[Path]:
 # linux-live file -> where it goes in the tree, its mode
 LIVE_FILES = (("init", "init", 0o755), ("hotplug", "usr/sbin/hotplug", 0o755),
               ("session", "usr/sbin/rescue-session", 0o755), ("shutdown", "usr/sbin/rescue-shutdown", 0o755),
+              ("network", "usr/sbin/rescue-network", 0o755),
               ("raid", "usr/sbin/rescue-raid", 0o755),
               ("profile", "etc/profile", 0o644))
 # busybox's applets of these names only signal an init that knows them (ours is a shell script):

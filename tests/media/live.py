@@ -88,10 +88,17 @@ class Run:
     seconds: float
 
 
-def qemu(args: list[str], timeout: float) -> Run:
-    """Run QEMU (TCG, 1 GiB, no display, serial on stdout) until the guest powers off or exits."""
-    cmd = [QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
-           "-serial", "stdio", *DEBUG_EXIT, *args]
+def no_nic(args: list[str]) -> list[str]:
+    """No network card unless ``args`` give one: QEMU's default card would reach this machine's network
+    through its user-mode NAT, and the guest asks DHCP on every link it has."""
+    return [] if any(a in ("-netdev", "-nic", "-net") for a in args) else ["-nic", "none"]
+
+
+def qemu(args: list[str], timeout: float, prefix: list[str] | None = None) -> Run:
+    """Run QEMU (TCG, 1 GiB, no display, serial on stdout) until the guest powers off or exits;
+    ``prefix``: what QEMU runs under (``nsenter --net=...``: its tap device is in a test's namespace)."""
+    cmd = [*(prefix or []), QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
+           "-serial", "stdio", *DEBUG_EXIT, *no_nic(args), *args]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
@@ -117,12 +124,13 @@ def virtio(path: Path, readonly: bool = False) -> list[str]:
     return ["-drive", f"file={path},format=raw,if=virtio{',readonly=on' if readonly else ''}"]
 
 
-def direct_boot(built: Built, disks: list[list[str]], append: str, timeout: float) -> Run:
+def direct_boot(built: Built, disks: list[list[str]], append: str, timeout: float,
+                prefix: list[str] | None = None) -> Run:
     """Boot kernel + initramfs directly (no boot loader): the fastest path into the init."""
     args = ["-kernel", str(built.kernel), "-initrd", str(built.initrd), "-append", append]
     for d in disks:
         args += d
-    return qemu(args, timeout)
+    return qemu(args, timeout, prefix)
 
 
 def firmware(tmp: Path, mode: str) -> list[str]:
@@ -171,7 +179,7 @@ class Console:
 
     def __init__(self, args: list[str], transcript: Path) -> None:
         cmd = [QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
-               "-serial", "stdio", *DEBUG_EXIT, *args]
+               "-serial", "stdio", *DEBUG_EXIT, *no_nic(args), *args]
         self.transcript = transcript  # everything the console showed, for people to read after the run
         self._raw = bytearray()
         self._lock = threading.Lock()
