@@ -101,18 +101,36 @@ class FakeWin32:
         self.log: list[tuple[Any, ...]] = []
         self.volumes = [FakeVolume(name="\\\\?\\Volume{00000000-0000-0000-0000-00000000ffff}\\", disk=None,
                                    paths=["X:\\"])]
-        for n, d in disks.items():
-            try:
-                table = read_partition_table(FdReader(self.fds[n], os.path.getsize(d.image)), d.logical)
-            except FormatError:
-                continue  # a blank disk: no volume on it
-            for p in table.partitions if table else ():
-                if p.type_id not in MOUNTED_TYPES:
-                    continue
-                guid = uuid.uuid5(uuid.NAMESPACE_OID, f"{n}-{p.number}")
-                self.volumes.append(FakeVolume(name=f"\\\\?\\Volume{{{guid}}}\\", disk=n, partition=p.number,
-                                               start=p.start, length=p.size, paths=list(d.letters.get(p.number, [])),
-                                               busy=p.number in d.busy))
+        for n in disks:
+            self.volumes += self._disk_volumes(n, first=True)
+
+    def _disk_volumes(self, n: int, *, first: bool = False) -> list[FakeVolume]:
+        """The volumes Windows mounts for disk ``n``'s partition table as it is now."""
+        d = self.disks[n]
+        try:
+            table = read_partition_table(FdReader(self.fds[n], os.path.getsize(d.image)), d.logical)
+        except FormatError:
+            return []  # a blank disk: no volume on it
+        out = []
+        for p in table.partitions if table else ():
+            if p.type_id not in MOUNTED_TYPES:
+                continue
+            # a volume that appears later (a new table) is another volume: another GUID
+            guid = uuid.uuid5(uuid.NAMESPACE_OID, f"{n}-{p.number}" if first else f"{n}-{p.number}-{p.start}-{p.size}")
+            out.append(FakeVolume(name=f"\\\\?\\Volume{{{guid}}}\\", disk=n, partition=p.number, start=p.start,
+                                  length=p.size, paths=list(d.letters.get(p.number, [])), busy=p.number in d.busy))
+        return out
+
+    def _rescan(self, n: int) -> None:
+        """What Windows does on IOCTL_DISK_UPDATE_PROPERTIES: the volumes of partitions that are gone go,
+        those of new partitions arrive (unlocked and mounted), those of unchanged ones stay as they are."""
+        old = [v for v in self.volumes if v.disk == n]
+        keep, fresh = [], []
+        for v in self._disk_volumes(n):
+            same = next((o for o in old if (o.partition, o.start, o.length) == (v.partition, v.start, v.length)), None)
+            (keep if same else fresh).append(same or v)
+        self.volumes = [v for v in self.volumes if v.disk != n] + keep + fresh
+        self.log.append(("rescan", n, [v.name for v in fresh]))
 
     def close(self) -> None:
         for fd in self.fds.values():
@@ -269,6 +287,7 @@ class FakeWin32:
                 raise Win32Error(c.ERROR_WRITE_PROTECT, "DeviceIoControl")
             return b""
         if code == c.IOCTL_DISK_UPDATE_PROPERTIES:
+            self._rescan(n)
             return b""
         raise Win32Error(c.ERROR_INVALID_FUNCTION, "DeviceIoControl")
 
