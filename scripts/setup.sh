@@ -35,11 +35,15 @@ PACKAGES=(
     sshfs rclone                                   # sftp:// and s3:// backup folders (issue 16): the clients that mount them
     openssh-server                                 # tests/remote: a real sshd (and sftp-server) in a test's network namespace
     iproute2                                       # tests/remote: ip netns, the namespace the test servers listen in
+    dnsmasq-base samba cifs-utils                  # tests/media/test_network: DHCP for the VM, an SMB server (smbpasswd)
+    nfs-common nfs-ganesha nfs-ganesha-vfs         # mount.nfs for the media; an NFS server (this kernel has no nfsd)
     mdadm                                          # rescue-build: mdadm/mdmon on the media (md RAID, Intel RST); tests/media/test_raid
     wine64 gcc-mingw-w64-x86-64 osslsigncode       # builder/wine.py: Windows CPython under Wine, test-only shim, signatures
     wimtools                                       # rescue-build winpe: wimexport/wimupdate/wimdir of boot.wim
     p7zip-full                                     # rescue-build winpe --windows-iso: reads the ISO's UDF, no mount
     syslinux                                       # rescue-build winpe --usb: FAT32 boot sector, chain.c32 to bootmgr
+    udpcast                                        # rescue serve/receive: udp-sender, udp-receiver (multicast restore)
+    nftables                                       # tests/multicast: random packet loss on one PC's link (nft numgen)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -84,3 +84,27 @@ def run(cmd: Sequence[str], what: str, *, error: ErrorFor, input: bytes | str | 
     if not o.ok:
         raise error(f"{what}: {o.detail}")
     return o.stdout
+
+
+def start(cmd: Sequence[str], *, stdin: int | None = None, stdout: int | None = None,
+          log: str | None = None) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` as a long-running stream tool (udp-sender, udp-receiver, dnsmasq) and return it.
+
+    For tools that stream data through pipes for as long as a job runs, which `run` cannot hold:
+    ``stdin``/``stdout`` are file descriptors (or None: /dev/null), stderr goes to ``log`` (or is
+    dropped). The caller waits for it, reads its exit status and kills it; a tool that is not
+    installed or cannot start is `UnsupportedError`, as with `run`."""
+    if sys.platform == "win32":
+        require(cmd[0], "this step")
+    if shutil.which(cmd[0]) is None:
+        raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")
+    err = open(log, "ab") if log else None
+    try:
+        return subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                stdout=subprocess.DEVNULL if stdout is None else stdout,
+                                stderr=err if err is not None else subprocess.DEVNULL)
+    except OSError as e:
+        raise UnsupportedError(detail=f"{cmd[0]} cannot be started: {e.strerror or e}") from None
+    finally:
+        if err is not None:
+            err.close()

@@ -22,6 +22,7 @@ LINUX_ONLY = {
     "core/io/spillfs.py": "FUSE server (pyfuse3, trio) that ntfsresize shrinks through",
     "rescue/mount/fusefs.py": "FUSE filesystem of `rescue mount` (pyfuse3, trio)",
     "core/remote/": "sshfs and rclone mounts of remote folders (FUSE clients, Linux mount namespace)",
+    "core/multicast/": "restore sessions: udpcast, iproute2 and the FUSE stream folder (pyfuse3, trio)",
 }
 
 # Modules with a Windows branch: type-checked as Windows sees them too (mypy skips the other platform's
