@@ -1,4 +1,5 @@
-"""The network facts a session needs, from `ip -j` (iproute2) through the one tool runner.
+"""The network facts a session needs, from the platform layer (`core.platform.network`: the kernel's own
+lists, so the rescue media need no iproute2).
 
 The server's interface and its IPv4 address (the control channel binds to that address only), whether
 a default route leaves through it (then it is likely an office network, where a second DHCP server is
@@ -8,49 +9,41 @@ server and its MAC address (what the server's table names a PC by).
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import socket
 
-from ..errors import UsageError
-from ..platform.tools import run
-
-
-def _ip(args: list[str], what: str) -> list[dict[str, Any]]:
-    out = run(["ip", "-j", *args], what, error=lambda d: UsageError(detail=d), timeout=30)
-    data = json.loads(out or "[]")
-    return data if isinstance(data, list) else []
+from ..errors import SessionError, UsageError
+from ..platform import network
 
 
 def interface_address(interface: str) -> str:
     """The interface's first IPv4 address; `UsageError` when it has none or does not exist."""
-    for link in _ip(["-4", "addr", "show", "dev", interface], f"reading the addresses of {interface}"):
-        for a in link.get("addr_info", []):
-            if a.get("family") == "inet" and a.get("local"):
-                return str(a["local"])
-    raise UsageError(detail=f"interface {interface} has no IPv4 address: give it one (ip addr add ...)")
+    for a in network.addresses().get(interface, []):
+        if a.family == "ipv4":
+            return a.address
+    raise UsageError(detail=f"interface {interface} has no IPv4 address (or does not exist): give it one")
 
 
 def default_routes_via(interface: str) -> list[str]:
     """The default routes (IPv4 and IPv6) that leave through ``interface``, as text."""
-    out = []
-    for family in ("-4", "-6"):
-        for r in _ip([family, "route", "show", "default"], "reading the routing table"):
-            if r.get("dev") == interface:
-                out.append(f"default via {r.get('gateway', '?')} dev {interface}")
-    return out
+    return [f"default via {r.gateway} dev {r.link}" for r in network.default_routes() if r.link == interface]
 
 
 def route_to(host: str) -> str:
-    """The interface this machine reaches ``host`` through."""
-    for r in _ip(["route", "get", host], f"finding the route to {host}"):
-        if r.get("dev"):
-            return str(r["dev"])
-    raise UsageError(detail=f"no route to the session's server {host}")
+    """The interface this machine reaches ``host`` through (the kernel's choice of source address)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))  # a UDP connect sends nothing: it only asks the routing table
+            source = s.getsockname()[0]
+    except OSError as e:
+        raise SessionError(detail=f"no route to the session's server {host}: {e.strerror or e}") from None
+    for name, addrs in network.addresses().items():
+        if any(a.address == source for a in addrs):
+            return name
+    raise SessionError(detail=f"no interface holds {source}, the address that reaches {host}")
 
 
 def mac_address(interface: str) -> str:
-    try:
-        with open(f"/sys/class/net/{interface}/address") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    for link in network.network().links:
+        if link.name == interface:
+            return link.mac
+    return ""
