@@ -29,7 +29,7 @@ from . import platforms
 COMMANDS = {"disks": "disks", "backup": "backup", "list": "listing", "verify": "verify", "restore": "restore",
             "clone": "clone", "merge": "merge", "prune": "prune", "mount": "mount", "umount": "umount",
             "extract": "extract", "bcd": "bcd", "fix-boot": "fix_boot", "adapt": "adapt", "help": "help",
-            "guide": "guide", "keymap": "keymap", "unlock": "unlock",
+            "guide": "guide", "keymap": "keymap", "unlock": "unlock", "net": "net",
             "serve": "serve", "receive": "receive"}
 
 # The overview `rescue --help` prints: the common jobs in plain words. It must fit the Linux console of

@@ -26,6 +26,7 @@ UNAVAILABLE: dict[str, str] = {
     "bcd": "the boot store is read and written through ntfs-3g and mtools",
     "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
     "keymap": "it sets the Linux console's keyboard",
+    "net": "it shows the Linux kernel's network; on WinPE, ipconfig /all shows Windows' own",
     "guide": "the guided console runs on the Linux console only, for now",
 }
 
