@@ -75,7 +75,9 @@ def write_target(disk: Disk, target: str, command: str, layout: Layout | None, t
         if switched:
             actions.insert(0, f"RAID array {disk.path} made writable (it had been started read-only)")
         if adapt is not None:
-            disk.close()  # the adapt opens the disk itself (ntfs-3g on a loop device)
+            # the adapt opens the disk itself: ntfs-3g on a loop device on Linux; on Windows the volumes
+            # Windows mounts on it once this handle and its volume locks are let go
+            disk.close()
             try:
                 done, left = adapt_written_disk(disk.path, adapt)
             except OSError as e:  # the disk is complete and checked: only the adapt is left to do
