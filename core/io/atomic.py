@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 from ..errors import DestinationFull, RepositoryError
 from ..platform import files
@@ -19,10 +20,31 @@ _FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if 
 __all__ = ["fsync_dir", "os_error", "pwrite_all", "write_durable", "write_fsync"]
 
 
+# A folder with less free space than this when a write failed with a plain I/O error is taken to be
+# full: more than one write of the engine (a chunk of at most 4 MiB and its record header), so a write
+# refused for want of space always leaves less than this behind.
+NEARLY_FULL = 16 << 20
+
+
+def _free(folder: str) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 def os_error(e: OSError, folder: str, what: str) -> RepositoryError:
-    """Map an OSError on the backup folder to our error, ENOSPC getting its own exit code."""
+    """Map an OSError on the backup folder to our error, ENOSPC getting its own exit code.
+
+    Some network clients report a full server as EIO (sshfs: SFTP version 3 has no "no space" status,
+    only a generic failure): an I/O error while the folder has (almost) no space left is the same
+    DestinationFull, with what the folder reported."""
     if e.errno in _FULL:
         return DestinationFull(path=folder, detail=f"{what}: {e.strerror}")
+    if e.errno == errno.EIO:
+        free = _free(folder)
+        if free is not None and free < NEARLY_FULL:
+            return DestinationFull(path=folder, detail=f"{what}: {e.strerror} ({free // 1024} KiB free)")
     return RepositoryError(path=folder, detail=f"{what}: {e.strerror or e}")
 
 

@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import UnsupportedError
 
@@ -56,24 +57,36 @@ def require(tool: str, why: str) -> None:
 
 
 def attempt(cmd: Sequence[str], *, input: bytes | str | None = None, env: Mapping[str, str] | None = None,
-            timeout: float | None = TOOL_TIMEOUT) -> Outcome:
-    """Run ``cmd`` once; never raises except `UnsupportedError` when the tool is not installed."""
+            timeout: float | None = TOOL_TIMEOUT, daemon: bool = False) -> Outcome:
+    """Run ``cmd`` once; never raises except `UnsupportedError` when the tool is not installed.
+
+    ``daemon``: the tool leaves a process running in the background that may keep its standard output
+    and error open (rclone mount --daemon with a log file does): they go to files, not pipes, so its
+    end is not taken to be the end of their output."""
     if sys.platform == "win32":
         require(cmd[0], "this step")
     if shutil.which(cmd[0]) is None:
         raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")
     data = input.encode() if isinstance(input, str) else input
-    try:
-        p = subprocess.run(list(cmd), input=data, stdin=subprocess.DEVNULL if data is None else None,
-                           capture_output=True, env={**os.environ, **env} if env else None, timeout=timeout,
-                           check=False)
-    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
-        return Outcome(False, "", f"{cmd[0]} did not finish within {timeout:g} s")
-    except OSError as e:  # found by which() but not runnable (permissions, a broken interpreter line)
-        return Outcome(False, "", f"{cmd[0]} cannot be started: {e.strerror or e}")
-    out = p.stdout.decode(errors="replace")
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        sinks: dict[str, Any] = ({"stdout": out_f, "stderr": err_f} if daemon else
+                                 {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE})
+        try:
+            p = subprocess.run(list(cmd), input=data, stdin=subprocess.DEVNULL if data is None else None,
+                               env={**os.environ, **env} if env else None, timeout=timeout, check=False, **sinks)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
+            return Outcome(False, "", f"{cmd[0]} did not finish within {timeout:g} s")
+        except OSError as e:  # found by which() but not runnable (permissions, a broken interpreter line)
+            return Outcome(False, "", f"{cmd[0]} cannot be started: {e.strerror or e}")
+        if daemon:
+            out_f.seek(0)
+            err_f.seek(0)
+            stdout, stderr = out_f.read(), err_f.read()
+        else:
+            stdout, stderr = p.stdout, p.stderr
+    out = stdout.decode(errors="replace")
     if p.returncode != 0:
-        return Outcome(False, out, f"{cmd[0]} exited {p.returncode}: {_last_line(p.stderr, p.stdout)}")
+        return Outcome(False, out, f"{cmd[0]} exited {p.returncode}: {_last_line(stderr, stdout)}")
     return Outcome(True, out, "")
 
 

@@ -234,7 +234,8 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
             except Error as e:
                 if isinstance(e, RemoteError) or gone():
                     raise _lost(where, e, writes) from None
-                raise _renamed(e, local, where) from None
+                e = _renamed(e, local, where)
+                raise (s3.explain(e, work) if where.scheme == "s3" else e) from None
             except OSError as e:
                 if gone():
                     raise _lost(where, e, writes) from None

@@ -18,13 +18,19 @@ import json
 import os
 import time
 
-from ..errors import RemoteAuthError, RemoteError, UsageError
+from ..errors import DestinationFull, Error, RemoteAuthError, RemoteError, RepositoryError, UsageError
 from ..platform import tools
-from . import Credentials, Location, RemoteOptions, reachable, write_secret
+from . import Credentials, Location, RemoteOptions, reachable, unmount, write_secret
 
 REMOTE = "rescue"
 # How long the manifest's upload (queued at its close) may take after the command's last write.
 UPLOAD_WAIT = 120.0
+# rclone's own log of failed calls, in the private folder: what the store answered to a failed write
+LOG = "rclone.log"
+# How much of the end of that log is read to explain a failed write (the last error is at its end).
+LOG_TAIL = 64 * 1024
+# What stores answer when they are out of space or over a quota (MinIO: XMinioStorageFull; HTTP 507).
+_FULL = ("XMinioStorageFull", "InsufficientStorage", "status code: 507", "QuotaExceeded", "no space left")
 # rclone's read-ahead per open file: bounds a restore's memory (a chain holds two files per image).
 BUFFER = "4M"
 
@@ -79,11 +85,15 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
     # the manifest is not stored and `wait_uploaded` fails the backup: never a false commit.
     o = tools.attempt(_rclone(config, "mount", f"{REMOTE}:{where.host}", mountpoint, "--daemon",
                               "--vfs-cache-mode", "minimal", "--cache-dir", cache, "--vfs-write-back", "2s",
-                              "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s"),
-                      env=_ENV, timeout=120)
+                              "--dir-cache-time", "1s", "--buffer-size", BUFFER, "--attr-timeout", "0s",
+                              "--log-file", os.path.join(work, LOG), "--log-level", "ERROR"),
+                      env=_ENV, timeout=120, daemon=True)
     if not o.ok or not reachable(mountpoint):
-        raise RemoteError(path=where.shown,
-                          detail=f"cannot mount the S3 store: {o.detail or 'rclone stopped'}")
+        # A mount that timed out may still come up behind our back (the daemon lives on): detach it.
+        unmount(mountpoint)
+        # (rclone's own complaint is in its log file, not on its standard error)
+        raise RemoteError(path=where.shown, detail="cannot mount the S3 store: "
+                                                   f"{_store_said(work) or o.detail or 'rclone stopped'}")
 
 
 def answers(where: Location, work: str) -> bool:
@@ -128,3 +138,33 @@ def wait_uploaded(where: Location, creds: Credentials, options: RemoteOptions, m
             raise RemoteError(path=where.shown, detail="the connection was lost before "
                                                        f"{', '.join(missing[:3])} reached the store")
         time.sleep(1.0)
+
+
+def _store_said(work: str) -> str | None:
+    """The store's answer to the last call rclone logged as failed, on one line, or None."""
+    try:
+        with open(os.path.join(work, LOG), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - LOG_TAIL))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # An error is a line "DATE TIME ERROR : NAME: what failed: the store's words", sometimes continued on
+    # a second line with the HTTP status.
+    entries = [e for e in text.split("\n20") if " ERROR : " in e]
+    if not entries:
+        return None
+    said = " ".join(entries[-1].split(" ERROR : ", 1)[1].split())
+    return said[:300]
+
+
+def explain(e: Error, work: str) -> Error:
+    """``e`` (a write to the folder failed while the store answers) with what the store said: a full
+    store or quota becomes `DestinationFull`; an I/O error names the store's own reason."""
+    said = _store_said(work)
+    if said is None or type(e) is not RepositoryError:
+        return e
+    path, detail = e.kwargs.get("path", ""), e.kwargs.get("detail", "")
+    if any(k.lower() in said.lower() for k in _FULL):
+        return DestinationFull(path=path, detail=f"{detail} (the store said: {said})")
+    return RepositoryError(path=path, detail=f"{detail} (the store said: {said})")
