@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Callable
 
 import urwid
@@ -15,6 +16,7 @@ import urwid
 from core.errors import Cancelled
 from core.progress import Progress
 
+from .console import screen
 from .ui import PALETTE
 
 # How `rescue guide` ends, so the media's init knows what the user chose (on a normal machine both
@@ -38,8 +40,8 @@ class Guide:
         # What must be undone however the guide ends (an image mounted for browsing): name -> undo
         self.cleanups: dict[str, Callable[[], None]] = {}
         self.terminating = False
-        self.loop = urwid.MainLoop(urwid.SolidFill(" "), PALETTE, unhandled_input=self._unhandled,
-                                   handle_mouse=False)
+        self.loop = urwid.MainLoop(urwid.SolidFill(" "), PALETTE, screen=screen(),
+                                   unhandled_input=self._unhandled, handle_mouse=False)
 
     def show(self, widget: urwid.Widget, escape: Callable[[], None] | None) -> None:
         """Put ``widget`` on the screen; Esc there calls ``escape`` (None: Esc does nothing)."""
@@ -79,9 +81,12 @@ class Guide:
         from .main_menu import main_menu
 
         # Ctrl-C would kill a job between two writes; here Esc stops a job, asked once, through the engine.
-        old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-               signal.SIGTERM: signal.signal(signal.SIGTERM, self._terminate)}
-        self._wake = self.loop.watch_pipe(self._woken)
+        old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+        # Windows sends no SIGTERM (a process is ended with TerminateProcess, where no handler runs), and
+        # urwid has no watch_pipe there: the wake-up is for Linux only.
+        if sys.platform != "win32":
+            old[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._terminate)
+            self._wake = self.loop.watch_pipe(self._woken)
         try:
             main_menu(self)
             self.loop.run()
