@@ -4,18 +4,21 @@ then the job. A backup writes only into the backup folder, so it needs no typed 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from core.disk.discover import DiskSummary
 from core.engine.backup import BackupOptions, backup
 from core.engine.repo import ImageEntry, Repository
 from core.errors import Error, WrongPassword
+from core.platform.letters import filesystem
 from core.platform.mounts import mounts
 from core.platform.ramfs import ram_filesystem
 
 from . import job, password, result
 from .app import Guide
 from .disks import disks, label
+from .places import intro as places_intro
 from .places import places
 from .ui import Entry, form, frame, human, menu, texts
 
@@ -83,7 +86,7 @@ def _folder(guide: Guide, c: Choice, disk: DiskSummary, problem: str = "") -> No
         return
     items = [("Type a folder", lambda: typed(c.folder))]
     items += [(text, lambda folder=folder: typed(folder)) for folder, text in places()]
-    intro = texts("Where should the backup go? Mounted disks that can hold one:")
+    intro = texts(places_intro())
     guide.show(frame(TITLE, menu(intro, items)),
                lambda: start(guide))
 
@@ -145,6 +148,8 @@ def _compression(guide: Guide, c: Choice) -> None:
 
 def _split(folder: str) -> int | None:
     """Volumes below 4 GiB when the folder is on FAT32 (vfat), which holds no bigger file."""
+    if sys.platform == "win32":
+        return FAT32_SPLIT if filesystem(folder).upper() in ("FAT32", "FAT") else None
     best = None
     for m in mounts():
         if folder == m.mount_point or folder.startswith(m.mount_point.rstrip("/") + "/"):
