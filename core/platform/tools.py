@@ -22,6 +22,10 @@ from ..errors import UnsupportedError
 # Builds the caller's error from a one-line detail ("attaching x: losetup exited 1: ...").
 ErrorFor = Callable[[str], Exception]
 
+# Windows' own tools, which run there (WinPE's session controls: `core.platform.winpe`); any other tool
+# is a Linux one, refused on Windows by `require`.
+WINDOWS_TOOLS = frozenset({"wpeutil"})
+
 # The tools we run (losetup, mtools on a hive, umount, sfdisk) finish in seconds; ten minutes means it
 # hangs (a dead FUSE server, a dying disk). Long jobs (ntfsresize) pass their own bound.
 TOOL_TIMEOUT = 600.0
@@ -63,7 +67,7 @@ def attempt(cmd: Sequence[str], *, input: bytes | str | None = None, env: Mappin
     ``daemon``: the tool leaves a process running in the background that may keep its standard output
     and error open (rclone mount --daemon with a log file does): they go to files, not pipes, so its
     end is not taken to be the end of their output."""
-    if sys.platform == "win32":
+    if sys.platform == "win32" and cmd[0] not in WINDOWS_TOOLS:
         require(cmd[0], "this step")
     if shutil.which(cmd[0]) is None:
         raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")

@@ -1,4 +1,4 @@
-"""`rescue keymap [LAYOUT]`: the console's keyboard layout (list them, or load one)."""
+"""`rescue keymap [LAYOUT]`: the console's keyboard layout (list them, or load one; Linux and WinPE)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from rescue import keymap
 @click.command("keymap")
 @click.argument("layout", required=False)
 def command(layout: str | None) -> int:
-    """Set the keyboard layout of the console (Linux, e.g. the rescue media): `rescue keymap de`.
+    """Set the keyboard layout of the console (the rescue media's, or WinPE's): `rescue keymap de`.
 
     Without LAYOUT: the layouts by short name, and the one in use. Any other keymap name loadkeys
-    knows works too (e.g. de-latin1, fr_CH). Type passwords only after choosing the layout: a
+    knows works too on Linux (e.g. de-latin1, fr_CH); on WinPE (through wpeutil) a layout id such as
+    0407:00010407 does. Type passwords only after choosing the layout: a
     password typed on the wrong layout is not the one you meant. A serial line or SSH session is not
     affected: its keyboard is the other end's.
     """
