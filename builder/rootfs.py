@@ -33,6 +33,12 @@ ETC = {
         ("udp6", "tpi_clts", "v", "inet6", "udp"), ("tcp6", "tpi_cots_ord", "v", "inet6", "tcp"),
         ("rawip", "tpi_raw", "-", "inet", "-"), ("local", "tpi_cots_ord", "-", "loopback", "-"),
         ("unix", "tpi_cots_ord", "-", "loopback", "-"))),
+    # mount.nfs looks up its transports (getprotobyname "tcp") and RPC programs by name
+    "protocols": "ip 0 IP\nicmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\nipv6 41 IPv6\nipv6-icmp 58 IPv6-ICMP\n",
+    "services": "sunrpc 111/tcp portmapper\nsunrpc 111/udp portmapper\nnfs 2049/tcp\nnfs 2049/udp\n"
+                "microsoft-ds 445/tcp\nssh 22/tcp\n",
+    "rpc": "portmapper 100000 portmap sunrpc rpcbind\nnfs 100003 nfsprog\nmountd 100005 mount showmount\n"
+           "nlockmgr 100021\nstatus 100024\n",
 }
 _LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 

@@ -34,8 +34,8 @@ LIMITS: dict[str, str] = {
     "restore": "resizing NTFS (ntfsresize) and boot repair after partitions move (ntfs-3g) are refused at the "
                "plan, --adapt with them: restore onto a disk at least as large with --keep-layout",
     "clone": "the same limits as restore",
-    "backup": "FOLDER is a local folder or a share Windows mounted (\\\\server\\share); sftp:// and s3:// "
-              "need the Linux media",
+    "backup": "FOLDER is a local folder or a share Windows mounted (net use Z: \\\\server\\share); smb://, "
+              "nfs://, sftp:// and s3:// addresses need the Linux media",
 }
 
 

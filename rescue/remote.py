@@ -31,8 +31,9 @@ def remote_folder(param: str = "folder", keep_for: str | None = None, create: bo
 
         for decorator in reversed([
             click.option("--credentials-file", type=click.Path(dir_okay=False), default=None,
-                         help="sftp:// and s3:// folders: 'key = value' lines (user, password, identity; "
-                              "access_key_id, secret_access_key, region). Never on the command line."),
+                         help="smb://, sftp:// and s3:// folders: 'key = value' lines (user, password, "
+                              "domain, identity; access_key_id, secret_access_key, region). Never on the "
+                              "command line."),
             click.option("--s3-endpoint", default=None, metavar="URL",
                          help="s3:// folders: the S3-compatible store's address, "
                               "e.g. https://s3.example.com"),

@@ -1,7 +1,9 @@
-"""Backup folders on the network: ``sftp://[user@]host[:port]/path`` and ``s3://bucket/prefix``.
+"""Backup folders on the network: ``smb://[user@]host[:port]/share/path``,
+``nfs://host[:port]/export/path``, ``sftp://[user@]host[:port]/path`` and ``s3://bucket/prefix``.
 
-A remote folder is mounted with an existing client (sshfs for SFTP, rclone for S3) on a mount point in
-a private temporary folder, and every command then works on it as on a local folder: the format's
+A remote folder is mounted with an existing client (the kernel's SMB and NFS clients through mount.cifs
+and mount.nfs, sshfs for SFTP, rclone for S3) on a mount point in a private temporary folder, and
+every command then works on it as on a local folder: the format's
 write ordering (FORMAT.md "Folders on the network") is what makes that safe. Secrets come only from a
 credentials file or the environment and reach the clients through stdin or a 0600 file in a 0700
 folder removed as soon as the client has read it: never through an argument (`ps` shows those).
@@ -26,6 +28,10 @@ from ..errors import Error, RemoteError, UsageError
 # A credentials file holds a few lines; refusing large files avoids reading a disk by mistake.
 MAX_CREDENTIALS_FILE = 65536
 ENV_SFTP_PASSWORD = "RESCUE_SFTP_PASSWORD"
+ENV_SMB_PASSWORD = "RESCUE_SMB_PASSWORD"
+SCHEMES = ("smb", "nfs", "sftp", "s3")
+# The kernel's own clients (not FUSE): unmounted with umount, not fusermount3.
+KERNEL_FS = ("cifs", "smb3", "nfs", "nfs4")
 ENV_S3_KEY_ID = "RESCUE_S3_ACCESS_KEY_ID"
 ENV_S3_SECRET = "RESCUE_S3_SECRET_ACCESS_KEY"
 
@@ -41,11 +47,11 @@ class RemoteOptions:
 
 @dataclass(frozen=True)
 class Location:
-    scheme: str  # "sftp" or "s3"
-    host: str  # the SFTP host, or the S3 bucket
+    scheme: str  # "smb", "nfs", "sftp" or "s3"
+    host: str  # the server, or the S3 bucket
     port: int | None
     user: str | None
-    path: str  # the folder below the server's root (SFTP) or the bucket (S3), no leading "/"
+    path: str  # below the server's root (SMB: share/folder, NFS: export/folder) or the bucket; no "/" first
     url: str
 
     @property
@@ -67,9 +73,9 @@ def parse(folder: str) -> Location | None:
         return None
     u = urlsplit(folder)
     scheme = u.scheme.lower()
-    if scheme not in ("sftp", "s3"):
+    if scheme not in SCHEMES:
         raise UsageError(detail=f"{folder}: unknown kind of folder {scheme!r}:// "
-                                "(sftp:// and s3:// are known)")
+                                "(smb://, nfs://, sftp:// and s3:// are known)")
     if u.password is not None:
         raise UsageError(detail=f"{scheme}:// folder: no password in the address (it would show in `ps`); "
                                 "use --credentials-file or the environment")
@@ -88,12 +94,13 @@ def parse(folder: str) -> Location | None:
     path = unquote(u.path).strip("/")
     if any(part in ("..", ".") for part in path.split("/")):
         raise UsageError(detail=f"{folder}: '.' and '..' are not allowed in the path")
-    return Location(scheme, host if scheme == "sftp" else (u.netloc or host), port,
+    return Location(scheme, (u.netloc or host) if scheme == "s3" else host, port,
                     unquote(u.username) if u.username else None, path, folder)
 
 
-def read_credentials(path: str | None) -> Credentials:
-    """``key = value`` lines (``#`` comments) of --credentials-file; the environment fills the rest."""
+def read_credentials(path: str | None, scheme: str = "sftp") -> Credentials:
+    """``key = value`` lines (``#`` comments) of --credentials-file; the environment fills the rest
+    (the password from the variable of ``scheme``'s kind of folder)."""
     values: dict[str, str] = {}
     if path:
         try:
@@ -112,7 +119,8 @@ def read_credentials(path: str | None) -> Credentials:
                 # never echo the line: it may hold a secret
                 raise UsageError(detail=f"--credentials-file {path}, line {n}: expected 'key = value'")
             values[key.strip().lower()] = value.strip()
-    env = {"password": ENV_SFTP_PASSWORD, "access_key_id": ENV_S3_KEY_ID, "secret_access_key": ENV_S3_SECRET}
+    password = ENV_SMB_PASSWORD if scheme == "smb" else ENV_SFTP_PASSWORD
+    env = {"password": password, "access_key_id": ENV_S3_KEY_ID, "secret_access_key": ENV_S3_SECRET}
     for key, name in env.items():
         if key not in values and os.environ.get(name):
             values[key] = os.environ[name]
@@ -207,8 +215,10 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
         raise UsageError(detail=f"{folder}: an s3:// folder needs --s3-endpoint URL (the store's address)")
     if where.scheme == "s3" and options.accept_host_key:
         raise UsageError(detail="--accept-host-key is for sftp:// folders")
-    creds = read_credentials(options.credentials_file)
-    from . import s3, sftp  # the clients' modules only when a remote folder is named
+    if where.scheme in ("smb", "nfs") and options.accept_host_key:
+        raise UsageError(detail="--accept-host-key is for sftp:// folders")
+    creds = read_credentials(options.credentials_file, where.scheme)
+    from . import nfs, s3, sftp, smb  # the clients' modules only when a remote folder is named
 
     if keep_for is not None:
         release_kept(keep_for)  # a stale one of an earlier `rescue mount` there
@@ -216,8 +226,13 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
     with private_dir(_kept_dir(keep_for) if keep_for is not None else None) as work:
         mountpoint = os.path.join(work, "mnt")
         os.mkdir(mountpoint, 0o700)
+        sub = where.path  # the folder below the mount point
         if where.scheme == "sftp":
             sftp.mount(where, creds, options, mountpoint, work)
+        elif where.scheme == "smb":
+            sub = smb.mount(where, creds, options, mountpoint, work)
+        elif where.scheme == "nfs":
+            sub = nfs.mount(where, creds, options, mountpoint, work)
         else:
             s3.mount(where, creds, options, mountpoint, work, create=create)
         kept = False
@@ -226,7 +241,7 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
             return not reachable(mountpoint) or (where.scheme == "s3" and not s3.answers(where, work))
 
         try:
-            local = os.path.join(mountpoint, where.path) if where.path else mountpoint
+            local = os.path.join(mountpoint, sub) if sub else mountpoint
             try:
                 yield local
                 if where.scheme == "s3" and writes:  # (only a manifest is uploaded after its close)
@@ -275,7 +290,14 @@ def _lost(where: Location, e: BaseException, writes: bool) -> RemoteError:
 def unmount(mountpoint: str) -> None:
     """Detach the client's mount (lazily: a dead server must not hang the command); best effort."""
     from ..platform import tools
+    from ..platform.mounts import mounts
 
+    real = os.path.realpath(mountpoint)
+    if any(m.mount_point == real and m.fs_type in KERNEL_FS for m in mounts()):
+        # a kernel client: a clean unmount when the server answers, else forced and detached at once
+        if not (reachable(mountpoint) and tools.attempt(["umount", mountpoint], timeout=60).ok):
+            tools.attempt(["umount", "-f", "-l", mountpoint], timeout=60)
+        return
     if os.path.ismount(mountpoint) or not reachable(mountpoint):
         tools.attempt(["fusermount3", "-u", "-z", mountpoint], timeout=60)
 

@@ -4,7 +4,11 @@ One VM (direct kernel boot, TCG) with two network cards on a bridge inside a net
 creates (tests/media/netlab.py): a virtio card that gets its address from dnsmasq's DHCP there, and an
 e1000 card that `rescue.net=MAC,ADDR/PREFIX,,DNS` gives a static address. This machine's kernel has
 neither a cifs nor an NFS client, so the SMB and NFS folders are proven inside the VM, whose Debian
-kernel has them.
+kernel has them: Samba's smbd (a user with a password) and nfs-ganesha listen on the bridge's address.
+In one boot, an unattended script shows `rescue net --json`, then for each of smb:// and nfs:// makes an
+encrypted split backup of a factory disk, lists, verifies and restores it onto a blank disk, while every
+process's command line is recorded; a wrong SMB password is refused with exit 12. The host then
+compares the restored disks file by file with the source and reads the servers' folders and the logs.
 """
 
 from __future__ import annotations
@@ -18,12 +22,37 @@ from typing import Any
 import pytest
 
 from tests.conftest import need_root_tools
+from tests.factory import cached_disk_info, copy_disk
 from tests.media.live import SUCCESS, built_live, direct_boot, raw_disk, read_log, virtio
-from tests.media.netlab import ADDRESS, NET, Lab
+from tests.media.netlab import ADDRESS, NET, Ganesha, Lab, Smbd
+from tests.ntfs3g import partition_hashes
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
 MiB = 1 << 20
 STATIC_MAC, STATIC_ADDRESS, STATIC_DNS = "52:54:00:16:00:03", f"{NET}.9", f"{NET}.53"
+IMAGE_PASSWORD = "network folders in a VM"
+VOLATILE = {"pagefile.sys", "hiberfil.sys"}  # restored as zeros by design
+
+
+def files(disk: Path) -> dict[int, dict[str, str]]:
+    return {n: {k: v for k, v in h.items() if k not in VOLATILE} for n, h in partition_hashes(disk).items()}
+
+
+def folder_script(url: str, cred: str, target: str, tag: str) -> list[str]:
+    """Backup (encrypted, split), list, verify and restore through ``url``; every process's command line
+    is recorded meanwhile (as `ps` shows them: /proc/PID/cmdline)."""
+    opts = f"--credentials-file {cred}" if cred else ""
+    return [
+        f"echo '== {tag} backup'",
+        f"( while [ ! -e /run/{tag}.done ]; do for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; "
+        f"done >> /run/{tag}.ps 2>/dev/null; sleep 0.2; done ) &",
+        f"rescue backup /dev/vdc {url} {opts} --split 8M --json; echo \"exit $?\"",
+        f"touch /run/{tag}.done; wait",
+        f"echo '== {tag} list'", f"rescue list {url} {opts} --json; echo \"exit $?\"",
+        f"echo '== {tag} verify'", f"rescue verify {url} {opts}; echo \"exit $?\"",
+        f"echo '== {tag} restore'", f"rescue restore {url} {target} {opts} --yes --json; echo \"exit $?\"",
+        f"echo '== {tag} ps'", f"sort -u /run/{tag}.ps",
+    ]
 
 
 def section(log: str, name: str) -> str:
@@ -39,30 +68,52 @@ def json_of(text: str) -> Any:
 
 
 def test_network_folders_in_vm(tmp_path: Path) -> None:
-    need_root_tools("qemu-system-x86_64", "dnsmasq", "ip", "nsenter")
+    need_root_tools("qemu-system-x86_64", "dnsmasq", "ip", "nsenter", "smbd", "smbpasswd", "ganesha.nfsd",
+                    "rpcbind", "ntfs-3g", "mke2fs")
     built = built_live()
+    # 16 MB of files: two volumes of 8 MiB; shut down normally (no warning about hibernation)
+    info = cached_disk_info("mbr-tiny", data_mb=16, hiberfil_magic=b"wake")
+    src = copy_disk(info.path, tmp_path / "win7.img")
+    smb_target = raw_disk(tmp_path / "smb-target.img", info.size)
+    nfs_target = raw_disk(tmp_path / "nfs-target.img", info.size)
     lab = Lab(tmp_path / "lab")
     try:
         subprocess.run(["ip", "-n", lab.name, "tuntap", "add", "dev", "tap1", "mode", "tap"], check=True)
         subprocess.run(["ip", "-n", lab.name, "link", "set", "tap1", "master", "br0", "up"], check=True)
         dhcp_log = lab.dnsmasq()
-        script = "\n".join([
+        smbd = Smbd(lab, tmp_path / "smb")
+        ganesha = Ganesha(lab, tmp_path / "nfs")
+        smb_url = f"smb://{Smbd.USER}@{ADDRESS}/backups/pc1"
+        script = [
+            "umask 077",  # the credentials files below are the user's own
+            f"printf 'password = %s\\n' '{smbd.password}' > /run/smb.cred",
+            "printf 'password = wrong-password\\n' > /run/bad.cred",
+            f"export RESCUE_PASSWORD='{IMAGE_PASSWORD}'",
             "echo '== state'", "head /run/rescue-net/*",
             "echo '== addresses'", "ip addr",
             "echo '== routes'", "ip route",
             "echo '== resolv'", "cat /etc/resolv.conf",
             "echo '== ping'", f"ping -c 1 {ADDRESS}",
-        ])
+            "echo '== net'", "rescue net --json",
+            *folder_script(smb_url, "/run/smb.cred", "/dev/vdd", "smb"),
+            *folder_script(f"nfs://{ADDRESS}/export/pc1", "", "/dev/vde", "nfs"),
+            "echo '== kernel'", "dmesg | grep -iE 'cifs|smb|nfs' | tail -n 20",
+            "echo '== wrong password'",
+            f"rescue list {smb_url} --credentials-file /run/bad.cred; echo \"exit $?\"",
+            "echo '== end'",
+        ]
         (tmp_path / "scripts").mkdir()
-        (tmp_path / "scripts" / "run.sh").write_text(script + "\n")
-        log_disk = raw_disk(tmp_path / "log.img", 4 * MiB)
+        (tmp_path / "scripts" / "run.sh").write_text("\n".join(script) + "\n")
+        log_disk = raw_disk(tmp_path / "log.img", 16 * MiB)
         # the script travels on a small ext4 disk: rescue.run is one line of the kernel command line
         scripts = raw_disk(tmp_path / "scripts.img", 8 * MiB)
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tmp_path / "scripts"), str(scripts)],
                        check=True)
         nics = [*lab.qemu_nic(), "-netdev", "tap,id=n1,ifname=tap1,script=no,downscript=no",
                 "-device", f"e1000,netdev=n1,mac={STATIC_MAC}"]
-        run = direct_boot(built, [virtio(log_disk), virtio(scripts, readonly=True), nics],
+        disks = [virtio(log_disk), virtio(scripts, readonly=True), virtio(src, readonly=True),
+                 virtio(smb_target), virtio(nfs_target), nics]
+        run = direct_boot(built, disks,
                           "console=ttyS0,115200n8 rescue.debugexit=1 rescue.log=/dev/vda "
                           f"rescue.net={STATIC_MAC},{STATIC_ADDRESS}/24,,{STATIC_DNS} "
                           'rescue.run="mkdir -p /run/s && mount -o ro /dev/vdb /run/s && sh /run/s/run.sh"',
@@ -70,7 +121,9 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
     finally:
         lab.close()
     log = read_log(log_disk)
+    (tmp_path / "run.log").write_text(log)  # for people, after the run
     assert run.exit_code == SUCCESS, f"exit {run.exit_code}\n{log or run.serial[-3000:]}"
+    assert smbd.password not in log and smbd.password not in run.serial
 
     # DHCP on the virtio card (the address dnsmasq handed out), the static address on the e1000 card
     leased = re.search(rf"DHCPACK\(br0\) ({re.escape(NET)}\.\d+) 52:54:00:16:00:02", dhcp_log.read_text())
@@ -83,3 +136,36 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
     resolv = section(log, "resolv")
     assert f"nameserver {ADDRESS}" in resolv and f"nameserver {STATIC_DNS}" in resolv, resolv
     assert "1 packets received" in section(log, "ping")
+    net = json_of(section(log, "net"))
+    links = {link["name"]: link for link in net["links"]}
+    assert links["eth0"]["driver"] == "virtio_net" and links["eth0"]["carrier"] is True
+    assert links["eth0"]["configured"] == f"bound {leased.group(1)}/24"
+    assert links["eth1"]["driver"] == "e1000" and links["eth1"]["bus"] == "pci"
+    assert {"ipv4", STATIC_ADDRESS, 24} <= {v for a in links["eth1"]["addresses"] for v in a.values()}
+    assert {"family": "ipv4", "gateway": ADDRESS, "link": "eth0"} in net["default_routes"]
+    assert net["dns"] == [ADDRESS, STATIC_DNS]
+
+    want = files(src)
+    for tag, target, folder in (("smb", smb_target, smbd.share / "pc1"),
+                                ("nfs", nfs_target, ganesha.export / "pc1")):
+        backup = section(log, f"{tag} backup")
+        assert backup.rstrip().endswith("exit 0"), backup
+        made = json_of(backup)
+        assert made["warnings"] == [] and len(made["volumes"]) >= 2, made
+        listed = json_of(section(log, f"{tag} list"))
+        assert [(i["id"], i["complete"], i["encrypted"]) for i in listed] == [(made["id"], True, True)]
+        assert section(log, f"{tag} verify").rstrip().endswith("exit 0")
+        restore = section(log, f"{tag} restore")
+        assert restore.rstrip().endswith("exit 0"), restore
+        # what the server holds: the image's volumes (split) and its manifest, nothing half-written
+        names = sorted(p.name for p in folder.iterdir() if p.name != "rescue.lock")
+        assert names == sorted([f"{made['id']}.manifest", *made["volumes"]]), names
+        assert files(target) == want, f"{tag}: the restored disk's files differ"
+        with src.open("rb") as a, target.open("rb") as b:
+            assert a.read(440) == b.read(440), f"{tag}: MBR boot code"
+        cmdlines = section(log, f"{tag} ps")
+        assert "rescue backup" in cmdlines, "the process list was not recorded during the backup"
+        assert smbd.password not in cmdlines and IMAGE_PASSWORD not in cmdlines
+    wrong = section(log, "wrong password")
+    assert wrong.rstrip().endswith("exit 12"), wrong
+    assert "refused the credentials" in wrong and "wrong-password" not in wrong

@@ -21,6 +21,9 @@ from tests.images import run_rescue
                                                        "sftp://tech@nas.local:2222/srv/b%20k/")),
     ("s3://Backups/pc1/disk0", Location("s3", "Backups", None, None, "pc1/disk0", "s3://Backups/pc1/disk0")),
     ("s3://backups", Location("s3", "backups", None, None, "", "s3://backups")),
+    ("smb://tech@nas:4450/Backups/pc%201", Location("smb", "nas", 4450, "tech", "Backups/pc 1",
+                                                    "smb://tech@nas:4450/Backups/pc%201")),
+    ("nfs://nas/srv/nfs/pc1", Location("nfs", "nas", None, None, "srv/nfs/pc1", "nfs://nas/srv/nfs/pc1")),
 ])
 def test_parse(folder: str, want: Location | None) -> None:
     assert parse(folder) == want
@@ -28,7 +31,8 @@ def test_parse(folder: str, want: Location | None) -> None:
 
 @pytest.mark.parametrize("folder, says", [
     ("sftp://tech:secret@nas/srv", "no password in the address"),
-    ("smb://nas/share", "unknown kind of folder"),
+    ("ftp://nas/share", "unknown kind of folder"),
+    ("smb://tech:secret@nas/share", "no password in the address"),
     ("sftp:///srv", "names no host"),
     ("sftp://nas:99999/srv", "port"),
     ("s3://tech@bucket/p", "takes no user or port"),
@@ -49,6 +53,10 @@ def test_credentials_file_and_environment(tmp_path: Path, monkeypatch: pytest.Mo
     c = read_credentials(str(f))
     assert c.get("user") == "tech" and c.get("password") == "p=with=equals"
     assert c.get("secret_access_key") == "from-env"
+    # each kind of folder takes its password from its own variable
+    monkeypatch.setenv("RESCUE_SMB_PASSWORD", "smb-env")
+    assert read_credentials(None, "smb").get("password") == "smb-env"
+    assert read_credentials(None, "sftp").get("password") is None
     f.write_text("user = tech\nthis line holds the secret hunter2\n")
     with pytest.raises(UsageError) as e:
         read_credentials(str(f))
@@ -61,5 +69,11 @@ def test_cli_refuses_before_contacting_anything(tmp_path: Path) -> None:
     r = run_rescue("list", "sftp://tech:hunter2@nas/srv")
     assert r.returncode == 3, r.stderr
     assert "hunter2" not in r.stderr and "no password in the address" in one_error_line(r.stderr)
+    r = run_rescue("list", "smb://nas")
+    assert r.returncode == 3 and "names no share" in one_error_line(r.stderr), r.stderr
+    r = run_rescue("list", "nfs://tech@nas/srv")
+    assert r.returncode == 3 and "takes no user" in one_error_line(r.stderr), r.stderr
+    r = run_rescue("list", "smb://nas/share", "--accept-host-key", "SHA256:x")
+    assert r.returncode == 3 and "for sftp:// folders" in one_error_line(r.stderr), r.stderr
     r = run_rescue("list", str(tmp_path), "--s3-endpoint", "http://x")
     assert r.returncode == 3 and "local folder" in one_error_line(r.stderr), r.stderr
