@@ -94,7 +94,7 @@ def array(rdev: int) -> Array | None:
                  state=sysblock.read_attr(mdattrs, "array_state") or "",
                  raid_disks=_int(sysblock.read_attr(mdattrs, "raid_disks")),
                  degraded=_int(sysblock.read_attr(mdattrs, "degraded")),
-                 metadata=_metadata(mdattrs), uuid=sysblock.read_attr(mdattrs, "uuid") or "",
+                 metadata=_metadata(mdattrs), uuid=sysblock.md_uuid(d),
                  members=[sysblock.node(s) for s in slaves], member_rdevs=slaves)
 
 
@@ -118,7 +118,8 @@ def make_writable(path: str, rdev: int) -> bool:
     a = array(rdev)
     if a is None or not a.read_only:
         return False
-    out = attempt(["mdadm", "--readwrite", path])
+    # mdmon reads the RST metadata again: as linux-live/raid, also off an Intel RST controller
+    out = attempt(["mdadm", "--readwrite", path], env={"IMSM_NO_PLATFORM": "1"})
     a = array(rdev)
     if a is None or a.read_only:
         why = out.detail or "its state is still readonly"

@@ -183,6 +183,12 @@ def _udev_properties(rdev: int) -> dict[str, str]:
         return {}
 
 
+def md_uuid(directory: str) -> str:
+    """An md array's UUID from its sysfs directory; "" when md keeps none (Intel RST volumes: all zeros)."""
+    text = read_attr(os.path.join(directory, "md"), "uuid") or ""
+    return "" if not text.strip("0-") else text
+
+
 def _vpd_serial(devdir: str) -> str:
     """Unit serial number from SCSI VPD page 0x80 (4-byte header, then ASCII)."""
     try:
@@ -207,7 +213,7 @@ def model_serial(rdev: int) -> tuple[str, str]:
         # An md array has no hardware to name: its level, and the array's UUID as its serial (the same
         # array, wherever its members are attached, keeps it; an incremental chain recognises it).
         level = read_attr(os.path.join(d, "md"), "level") or "md"
-        return model or f"md {level} array", serial or read_attr(os.path.join(d, "md"), "uuid") or ""
+        return model or f"md {level} array", serial or md_uuid(d)
     if d is not None:
         devdir = os.path.join(d, "device")
         if not model:

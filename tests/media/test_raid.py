@@ -7,6 +7,13 @@ member disk is refused as a restore target, the image is restored onto a blank d
 array itself (which the restore makes writable). On the host: the disks JSON (the array one disk, its
 two members named as members), the refusal (exit 40, the array named), the restored disk's files
 against the factory disk's, and the array's bytes on both members, which hold the factory's files.
+
+An Intel RST (IMSM) RAID1 in a second boot: its disks on a SCSI controller, as mdadm reads a disk's
+serial number (the IMSM metadata names its members by serial); made with IMSM_NO_PLATFORM=1, since
+QEMU has no Intel RST firmware, as rescue-raid sets it to find such disks anywhere. Started by
+rescue-raid (the container and the volume, read-only), listed, a member refused, backed up and
+restored onto the volume itself (made writable: mdmon keeps the metadata); the host finds the data
+on both members.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ cat $SYS/array_state > /mnt/state-assembled
 cat $SYS/dev-vdb/offset > /mnt/offset-vdb
 cat $SYS/dev-vdc/offset > /mnt/offset-vdc
 rescue disks --json > /mnt/disks.json
+rescue disks > /mnt/disks.txt
 rescue backup "$MD" /mnt/bk --json > /mnt/backup.json
 rc=0
 rescue restore /mnt/bk /dev/vdb --yes --json > /mnt/member.json 2> /mnt/member.err || rc=$?
@@ -107,6 +115,10 @@ def test_raid1_assembled_read_only_listed_backed_up_and_restored(tmp_path: Path)
         assert disks[m]["member_of"] == array and not disks[m]["raid"]
         assert any(f"member of RAID array {array}" in b for b in disks[m]["busy"]), disks[m]["busy"]
     assert not disks["/dev/vdf"]["member_of"] and disks["/dev/vdf"]["busy"] == []
+    shown = ext4_file(backup, "disks.txt")
+    assert f"{array}  RAID array (raid1, 2 of 2 disks, readonly)" in shown, shown
+    assert "metadata 1.2; members: /dev/vdb, /dev/vdc" in shown, shown
+    assert f"in use: /dev/vdb is a member of RAID array {array}" in shown, shown
 
     # a member is no target: refused before anything is written, naming the array
     assert ext4_file(backup, "member.rc").strip() == "40"
@@ -147,3 +159,72 @@ def test_raid1_assembled_read_only_listed_backed_up_and_restored(tmp_path: Path)
     assert digests[0] == digests[1], "the two mirrors differ"
     assert files(tmp_path / "array.img") == expected
     print(f"\nRAID1 boot: {r.seconds:.0f} s (build {built.build_seconds:.0f} s)")
+
+
+IMSM_RUN = """\
+set -e
+IMSM_NO_PLATFORM=1 mdadm --create /dev/md/imsm --run --metadata=imsm --raid-devices=2 /dev/sda /dev/sdb
+IMSM_NO_PLATFORM=1 mdadm --create /dev/md/vol0 --run --assume-clean --level=1 --raid-devices=2 /dev/md/imsm
+dd if=/dev/urandom of=/dev/md/vol0 bs=1M count=4 conv=fsync 2>/dev/null
+head -c 4194304 /dev/md/vol0 | md5sum | cut -d' ' -f1 > /mnt/written
+mdadm --stop --scan
+rescue-raid | tee /mnt/raid.txt
+MD=$(awk '$2 == "raid1" {print $1}' /mnt/raid.txt)
+echo "$MD" > /mnt/array
+cat /sys/block/${MD#/dev/}/md/array_state > /mnt/state-assembled
+rescue disks --json > /mnt/disks.json
+rescue backup "$MD" /mnt/bk --json > /mnt/backup.json
+rc=0
+rescue restore /mnt/bk /dev/sda --yes --json > /mnt/member.json 2>/dev/null || rc=$?
+echo $rc > /mnt/member.rc
+rescue restore /mnt/bk "$MD" --yes --json > /mnt/restore-array.json
+cat /sys/block/${MD#/dev/}/md/array_state > /mnt/state-after
+ps | grep -c '[m]dmon' > /mnt/mdmon
+head -c 4194304 "$MD" | md5sum | cut -d' ' -f1 > /mnt/restored
+mdadm --stop --scan
+sync
+"""
+
+
+def test_intel_rst_volume_assembled_read_only_and_restored_onto(tmp_path: Path) -> None:
+    need_root_tools("qemu-system-x86_64", "mke2fs", "debugfs")
+    built = built_live()
+    members = [raw_disk(tmp_path / f"member{i}.img", 300 * MiB) for i in (1, 2)]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "run.sh").write_text(IMSM_RUN)
+    backup = raw_disk(tmp_path / "backup.img", 256 * MiB)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(staging), str(backup)], check=True)
+    log = raw_disk(tmp_path / "log.img", MiB)
+    scsi = ["-device", "virtio-scsi-pci,id=scsi"]
+    for i, m in enumerate(members):  # sda, sdb: serial numbers through SCSI inquiry, as IMSM wants
+        scsi += ["-drive", f"file={m},format=raw,if=none,id=m{i}", "-device", f"scsi-hd,drive=m{i},serial=RST{i}"]
+    r = direct_boot(built, [virtio(log), virtio(backup), scsi],
+                    f'{CONSOLE} rescue.log=/dev/vda rescue.run="mount /dev/vdb /mnt && sh /mnt/run.sh"',
+                    timeout=600)
+    text = read_log(log)
+    assert r.exit_code == SUCCESS, f"exit {r.exit_code}\n{text or r.serial[-3000:]}"
+
+    array = ext4_file(backup, "array").strip()
+    assert array.startswith("/dev/md"), ext4_file(backup, "raid.txt")
+    assert ext4_file(backup, "state-assembled").strip() == "readonly"
+    disks = {d["name"]: d for d in json.loads(ext4_file(backup, "disks.json"))}
+    assert [d["name"] for d in disks.values() if d["raid"]] == [array]  # the container is no disk
+    raid = disks[array]["raid"]
+    assert (raid["level"], raid["metadata"], raid["members"]) == ("raid1", "imsm", ["/dev/sda", "/dev/sdb"])
+    for m in ("/dev/sda", "/dev/sdb"):
+        assert disks[m]["member_of"] == array, disks[m]  # the volume, not its container
+
+    assert ext4_file(backup, "member.rc").strip() == "40"
+    assert f"member of RAID array {array}" in json.loads(ext4_file(backup, "member.json"))["error"]
+    restored = result(ext4_file(backup, "restore-array.json"))["result"]
+    assert any(a.startswith(f"RAID array {array} made writable") for a in restored["actions"]), restored
+    assert ext4_file(backup, "state-after").strip() in ("clean", "active")
+    assert int(ext4_file(backup, "mdmon")) >= 1, "no mdmon for the writable RST volume"
+    written = ext4_file(backup, "written").strip()
+    assert ext4_file(backup, "restored").strip() == written
+    # IMSM keeps its metadata at the end of each disk: the volume's data starts at the members' first byte
+    for m in members:
+        with m.open("rb") as f:
+            assert hashlib.md5(f.read(4 * MiB)).hexdigest() == written, m
+    print(f"\nIntel RST boot: {r.seconds:.0f} s")
