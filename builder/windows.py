@@ -42,8 +42,8 @@ EXCLUDE = (*freeze.EXCLUDE, "pyudev", "pyfuse3", "trio", "_wmi")
 # which queries WMI, and Wine 8 aborts the process there (propsys.VariantToString is not implemented).
 NO_WMI = 'raise ImportError("no WMI while freezing under Wine (builder/windows.py)")\n'
 MARKER = "rescue.exe"
-# `rescue guide` on Windows: not available there (rescue/platforms.py), exit 6
-GUIDE_REFUSAL = (6, "not available on Windows")
+# `rescue guide` without a console (the smoke test's stdin is a pipe): it imports urwid, then refuses, exit 3
+GUIDE_REFUSAL = (3, "needs a terminal")
 FREEZE_TIMEOUT = 1200
 # Drive letters in the Wine prefixes: P the interpreter, S its wheels, R the checkout, B the freeze's
 # work folder, X a frozen folder, T the host's temporary folder (the smoke test's and the tests' files).

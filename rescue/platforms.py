@@ -3,7 +3,7 @@
 The Linux media run every command. On Windows (WinPE) the engine's own work runs the same (disks,
 backup, list, verify, restore, clone, merge, prune, unlock: reading and writing disks and image
 files), and adapt, which edits the Windows' files through the volume Windows itself mounted; what
-needs the Linux tools (FUSE, ntfs-3g, ntfsresize, mtools) or the Linux console does not.
+needs the Linux tools (FUSE, ntfs-3g, ntfsresize, mtools) or Linux itself does not.
 A command of `UNAVAILABLE` exits 6 on Windows with one line saying why and what to use instead;
 `LIMITS` says what a command that runs there cannot do (each refused at its plan, before any write:
 `core.platform.tools.require`). tests/cli/test_platforms.py keeps README's table equal to these.
@@ -25,9 +25,7 @@ UNAVAILABLE: dict[str, str] = {
     "extract": "taking files out of an image needs FUSE and ntfs-3g",
     "bcd": "the boot store is read and written through ntfs-3g and mtools",
     "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
-    "keymap": "it sets the Linux console's keyboard",
     "net": "it shows the Linux kernel's network; on WinPE, ipconfig /all shows Windows' own",
-    "guide": "the guided console runs on the Linux console only, for now",
 }
 
 LIMITS: dict[str, str] = {

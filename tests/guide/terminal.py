@@ -26,7 +26,13 @@ def flat(screen: str) -> str:
 
 
 class Terminal:
-    def __init__(self, tmp: Path, name: str, disks: list[Path], args: tuple[str, ...] = ()) -> None:
+    """``command`` (with ``env`` and ``cwd``): what runs instead of this checkout's `rescue guide` (the
+    Windows CLI under Wine: tests/windows/test_guide_wine.py); its standard error then goes through a
+    pipe, as a Windows program under Wine cannot write a host file as a standard stream."""
+
+    def __init__(self, tmp: Path, name: str, disks: list[Path], args: tuple[str, ...] = (), *,
+                 command: list[str] | None = None, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
         if shutil.which("tmux") is None:
             pytest.fail("tmux is missing: scripts/setup.sh installs it")
         self.tmp, self.name = tmp, name
@@ -34,15 +40,21 @@ class Terminal:
         self.socket = str(tmp / "tmux.sock")
         self.exit_file = tmp / "guide.exit"
         self.screens: list[str] = []
+        self.wine = command is not None
         # RESCUE_EXE: the same tests against another build (the frozen binary), as tests/images.run_rescue
         exe = os.environ.get("RESCUE_EXE")
-        args = [*([exe] if exe else [sys.executable, "-m", "rescue"]), "guide",
-                *(a for d in disks for a in ("--disk", str(d))), *args]
+        args = command or [*([exe] if exe else [sys.executable, "-m", "rescue"]), "guide",
+                           *(a for d in disks for a in ("--disk", str(d))), *args]
+        stderr = shlex.quote(str(tmp / "guide.stderr"))
+        settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
         # TERM=linux: what the guide meets on the rescue media's console (16 colours)
-        script = (f"cd {shlex.quote(str(ROOT))} && env -u RESCUE_PASSWORD TERM=linux {shlex.join(args)}"
-                  f" 2>{shlex.quote(str(tmp / 'guide.stderr'))};"
+        script = (f"cd {shlex.quote(str(cwd))} && env -u RESCUE_PASSWORD TERM=linux {settings} "
+                  f"{shlex.join(args)}"
+                  + (f" 2> >(cat > {stderr})" if self.wine else f" 2>{stderr}") + ";"
                   f" echo $? > {shlex.quote(str(self.exit_file))};"
                   " sleep 300")
+        if self.wine:
+            script = f"bash -c {shlex.quote(script)}"
         self._tmux("new-session", "-d", "-x", "80", "-y", "25", script)
 
     def _tmux(self, *args: str) -> str:
@@ -51,6 +63,10 @@ class Terminal:
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p")
+
+    def colours(self) -> str:
+        """The screen with its colours, as escape sequences (capture-pane -e)."""
+        return self._tmux("capture-pane", "-p", "-e")
 
     def wait(self, text: str, timeout: float = WAIT_SECONDS) -> str:
         """Wait until ``text`` is on the screen (line breaks count as spaces, or as nothing: a long path
@@ -71,6 +87,15 @@ class Terminal:
         for k in keys:
             self._tmux("send-keys", k)
             time.sleep(0.05)  # one key at a time, as a person types: each reaches its own screen
+
+    def escape(self) -> None:
+        """The Esc key. Wine's console reads a lone ESC from its terminal as the start of a sequence and
+        waits for the rest; ESC ESC is its Alt+Esc, a key record with the character ESC: urwid's Esc."""
+        if self.wine:
+            self._tmux("send-keys", "-H", "1b", "1b")
+            time.sleep(0.05)
+        else:
+            self.keys("Escape")
 
     def type(self, text: str) -> None:
         self._tmux("send-keys", "-l", text)

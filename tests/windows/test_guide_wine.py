@@ -1,0 +1,223 @@
+"""Issue 15 on WinPE: the guide in a Windows console, driven as a person would, through Wine's console in
+an 80x25 tmux pane (tests/guide/terminal.py), on image files.
+
+The Windows CLI runs under Wine from this checkout (the pinned Windows CPython and runtime wheels, as
+tests/platform/test_wine.py runs it) and, for the backup and the refusal, as the frozen rescue.exe of
+`rescue-build windows` (built once per session: tests/windows/conftest.py). The prefix says it is WinPE (its ``MiniNT`` key), and WinPE's ``wpeutil`` is a stub
+that logs its calls (tests/winpe/stub_tool.c), so Power off and the keyboard layout go the WinPE way.
+
+Measured under Wine 8 and handled in `rescue.guide.console` (see there): the screen is drawn through the
+console's classic API, keys without a character become escape sequences for urwid. Two Wine-only
+habits the driver works around: Esc is sent as ESC ESC (`Terminal.escape`), and the first key of a
+console program takes about 10 s to arrive (Wine's console starts a desktop for its keyboard tables,
+which fails without a display), so each session's first key is an arrow whose effect is waited for.
+Every screen waited for is kept (the test's tmp folder and /var/tmp/rescue-guide-captures/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from builder import wine
+from core.engine.repo import Repository
+from tests.guide.terminal import Terminal, flat
+from tests.images import small_disk
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("RESCUE_WINE_CACHE", "/var/tmp/rescue-wine-cache"))
+STUB_C = ROOT / "tests" / "winpe" / "stub_tool.c"
+MiB = 1 << 20
+MAIN = [" rescue guide - main screen", " What do you want to do?", "",
+        " No disk is overwritten until you have seen the plan and typed its name.", "",
+        " > Back up this PC", "   Restore a backup", "   Copy to a new disk (clone)",
+        "   Take files out of a backup", "   Repair Windows startup", "   Keyboard layout: English (US) [us]",
+        "   Shell", "   Power off", "   Restart"]
+BACKUP, RESTORE, FILES, KEYBOARD, POWER_OFF = 0, 1, 3, 5, 7
+pytestmark = pytest.mark.timeout(900)
+
+
+class WinePE:
+    """The prefix and how to start the guide in it: P: the interpreter, S: its wheels, R: this checkout,
+    W: the test's files, B: the stub wpeutil, Z: where the stub logs."""
+
+    def __init__(self, prefix: wine.Prefix, work: Path, calls: Path) -> None:
+        self.prefix, self.work, self.calls = prefix, work, calls
+
+    def guide(self, tmp: Path, name: str, disks: list[str], frozen: Path | None = None) -> Terminal:
+        """The guide of this checkout, or of the frozen folder ``frozen`` (rescue.exe, as X:)."""
+        env = {**self.prefix.env, "WINEPATH": "B:\\"}
+        if frozen is None:
+            env.update(PYTHONPATH="S:\\;R:\\", PYTHONPYCACHEPREFIX="C:\\pycache")
+            program = ["P:\\python.exe", "-m", "rescue"]
+        else:
+            self.prefix.map_drive("X", frozen)
+            program = ["X:\\rescue.exe"]
+        command = [self.prefix.wine, *program, "guide", *(a for d in disks for a in ("--disk", d))]
+        t = Terminal(tmp, name, [], command=command, env=env, cwd=self.work)
+        t.wait("What do you want to do?")
+        # the first key: see the module's text
+        t.keys("Down")
+        t.wait("> Restore a backup")
+        t.keys("Up")
+        t.wait("> Back up this PC")
+        return t
+
+    def wpeutil_calls(self) -> list[str]:
+        log = self.calls / "calls.txt"
+        return [line.strip() for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
+@pytest.fixture(scope="module")
+def pe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePE]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    base = tmp_path_factory.mktemp("wine-guide")
+    python = wine.windows_python(CACHE)
+    site = base / "site"
+    wine.install_wheels(wine.fetch_wheels(wine.RUNTIME_LOCK, CACHE), site)
+    prefix = wine.Prefix(base / "prefix", shim=wine.build_prng_shim(CACHE))
+    work, calls, stubs = base / "work", base / "calls", base / "stubs"
+    for d in (work, calls, stubs):
+        d.mkdir()
+    subprocess.run(["x86_64-w64-mingw32-gcc", "-O", "-s", '-DNAME="wpeutil"', "-o",
+                    str(stubs / "wpeutil.exe"), str(STUB_C)], check=True, capture_output=True, timeout=120)
+    for letter, folder in (("P", python), ("S", site), ("R", ROOT), ("W", work), ("B", stubs), ("Z", calls)):
+        prefix.map_drive(letter, folder)
+    # What WinPE has and a full Windows has not (core.platform.winpe.is_winpe)
+    r = prefix.run(["reg", "add", "HKLM\\SYSTEM\\CurrentControlSet\\Control\\MiniNT", "/f"])
+    assert r.returncode == 0, r.stderr
+    try:
+        yield WinePE(prefix, work, calls)
+    finally:
+        prefix.close()
+
+
+@pytest.fixture
+def terms() -> Iterator[list[Terminal]]:
+    opened: list[Terminal] = []
+    yield opened
+    for t in opened:
+        t.close()
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def choose_line(t: Terminal, screen: str, text: str) -> None:
+    """Down to the menu line holding ``text`` (from the first choice), then Enter."""
+    lines = screen.splitlines()
+    first = next(n for n, line in enumerate(lines) if line.startswith(" > "))
+    t.keys(*["Down"] * (next(n for n, line in enumerate(lines) if text in line) - first), "Enter")
+
+
+@pytest.fixture(params=["source", "frozen"])
+def build(request: pytest.FixtureRequest) -> Path | None:
+    """None: the checkout's CLI; else the frozen folder of `rescue-build windows` (once per session,
+    tests/windows/conftest.py)."""
+    if request.param == "source":
+        return None
+    folder: Path = request.getfixturevalue("windows_build").folder
+    return folder
+
+
+def test_main_screen_backup_onto_a_drive_and_a_refusal_in_the_engines_words(
+        pe: WinePE, terms: list[Terminal], tmp_path: Path, build: Path | None) -> None:
+    for old in (pe.work / "rescue-backups", pe.work / "pc.img", pe.work / "tiny.img"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)  # the other build's run
+    src = small_disk(pe.work / "pc.img", seed=15)
+    tiny = pe.work / "tiny.img"
+    with open(tiny, "wb") as f:
+        f.truncate(16 * MiB)
+    name = "wine-backup-refusal" + ("-frozen" if build else "")
+    t = pe.guide(tmp_path, name, ["W:\\pc.img", "W:\\tiny.img"], build)
+    terms.append(t)
+
+    # legible at 80x25: every line where it belongs, the chosen one marked and drawn in colour
+    screen = t.wait("Up/Down: choose   Enter: select")
+    lines = screen.splitlines()
+    assert len(lines) == 25 and all(len(line) <= 80 for line in lines)
+    assert [line.rstrip() for line in lines[:len(MAIN)]] == MAIN, screen
+    assert lines[-1].rstrip() == " Up/Down: choose   Enter: select"
+    coloured = t.colours().splitlines()
+    assert "44m" in coloured[0]  # the title bar: dark blue, as the palette says (rescue/guide/ui.py)
+    assert "106m" in coloured[5] and "> Back up this PC" in coloured[5]  # the choice: on light cyan
+
+    # a backup through the drive Windows mounted (W:), chosen from the list of drives
+    t.keys("Enter")
+    screen = t.wait("Which disk do you want to back up?")
+    assert "W:\\pc.img" in screen and "W:\\tiny.img" in screen
+    t.keys("Enter")
+    screen = t.wait("The drives Windows mounted")
+    assert "W:\\  (disk, " in screen and " free)" in screen
+    choose_line(t, screen, "W:\\  (")
+    t.wait("Folder: W:\\rescue-backups")
+    t.keys("Enter")
+    t.wait("Encrypt the backup?")
+    t.keys("Down", "Enter")  # No
+    t.wait("How much should the backup be compressed?")
+    t.keys("Enter")
+    screen = t.wait("Start the backup")
+    assert "Folder:      W:\\rescue-backups" in screen
+    t.keys("Enter")
+    screen = t.wait("Log: ")
+    assert "Done." in screen and "full backup" in screen and "of W:\\pc.img" in screen
+    images = Repository(str(pe.work / "rescue-backups")).list_images()
+    assert [(i.kind, i.complete, i.encrypted) for i in images] == [("full", True, False)]
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+
+    # a restore onto a disk too small: refused with the engine's words, nothing written
+    before = digest(tiny)
+    t.keys("Down", "Enter")
+    t.wait("Where is the backup?")
+    t.type("W:\\rescue-backups")
+    t.wait("Which restore point?")
+    t.keys("Enter")
+    screen = t.wait("Which disk should be overwritten")
+    choose_line(t, screen, "W:\\tiny.img")
+    screen = t.wait("This cannot be done:")
+    # core.errors.TargetRefused's words, with the engine's reason
+    assert "Refusing target W:\\tiny.img: " in flat(screen) and "(exit code 40)" in screen, screen
+    assert "Nothing was written." in screen
+    assert digest(tiny) == before and digest(src) == digest(pe.work / "pc.img")
+    t.keys("Enter")
+    t.wait("What do you want to do?")
+    t.keys(*["Down"] * 6, "Enter")  # Shell
+    assert t.exit_code() == 64
+
+
+def test_winpe_keyboard_layout_unavailable_jobs_and_power_off_through_wpeutil(
+        pe: WinePE, terms: list[Terminal], tmp_path: Path) -> None:
+    t = pe.guide(tmp_path, "wine-winpe-controls", [])
+    terms.append(t)
+
+    # taking files out needs FUSE and ntfs-3g: said, with what to use instead; Esc goes back
+    t.keys(*["Down"] * FILES, "Enter")
+    screen = t.wait("Not available on Windows:")
+    assert "taking files out of an image needs FUSE and ntfs-3g: use the Linux rescue media." in " ".join(
+        screen.split())
+    t.escape()
+    t.wait("What do you want to do?")
+
+    # the keyboard layout: WinPE's German layout through wpeutil, then shown on the main screen
+    t.keys(*["Down"] * KEYBOARD, "Enter")
+    screen = t.wait("Which keyboard is this?")
+    assert "> English (US) [us]" in screen
+    t.keys("Down", "Down", "Enter")  # us, uk, de
+    t.wait("Keyboard layout: German [de].")
+    assert pe.wpeutil_calls() == ["wpeutil SetKeyboardLayout 0407:00000407"]
+    t.type("qwertz")
+    screen = t.wait("What do you want to do?")
+    assert "   Keyboard layout: German [de]" in screen
+
+    # Power off: wpeutil shutdown, and the guide ends with 65
+    t.keys(*["Down"] * POWER_OFF, "Enter")
+    assert t.exit_code(timeout=60) == 65
+    assert pe.wpeutil_calls()[-1] == "wpeutil shutdown"
