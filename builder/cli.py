@@ -1,6 +1,7 @@
 """The ``rescue-build`` command: build the rescue media.
 
     rescue-build linux-live --out rescue.iso [--work DIR] [--append ARGS] [--timeout S] [--run-script F]
+    rescue-build netboot --out DIR [--work DIR]
     rescue-build windows --out DIR [--work DIR]
     rescue-build winpe (--adk-media DIR | --windows-iso ISO | --boot-wim F --media DIR) (--out ISO | --usb DEV)
 """
@@ -45,6 +46,24 @@ def linux_live(out: Path | None, work: Path | None, append: str, timeout: int, r
     click.echo(f"kernel {result.kernel}\ninitramfs {result.initrd}")
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     click.echo(f"built in {time.monotonic() - t0:.1f} s ({times})")
+
+
+@cli.command("netboot")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The network-boot tree for rescue serve --boot (kernel, initramfs, iPXE, shim, GRUB).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Work and cache directory (downloads, frozen CLI). Default: ~/.cache/rescue-build.")
+def netboot(out: Path, work: Path | None) -> None:
+    """The kernel and initramfs of linux-live, with the boot loaders that PXE-boot them (BIOS and UEFI)."""
+    from builder.netboot import build_tree
+
+    t0 = time.monotonic()
+    work_dir = (work or default_work()).resolve()
+    result = build(None, work_dir)
+    for line in result.log:
+        click.echo(line)
+    tree = build_tree(out.resolve(), result.kernel, result.initrd, work_dir / "debs")
+    click.echo(f"network-boot tree {tree} in {time.monotonic() - t0:.1f} s")
 
 
 @cli.command("windows")

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from ..engine.repo import Repository
 from ..errors import Error, SessionError, UsageError
 from ..progress import Event, Progress
 from ..platform.tools import start
-from . import net
+from . import boot, net
 from .pick import check_rule
 from .session import DEFAULT_PORT, DEFAULT_PORTBASE, Address, Layout, describe
 
@@ -48,6 +51,9 @@ class Options:
     stall: float = 120.0
     allow_default_route: bool = False
     log_dir: str = "/var/tmp"
+    boot: str | None = None  # a network-boot tree (builder/netboot.py): PXE and TFTP on the interface
+    dhcp_range: str | None = None  # FIRST,LAST: be the DHCP server (else proxy DHCP)
+    append: str = ""  # more kernel arguments for the network-booted PCs
 
 
 @dataclass
@@ -119,6 +125,32 @@ class Session:
         self.httpd = ThreadingHTTPServer((self.address, opts.port), _handler(self))
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, name="session-http", daemon=True).start()
+        self.dnsmasq: subprocess.Popen[bytes] | None = None
+        if opts.boot:
+            try:
+                root = boot.tftp_root(opts.boot, tempfile.mkdtemp(prefix="rescue-tftp-", dir=opts.log_dir),
+                                      str(self.session), opts.append)
+                self.tftp = root
+                self.dnsmasq = boot.start_dnsmasq(opts.interface, self.address, root, opts.dhcp_range,
+                                                  os.path.join(opts.log_dir, "rescue-dnsmasq.log"),
+                                                  os.path.join(root, "leases"))
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Stop serving (the control channel, the boot server); `run` does it when the session ends."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self.dnsmasq is not None:
+            self.dnsmasq.terminate()
+            try:
+                self.dnsmasq.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.dnsmasq.kill()
+                self.dnsmasq.wait()
+            self.dnsmasq = None
+            shutil.rmtree(self.tftp, ignore_errors=True)
 
     # --- what the handler calls (under no lock but its own) ---------------------------------------------
 
@@ -194,8 +226,7 @@ class Session:
                 self.state = "done"
             self._wait_for_results()
         finally:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+            self.close()
         rows = [c.as_json() for c in self.clients]
         result = SessionResult(self.layout.image, str(self.session), time.monotonic() - started,
                                self.layout.stream_length, rows)

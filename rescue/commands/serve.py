@@ -83,12 +83,18 @@ def cancel_on_signals(progress: Progress) -> Iterator[None]:
               help="Seconds of silence after which a PC counts as lost.")
 @click.option("--i-know-this-network", "allow_default_route", is_flag=True,
               help="Serve on an interface that carries the default route.")
+@click.option("--boot", "boot_tree", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Network-boot the PCs from this tree (rescue-build netboot): PXE and TFTP by dnsmasq.")
+@click.option("--dhcp-range", default=None, help="With --boot: be the DHCP server for FIRST,LAST (an isolated "
+              "network); without it dnsmasq is a proxy DHCP beside the network's own.")
+@click.option("--append", default="", help="With --boot: more kernel arguments for the PCs (console=ttyS0 ...).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
               help="Password of an encrypted image, to check it here (it is never sent: each PC asks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the session's result as JSON.")
 def command(folder: str, image_id: str | None, interface: str, clients: int | None, wait: float, target: str,
             force: bool, max_bitrate: str | None, unicast: bool, port: int, portbase: int, stall: float,
-            allow_default_route: bool, password_file: str | None, as_json: bool) -> int:
+            allow_default_route: bool, boot_tree: str | None, dhcp_range: str | None, append: str,
+            password_file: str | None, as_json: bool) -> int:
     """Restore an image from FOLDER onto many PCs at once, over the network.
 
     Each PC runs `rescue receive SESSION` (the network-booted media run it for you): it picks its disk
@@ -97,7 +103,7 @@ def command(folder: str, image_id: str | None, interface: str, clients: int | No
     """
     opts = Options(interface=interface, port=port, portbase=portbase, clients=clients, wait=wait, target=target,
                    force=force, max_bitrate=max_bitrate, unicast=unicast, stall=stall,
-                   allow_default_route=allow_default_route)
+                   allow_default_route=allow_default_route, boot=boot_tree, dhcp_range=dhcp_range, append=append)
     progress = Progress(_Table(not as_json))  # the table instead of the one-line progress display
     with cancel_on_signals(progress):
         session = with_password(password_file, lambda pw: Session(folder, image_id, pw, opts, progress))
