@@ -248,7 +248,7 @@ def open_folder(folder: str, options: RemoteOptions, *, keep_for: str | None = N
                     s3.wait_uploaded(where, creds, options, mountpoint, work)
             except Error as e:
                 if isinstance(e, RemoteError) or gone():
-                    raise _lost(where, e, writes) from None
+                    raise _lost(where, _renamed(e, local, where), writes) from None
                 e = _renamed(e, local, where)
                 raise (s3.explain(e, work) if where.scheme == "s3" else e) from None
             except OSError as e:
@@ -283,8 +283,10 @@ def _lost(where: Location, e: BaseException, writes: bool) -> RemoteError:
         return e
     after = ("the image being written is incomplete; earlier images are untouched" if writes else
              "run the command again once the folder can be reached")
-    return RemoteError(path=where.shown, detail=f"the connection was lost ({after}): "
-                                                + (e.message if isinstance(e, Error) else str(e)))
+    said = e.message if isinstance(e, Error) else str(e)
+    # "Backup folder ADDRESS: what failed" inside "Backup folder ADDRESS: the connection was lost": once
+    said = said.split(f"{where.shown}: ", 1)[-1]
+    return RemoteError(path=where.shown, detail=f"the connection was lost ({after}): {said}")
 
 
 def unmount(mountpoint: str) -> None:

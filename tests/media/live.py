@@ -177,9 +177,9 @@ class Console:
     `type`). Every wait has a timeout (a hang fails the test, it does not stall the run); nothing is
     asserted about how long anything took."""
 
-    def __init__(self, args: list[str], transcript: Path) -> None:
-        cmd = [QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor", "none",
-               "-serial", "stdio", *DEBUG_EXIT, *no_nic(args), *args]
+    def __init__(self, args: list[str], transcript: Path, prefix: list[str] | None = None) -> None:
+        cmd = [*(prefix or []), QEMU, "-accel", "tcg", "-m", "1G", "-nographic", "-no-reboot", "-monitor",
+               "none", "-serial", "stdio", *DEBUG_EXIT, *no_nic(args), *args]
         self.transcript = transcript  # everything the console showed, for people to read after the run
         self._raw = bytearray()
         self._lock = threading.Lock()

@@ -50,7 +50,8 @@ class Lab:
 
     def wait_port(self, port: int, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        probe = [sys.executable, "-c", f"import socket; socket.create_connection(('{ADDRESS}', {port}), 1).close()"]
+        probe = [sys.executable, "-c",
+                 f"import socket; socket.create_connection(('{ADDRESS}', {port}), 1).close()"]
         while subprocess.run([*self.prefix, *probe], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, f"{what} does not listen on {ADDRESS}:{port}"
             time.sleep(0.3)
@@ -99,20 +100,32 @@ class Smbd:
             f"  interfaces = {ADDRESS}/24\n  bind interfaces only = yes\n  smb ports = 445\n"
             "  server role = standalone server\n  passdb backend = tdbsam\n  disable netbios = yes\n"
             f"  private dir = {work}/private\n  state directory = {work}/state\n"
-            f"  cache directory = {work}/cache\n  lock directory = {work}/lock\n  pid directory = {work}/run\n"
+            f"  cache directory = {work}/cache\n  lock directory = {work}/lock\n"
+            f"  pid directory = {work}/run\n"
             f"  ncalrpc dir = {work}/run/ncalrpc\n  log file = {work}/smbd.log\n  log level = 1\n"
-            "  server min protocol = SMB2_10\n  load printers = no\n  printing = bsd\n  printcap name = /dev/null\n"
+            "  server min protocol = SMB2_10\n  load printers = no\n  printing = bsd\n"
+            "  printcap name = /dev/null\n"
             f"  username map = {work}/users.map\n  map to guest = never\n"
             "[backups]\n"
             f"  path = {self.share}\n  read only = no\n  valid users = root\n  force user = root\n")
         # the Samba user "tech" is the machine's root (smbpasswd needs a Unix account: root is one)
         (work / "users.map").write_text(f"root = {self.USER}\n")
-        env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        self.lab, self.conf = lab, conf
+        self.env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         subprocess.run(["smbpasswd", "-c", str(conf), "-s", "-a", "root"], input=f"{self.password}\n"
-                       f"{self.password}\n", text=True, check=True, capture_output=True, env=env)
-        self.proc = lab.start(["smbd", "--foreground", "--no-process-group", "--debug-stdout",
-                               f"--configfile={conf}"], work / "smbd.out", env)
-        lab.wait_port(445, "smbd")
+                       f"{self.password}\n", text=True, check=True, capture_output=True, env=self.env)
+        self.start()
+
+    def start(self) -> None:
+        # --no-process-group: smbd and the process it forks per client stay in the group `kill` ends
+        self.proc = self.lab.start(["smbd", "--foreground", "--no-process-group", "--debug-stdout",
+                                    f"--configfile={self.conf}"], self.work / "smbd.out", self.env)
+        self.lab.wait_port(445, "smbd")
+
+    def kill(self) -> None:
+        """SIGKILL smbd and every process it forked: the server is gone at once, mid-request."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 class Ganesha:

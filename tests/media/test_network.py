@@ -7,8 +7,10 @@ neither a cifs nor an NFS client, so the SMB and NFS folders are proven inside t
 kernel has them: Samba's smbd (a user with a password) and nfs-ganesha listen on the bridge's address.
 In one boot, an unattended script shows `rescue net --json`, then for each of smb:// and nfs:// makes an
 encrypted split backup of a factory disk, lists, verifies and restores it onto a blank disk, while every
-process's command line is recorded; a wrong SMB password is refused with exit 12. The host then
-compares the restored disks file by file with the source and reads the servers' folders and the logs.
+process's command line is recorded; a wrong SMB password is refused with exit 12. The test kills smbd
+in the middle of a second SMB backup (watching the serial console and the share), starts it again once
+that backup has failed, and the script makes a third one. The host then compares the restored disks
+file by file with the source, verifies the first image on the share, and reads the folders and logs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ import pytest
 
 from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info, copy_disk
-from tests.media.live import SUCCESS, built_live, direct_boot, raw_disk, read_log, virtio
+from tests.images import run_rescue
+from tests.media.live import SUCCESS, Console, built_live, raw_disk, read_log, virtio
 from tests.media.netlab import ADDRESS, NET, Ganesha, Lab, Smbd
 from tests.ntfs3g import partition_hashes
 
@@ -67,6 +71,20 @@ def json_of(text: str) -> Any:
     return json.JSONDecoder().raw_decode(text[start:])[0]
 
 
+def wait_for_new_file(folder: Path, old: set[str], size: int) -> None:
+    """Until a file not in ``old`` holds ``size`` bytes on the server (a backup well under way)."""
+    deadline = time.monotonic() + 600
+    while True:
+        for p in folder.iterdir():
+            try:
+                if p.name not in old and p.stat().st_size >= size:
+                    return
+            except FileNotFoundError:  # renamed meanwhile (a finished volume)
+                continue
+        assert time.monotonic() < deadline, f"no new file of {size} bytes in {folder}"
+        time.sleep(0.2)
+
+
 def test_network_folders_in_vm(tmp_path: Path) -> None:
     need_root_tools("qemu-system-x86_64", "dnsmasq", "ip", "nsenter", "smbd", "smbpasswd", "ganesha.nfsd",
                     "rpcbind", "ntfs-3g", "mke2fs")
@@ -96,6 +114,15 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             "echo '== ping'", f"ping -c 1 {ADDRESS}",
             "echo '== net'", "rescue net --json",
             *folder_script(smb_url, "/run/smb.cred", "/dev/vdd", "smb"),
+            # the server is killed in the middle of this one (below), then started again
+            "echo '== smb killed'", f"rescue backup /dev/vdc {smb_url} --credentials-file /run/smb.cred "
+            "--split 8M; echo \"exit $?\"",
+            "echo '== smb again'",
+            f"i=0; until rescue list {smb_url} --credentials-file /run/smb.cred >/dev/null 2>&1 || "
+            "[ $i -ge 60 ]; do sleep 2; i=$((i + 1)); done",
+            f"rescue backup /dev/vdc {smb_url} --credentials-file /run/smb.cred --split 8M --json; "
+            "echo \"exit $?\"",
+            "echo '== smb after'", f"rescue list {smb_url} --credentials-file /run/smb.cred --json",
             *folder_script(f"nfs://{ADDRESS}/export/pc1", "", "/dev/vde", "nfs"),
             "echo '== kernel'", "dmesg | grep -iE 'cifs|smb|nfs' | tail -n 20",
             "echo '== wrong password'",
@@ -113,17 +140,30 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
                 "-device", f"e1000,netdev=n1,mac={STATIC_MAC}"]
         disks = [virtio(log_disk), virtio(scripts, readonly=True), virtio(src, readonly=True),
                  virtio(smb_target), virtio(nfs_target), nics]
-        run = direct_boot(built, disks,
-                          "console=ttyS0,115200n8 rescue.debugexit=1 rescue.log=/dev/vda "
-                          f"rescue.net={STATIC_MAC},{STATIC_ADDRESS}/24,,{STATIC_DNS} "
-                          'rescue.run="mkdir -p /run/s && mount -o ro /dev/vdb /run/s && sh /run/s/run.sh"',
-                          timeout=900, prefix=lab.prefix)
+        append = ("console=ttyS0,115200n8 rescue.debugexit=1 rescue.log=/dev/vda "
+                  f"rescue.net={STATIC_MAC},{STATIC_ADDRESS}/24,,{STATIC_DNS} "
+                  'rescue.run="mkdir -p /run/s && mount -o ro /dev/vdb /run/s && sh /run/s/run.sh"')
+        args = ["-kernel", str(built.kernel), "-initrd", str(built.initrd), "-append", append,
+                *[a for d in disks for a in d]]
+        # the run's output reaches the serial console too (the init tees it there)
+        vm = Console(args, tmp_path / "serial.txt", prefix=lab.prefix)
+        try:
+            vm.wait("== smb killed", timeout=900)
+            first = set(p.name for p in (smbd.share / "pc1").iterdir())
+            wait_for_new_file(smbd.share / "pc1", first, 2 * MiB)
+            smbd.kill()
+            vm.wait("\nexit ", timeout=600)  # that backup has ended
+            smbd.start()
+            code = vm.exit_code(timeout=900)
+        finally:
+            vm.close()
     finally:
         lab.close()
     log = read_log(log_disk)
     (tmp_path / "run.log").write_text(log)  # for people, after the run
-    assert run.exit_code == SUCCESS, f"exit {run.exit_code}\n{log or run.serial[-3000:]}"
-    assert smbd.password not in log and smbd.password not in run.serial
+    serial = vm.text()
+    assert code == SUCCESS, f"exit {code}\n{log or serial[-3000:]}"
+    assert smbd.password not in log and smbd.password not in serial
 
     # DHCP on the virtio card (the address dnsmasq handed out), the static address on the e1000 card
     leased = re.search(rf"DHCPACK\(br0\) ({re.escape(NET)}\.\d+) 52:54:00:16:00:02", dhcp_log.read_text())
@@ -158,14 +198,32 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         restore = section(log, f"{tag} restore")
         assert restore.rstrip().endswith("exit 0"), restore
         # what the server holds: the image's volumes (split) and its manifest, nothing half-written
-        names = sorted(p.name for p in folder.iterdir() if p.name != "rescue.lock")
-        assert names == sorted([f"{made['id']}.manifest", *made["volumes"]]), names
+        names = {p.name for p in folder.iterdir()}
+        assert {f"{made['id']}.manifest", *made["volumes"]} <= names, names
         assert files(target) == want, f"{tag}: the restored disk's files differ"
         with src.open("rb") as a, target.open("rb") as b:
             assert a.read(440) == b.read(440), f"{tag}: MBR boot code"
         cmdlines = section(log, f"{tag} ps")
         assert "rescue backup" in cmdlines, "the process list was not recorded during the backup"
         assert smbd.password not in cmdlines and IMAGE_PASSWORD not in cmdlines
+
+    # smbd killed mid-backup: one line and exit 11; that image incomplete, the first one intact (checked
+    # here, on the share), the next backup made once the server is back
+    killed = section(log, "smb killed")
+    assert killed.rstrip().endswith("exit 11"), killed
+    error = [line for line in killed.splitlines() if line.strip() and not line.startswith("exit ")]
+    assert len(error) == 1 and error[0].startswith("rescue: error: ") and "connection" in error[0], killed
+    again = section(log, "smb again")
+    assert again.rstrip().endswith("exit 0"), again
+    third = json_of(again)["id"]
+    first_id = json_of(section(log, "smb backup"))["id"]
+    listed = json_of(section(log, "smb after"))
+    assert [i["id"] for i in listed][0] == first_id and listed[-1]["id"] == third, listed
+    assert [i["complete"] for i in listed] == [True, False, True], listed
+    check = run_rescue("verify", str(smbd.share / "pc1"), "--image", first_id,
+                       env={"RESCUE_PASSWORD": IMAGE_PASSWORD})
+    assert check.returncode == 0, check.stderr
+
     wrong = section(log, "wrong password")
     assert wrong.rstrip().endswith("exit 12"), wrong
     assert "refused the credentials" in wrong and "wrong-password" not in wrong
