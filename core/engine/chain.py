@@ -73,8 +73,11 @@ class Chain:
             self.close()
             raise
 
-    def read_chunk(self, ref: int, number: int) -> bytes:
-        return self.readers[ref].read_chunk(number)
+    def read_chunk(self, ref: int, number: int, stored: bytes | None = None) -> bytes:
+        return self.readers[ref].read_chunk(number, stored)
+
+    def read_stored(self, ref: int, number: int) -> bytes:
+        return self.readers[ref].read_stored(number)
 
     def _check_v1_maps(self) -> None:
         """Version-1 maps are whole in memory and their rows name other images' chunks: every bound

@@ -62,13 +62,22 @@ class ImageReader:
                 raise IntegrityError(detail=f"{vol.name}: holds {vol.data_end - pos[v]} bytes not described by "
                                             "the chunk table")
 
-    def read_chunk(self, number: int) -> bytes:
-        """The verified plaintext of chunk ``number``. Thread-safe."""
+    def read_stored(self, number: int) -> bytes:
+        """Chunk ``number``'s record as stored, unchecked: the I/O half of `read_chunk`. Thread-safe."""
+        c = self.manifest.chunk(number)
+        stored: bytes = self.volumes[c["volume_number"]].record_bytes(c["record_offset"], number, c["stored_length"])
+        return stored
+
+    def read_chunk(self, number: int, stored: bytes | None = None) -> bytes:
+        """The verified plaintext of chunk ``number`` (from ``stored``, what `read_stored` read, when
+        given). Thread-safe."""
         c = self.manifest.chunk(number)
         vol = self.volumes[c["volume_number"]]
         assert self.keys is not None  # set in __init__
-        compression, payload = vol.read_record(c["record_offset"], number, c["stored_length"], c["raw_length"],
-                                               self.keys)
+        if stored is None:
+            stored = vol.record_bytes(c["record_offset"], number, c["stored_length"])
+        compression, payload = vol.open_record(stored, c["record_offset"], number, c["stored_length"],
+                                               c["raw_length"], self.keys)
         where = f"{vol.name} chunk {number} at byte {c['record_offset']}"
         if compression == COMP_ZSTD:
             d = getattr(self._local, "d", None)

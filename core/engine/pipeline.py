@@ -44,3 +44,19 @@ class Ordered(Generic[T, R]):
             finally:
                 for f in pending:
                     f.cancel()
+
+
+# Records read ahead of the workers by `in_order` (each up to a 4 MiB chunk plus its header): enough to
+# keep every worker fed while the reader waits on the medium, little next to the workers' own buffers.
+READ_AHEAD = IO_WORKERS
+
+
+def in_order(fn: Callable[[T], R], items: Iterable[T], depth: int = READ_AHEAD) -> Iterator[R]:
+    """``fn`` over ``items`` in one thread, strictly in their order, up to ``depth`` ahead of the consumer.
+
+    For reading an image's records: the reads reach the folder in the order the records lie in the
+    volumes, whatever the number of workers that then open them. A network folder's client serves that
+    far better than concurrent reads out of sequence (rclone's S3 mount starts a new ranged GET for
+    each read out of sequence: a restore with four workers reading took 4x as long as one reading in
+    order, bench/remote.py); a local disk sees the same sequential stream."""
+    return iter(Ordered(fn, items, depth=depth, workers=1))

@@ -28,7 +28,7 @@ from ..progress import Event, Progress
 from ..repair.adapt_disk import AdaptRequest
 from .chain import Chain, ChunkGroup
 from .layout import Layout, plan_layout
-from .pipeline import IO_WORKERS, Ordered
+from .pipeline import IO_WORKERS, Ordered, in_order
 from .place import Placer
 from .repo import Repository
 from .target import require_tools, write_target
@@ -168,19 +168,23 @@ def execute_restore(plan: RestorePlan, progress: Progress) -> RestoreResult:
     total = plan.data_bytes + plan.zero_bytes
 
     def place(placer: Placer) -> None:
-        def put(group: ChunkGroup) -> None:
+        def fetch(group: ChunkGroup) -> tuple[ChunkGroup, bytes]:
+            return group, chain.read_stored(*group[0])
+
+        def put(item: tuple[ChunkGroup, bytes]) -> None:
             # Verified, then written, in the worker: each chunk is checked before any of it is
             # written, and some workers' direct writes keep the target busy while the others
             # decrypt and decompress. Order does not matter: nothing here is the table.
-            key, places = group
-            raw = memoryview(chain.read_chunk(*key))
+            (key, places), stored = item
+            raw = memoryview(chain.read_chunk(*key, stored))
             for disk_off, length, chunk_off in places:
                 placer.put(disk_off, raw[chunk_off:chunk_off + length])
 
-        # Image by image (each chunk read once, in the order it lies on the medium); the chunks and
-        # their places stream from the chain's tables, never held whole.
+        # Image by image (each chunk read once, by one thread, in the order it lies on the medium);
+        # the chunks and their places stream from the chain's tables, never held whole.
         for ref in range(len(chain.manifests)):
-            for _ in Ordered(put, chain.chunk_groups(ref), depth=IO_WORKERS * 2, workers=IO_WORKERS):
+            fetched = in_order(fetch, chain.chunk_groups(ref))
+            for _ in Ordered(put, fetched, depth=IO_WORKERS * 2, workers=IO_WORKERS):
                 progress.check()
                 progress.report(Event("restore", placer.written, total))
         for off, n in meta.zero_extents:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..errors import IntegrityError
 from ..progress import Event, Progress
 from .chain import Chain
-from .pipeline import Ordered
+from .pipeline import Ordered, in_order
 from .repo import Repository
 
 
@@ -47,14 +47,27 @@ def verify(folder: str, image_id: str | None, password: Callable[[], bytes | Non
         keys = ((ref, n) for ref, m in enumerate(chain.manifests) for n in range(m.chunk_count))
         total = sum(m.chunk_count for m in chain.manifests)
 
-        def check(key: tuple[int, int]) -> tuple[int, str]:
-            try:
-                return len(chain.read_chunk(*key)), ""
-            except IntegrityError as e:
-                # the error raised below says "Integrity check failed" once, not once per chunk
-                return 0, str(e.kwargs.get("detail", e.message)) if type(e) is IntegrityError else e.message
+        def said(e: IntegrityError) -> str:
+            # the error raised below says "Integrity check failed" once, not once per chunk
+            return str(e.kwargs.get("detail", e.message)) if type(e) is IntegrityError else e.message
 
-        for i, (length, err) in enumerate(Ordered(check, keys)):
+        def fetch(key: tuple[int, int]) -> tuple[tuple[int, int], bytes | None, str]:
+            try:
+                return key, chain.read_stored(*key), ""
+            except IntegrityError as e:
+                return key, None, said(e)
+
+        def check(item: tuple[tuple[int, int], bytes | None, str]) -> tuple[int, str]:
+            key, stored, err = item
+            if stored is None:
+                return 0, err
+            try:
+                return len(chain.read_chunk(*key, stored)), ""
+            except IntegrityError as e:
+                return 0, said(e)
+
+        # records read by one thread in the order they lie in the volumes (`in_order`), checked by the pool
+        for i, (length, err) in enumerate(Ordered(check, in_order(fetch, keys))):
             progress.check()
             if err:
                 bad.append(err)

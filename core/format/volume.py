@@ -262,10 +262,25 @@ class VolumeReader:
     def read_record(self, record_offset: int, chunk_number: int, stored_length: int, raw_length: int,
                     keys: ImageKeys) -> tuple[int, bytes | memoryview]:
         """Read, check and decrypt one chunk record; returns (compression, payload)."""
+        raw = self.record_bytes(record_offset, chunk_number, stored_length)
+        return self.open_record(raw, record_offset, chunk_number, stored_length, raw_length, keys)
+
+    def record_bytes(self, record_offset: int, chunk_number: int, stored_length: int) -> bytes:
+        """The stored bytes of one chunk record (header and sealed payload), within the data area: the
+        reading half of `read_record`, for a caller that reads records in order in one thread and
+        opens them in others (a network folder's client serves reads in sequence far better)."""
         where = f"{self.name} chunk {chunk_number} at byte {record_offset}"
         if record_offset < VolumeHeader.size or record_offset + RecordHeader.size + stored_length > self.data_end:
             raise IntegrityError(detail=f"{where}: record lies outside the volume's data area")
         raw = self._pread(record_offset, RecordHeader.size + stored_length)
+        if len(raw) != RecordHeader.size + stored_length:
+            raise IntegrityError(detail=f"{where}: short read")
+        return raw
+
+    def open_record(self, raw: bytes, record_offset: int, chunk_number: int, stored_length: int, raw_length: int,
+                    keys: ImageKeys) -> tuple[int, bytes | memoryview]:
+        """Check and decrypt the record `record_bytes` read; returns (compression, payload)."""
+        where = f"{self.name} chunk {chunk_number} at byte {record_offset}"
         if len(raw) != RecordHeader.size + stored_length:
             raise IntegrityError(detail=f"{where}: short read")
         head = raw[:RecordHeader.size]
