@@ -218,5 +218,51 @@ def test_server_refuses_a_routed_interface_and_a_wrong_session(image: tuple[Path
     wait_listening(lab, pc, addr)
     code, out, err = finish(receive(pc, f"{addr}:{PORT}/{'0' * 64}", disk))
     assert code == 50 and "another image" in err, err[-3000:]
-    kill_tree(server.pid)
-    server.communicate()
+    # A disk that holds another partition table is refused (the session did not say --force), untouched.
+    subprocess.run(["sfdisk", "-q", disk], input=b"label: dos\nlabel-id: 0x0badcafe\nstart=2048, type=83\n",
+                   check=True)
+    with open(disk, "rb") as f:
+        before = f.read(1 << 20)
+    code, out, err = finish(receive(pc, f"{addr}:{PORT}/{digest}", disk))
+    assert code == 40 and "another partition table" in err and "--force" in err, err[-3000:]
+    with open(disk, "rb") as f:
+        assert f.read(1 << 20) == before
+    code, out, err = finish(server)
+    assert code == 50 and "refused" in err, err[-3000:]
+
+
+def test_encrypted_image(tmp_path: Path, lab: Lab) -> None:
+    """The server checks the password from its file and never sends it; the PC has its own (here from
+    the environment, as an admin typing it at the console would give it) and restores bit-exact."""
+    need_root_tools("ip", "nsenter", "losetup", "udp-sender", "udp-receiver", "fusermount3")
+    password = "room-207 secret"
+    pw_file = tmp_path / "pw"
+    pw_file.write_text(password)
+    folder = tmp_path / "bk"
+    r = run_rescue("backup", str(small_disk(tmp_path / "src.img")), str(folder), "--password-file", str(pw_file))
+    assert r.returncode == 0, r.stderr
+    digest = next(folder.glob("*.manifest")).read_bytes()[-32:].hex()
+    ref_file = tmp_path / "ref.img"
+    with open(ref_file, "wb") as f:
+        f.truncate(SIZE)
+    r = run_rescue("restore", str(folder), str(ref_file), "--yes", env={"RESCUE_PASSWORD": password})
+    assert r.returncode == 0, r.stderr
+    srv, addr = lab.host()
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it")
+    r = srv.rescue("serve", str(folder), "--interface", "eth0", "--wait", "1", "--password-file", str(wrong))
+    assert r.returncode == 30, r.stderr  # checked on the server before any PC is waited for
+    server = serve(srv, folder, "--clients", "1", "--wait", "120", "--password-file", str(pw_file))
+    pc, _ = lab.host()
+    disk = lab.disk(tmp_path / "pc.img", SIZE)
+    wait_listening(lab, pc, addr)
+    session = lab.get(pc, f"http://{addr}:{PORT}/session")
+    assert password not in json.dumps(session)
+    p = pc.start_rescue("receive", f"{addr}:{PORT}/{digest}", "--disks", disk, "--json",
+                        env={"RESCUE_PASSWORD": password})
+    code, out, err = finish(p)
+    assert code == 0, err[-3000:]
+    code, out, err = finish(server)
+    assert code == 0 and password not in err and password not in json.dumps(out), err[-3000:]
+    with open(disk, "rb") as f:
+        assert f.read() == ref_file.read_bytes()
