@@ -1,12 +1,12 @@
-"""md RAID on the rescue media, in one QEMU boot with the media's own kernel (this machine's has no md).
+"""md RAID on the rescue media, in QEMU with the media's own kernel (this machine's has no md).
 
-In the VM: two blank disks become a RAID1 (mdadm, metadata 1.2, made for another machine's name), a
-factory Windows 7 disk is written onto the array with dd, the array is stopped and started again as
-the boot starts arrays (rescue-raid: read-only), `rescue disks --json` lists it, it is backed up, a
-member disk is refused as a restore target, the image is restored onto a blank disk and then onto the
-array itself (which the restore makes writable). On the host: the disks JSON (the array one disk, its
-two members named as members), the refusal (exit 40, the array named), the restored disk's files
-against the factory disk's, and the array's bytes on both members, which hold the factory's files.
+In one boot: two blank disks become a RAID1 (mdadm, metadata 1.2, made for another machine's name), a
+factory Windows 7 disk is written onto it with dd, the array is stopped and started again as the boot
+starts arrays (rescue-raid: read-only), `rescue disks` lists it, it is backed up, a member disk is
+refused as a restore target and as the target of a clone of the array, the image is restored onto a
+blank disk and then onto the array itself (which the restore makes writable). On the host: the disks JSON and text (the array one disk, its two members named as
+members), the refusals (exit 40, the reason), the restored disk's files against the factory disk's,
+and the array's bytes on both members, which hold the factory's files.
 
 An Intel RST (IMSM) RAID1 in a second boot: its disks on a SCSI controller, as mdadm reads a disk's
 serial number (the IMSM metadata names its members by serial); made with IMSM_NO_PLATFORM=1, since
@@ -56,6 +56,9 @@ rescue backup "$MD" /mnt/bk --json > /mnt/backup.json
 rc=0
 rescue restore /mnt/bk /dev/vdb --yes --json > /mnt/member.json 2> /mnt/member.err || rc=$?
 echo $rc > /mnt/member.rc
+rc=0
+rescue clone "$MD" /dev/vdb --yes > /mnt/clone.txt 2>&1 || rc=$?
+echo $rc > /mnt/clone.rc
 rescue restore /mnt/bk /dev/vdf --yes --json > /mnt/restore.json
 rescue restore /mnt/bk "$MD" --yes --json > /mnt/restore-array.json
 cat $SYS/array_state > /mnt/state-after
@@ -125,6 +128,10 @@ def test_raid1_assembled_read_only_listed_backed_up_and_restored(tmp_path: Path)
     refused = json.loads(ext4_file(backup, "member.json"))
     assert refused["exit_code"] == 40
     assert f"member of RAID array {array}" in refused["error"] and "corrupt the array" in refused["error"]
+
+    # a clone of the array onto its own member: the array is stored on the member
+    assert ext4_file(backup, "clone.rc").strip() == "40"
+    assert f"source {array} is stored on it (/dev/vdb is the same device)" in ext4_file(backup, "clone.txt")
 
     backed = json.loads(ext4_file(backup, "backup.json"))
     assert backed["unreadable"] == [] and backed["warnings"] == []
