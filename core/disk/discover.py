@@ -353,8 +353,9 @@ def list_disks(probe: bool = True) -> list[DiskSummary]:
         _raid(summary, rdev)
         summary.description = f"{BUS_NAMES.get(summary.bus, 'disk')}, {_human_size(size)}"
         if summary.raid is not None:
-            summary.description = (f"RAID array ({summary.raid.level}, {len(summary.raid.members)} of "
-                                   f"{summary.raid.raid_disks} disks, {summary.raid.state}), {_human_size(size)}")
+            raid = summary.raid
+            summary.description = (f"RAID array ({raid.level}, {len(raid.members)} of {raid.raid_disks} "
+                                   f"disks, {raid.state}), {_human_size(size)}")
         elif summary.member_of:
             summary.description += f", member of RAID array {summary.member_of}"
         folders = sum(len(p.backup_folders) for p in summary.partitions)

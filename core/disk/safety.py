@@ -194,9 +194,9 @@ def _member_reason(dev: int, array: md.Array) -> str:
     if array.is_container:
         return (f"{sysblock.node(dev)} is a member of Intel RST container {array.name}: writing to it would "
                 f"corrupt the RAID volumes on it; choose the volume (/dev/md...) as the target")
-    return (f"{sysblock.node(dev)} is a member of RAID array {array.name} ({array.describe()}): writing to it "
-            f"would corrupt the array; choose {array.name} itself as the target, or stop the array first "
-            f"(mdadm --stop {array.name})")
+    return (f"{sysblock.node(dev)} is a member of RAID array {array.name} ({array.describe()}): writing "
+            f"to it would corrupt the array; choose {array.name} itself as the target, or stop the array "
+            f"first (mdadm --stop {array.name})")
 
 
 def check_target(target_path: str, sources: list[str], image_paths: list[str]) -> Footprint:

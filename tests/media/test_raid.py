@@ -4,9 +4,10 @@ In one boot: two blank disks become a RAID1 (mdadm, metadata 1.2, made for anoth
 factory Windows 7 disk is written onto it with dd, the array is stopped and started again as the boot
 starts arrays (rescue-raid: read-only), `rescue disks` lists it, it is backed up, a member disk is
 refused as a restore target and as the target of a clone of the array, the image is restored onto a
-blank disk and then onto the array itself (which the restore makes writable). On the host: the disks JSON and text (the array one disk, its two members named as
-members), the refusals (exit 40, the reason), the restored disk's files against the factory disk's,
-and the array's bytes on both members, which hold the factory's files.
+blank disk and then onto the array itself (which the restore makes writable). On the host: the disks
+JSON and text (the array one disk, its two members named as members), the refusals (exit 40, the
+reason), the restored disk's files against the factory disk's, and the array's bytes on both members,
+which hold the factory's files.
 
 An Intel RST (IMSM) RAID1 in a second boot: its disks on a SCSI controller, as mdadm reads a disk's
 serial number (the IMSM metadata names its members by serial); made with IMSM_NO_PLATFORM=1, since
@@ -205,7 +206,8 @@ def test_intel_rst_volume_assembled_read_only_and_restored_onto(tmp_path: Path) 
     log = raw_disk(tmp_path / "log.img", MiB)
     scsi = ["-device", "virtio-scsi-pci,id=scsi"]
     for i, m in enumerate(members):  # sda, sdb: serial numbers through SCSI inquiry, as IMSM wants
-        scsi += ["-drive", f"file={m},format=raw,if=none,id=m{i}", "-device", f"scsi-hd,drive=m{i},serial=RST{i}"]
+        scsi += ["-drive", f"file={m},format=raw,if=none,id=m{i}",
+                 "-device", f"scsi-hd,drive=m{i},serial=RST{i}"]
     r = direct_boot(built, [virtio(log), virtio(backup), scsi],
                     f'{CONSOLE} rescue.log=/dev/vda rescue.run="mount /dev/vdb /mnt && sh /mnt/run.sh"',
                     timeout=600)
