@@ -10,7 +10,10 @@ whose ``\\rescue-pe.id`` holds this build's id (the image carries the same id in
 ``rescue-run.cmd`` run, unattended, so a script on another stick that happens to be plugged in (one that
 restores onto a disk, say) never runs. The run's output goes to ``rescue-run.log`` on the medium (a
 USB stick), or to ``X:\\rescue-run.log`` when the medium is read-only (a CD), then WinPE powers off
-(``wpeutil shutdown``). Without a script the console shows the disks (``rescue disks``).
+(``wpeutil shutdown``). Without a script the guide starts (``rescue guide``); its Shell choice, or
+leaving it, gives cmd's prompt, where ``rescue guide`` starts it again; its Power off and Restart call
+``wpeutil`` themselves. "Shell only": a file ``rescue-shell-only`` at the medium's root (or in
+``X:\\rescue-pe``) gives the prompt with the disks listed instead of the guide.
 
 Batch files are written with CRLF line ends: cmd.exe misparses labels and ``goto`` over LF-only lines.
 """
@@ -58,8 +61,19 @@ echo rescue-run: exit %ERRORLEVEL% >> "%LOG%"
 goto :eof
 
 :console
+if exist X:\\rescue-pe\\rescue-shell-only goto shell
+if defined MEDIUM if exist "%MEDIUM%\\rescue-shell-only" goto shell
+rescue guide
+cls
 echo.
-echo Rescue @VERSION@ on WinPE. "rescue --help" lists the commands; "wpeutil shutdown" powers off.
+echo Rescue @VERSION@ on WinPE: "rescue guide" starts the guide again,
+echo "rescue --help" lists the commands, "wpeutil shutdown" powers off.
+goto :eof
+
+:shell
+echo.
+echo Rescue @VERSION@ on WinPE: "rescue guide" starts the guide,
+echo "rescue --help" lists the commands, "wpeutil shutdown" powers off.
 echo.
 rescue disks
 goto :eof

@@ -3,8 +3,10 @@ an 80x25 tmux pane (tests/guide/terminal.py), on image files.
 
 The Windows CLI runs under Wine from this checkout (the pinned Windows CPython and runtime wheels, as
 tests/platform/test_wine.py runs it) and, for the backup and the refusal, as the frozen rescue.exe of
-`rescue-build windows` (built once per session: tests/windows/conftest.py). The prefix says it is WinPE (its ``MiniNT`` key), and WinPE's ``wpeutil`` is a stub
-that logs its calls (tests/winpe/stub_tool.c), so Power off and the keyboard layout go the WinPE way.
+`rescue-build windows` (built once per session: tests/windows/conftest.py). The prefix says it is WinPE
+(its ``MiniNT`` key), and WinPE's ``wpeutil`` and ``wpeinit`` are stubs that log their calls
+(tests/winpe/stub_tool.c), so Power off and the keyboard layout go the WinPE way; WinPE's start file
+(builder/winpe_start.py) runs in Wine's cmd.
 
 Measured under Wine 8 and handled in `rescue.guide.console` (see there): the screen is drawn through the
 console's classic API, keys without a character become escape sequences for urwid. Two Wine-only
@@ -25,7 +27,8 @@ from typing import Iterator
 
 import pytest
 
-from builder import wine
+from builder import wine, winpe_start
+from builder.windows import WindowsBuild
 from core.engine.repo import Repository
 from tests.guide.terminal import Terminal, flat
 from tests.images import small_disk
@@ -85,8 +88,10 @@ def pe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WinePE]:
     work, calls, stubs = base / "work", base / "calls", base / "stubs"
     for d in (work, calls, stubs):
         d.mkdir()
-    subprocess.run(["x86_64-w64-mingw32-gcc", "-O", "-s", '-DNAME="wpeutil"', "-o",
-                    str(stubs / "wpeutil.exe"), str(STUB_C)], check=True, capture_output=True, timeout=120)
+    for tool in ("wpeutil", "wpeinit"):
+        subprocess.run(["x86_64-w64-mingw32-gcc", "-O", "-s", f'-DNAME="{tool}"', "-o",
+                        str(stubs / f"{tool}.exe"), str(STUB_C)], check=True, capture_output=True,
+                       timeout=120)
     for letter, folder in (("P", python), ("S", site), ("R", ROOT), ("W", work), ("B", stubs), ("Z", calls)):
         prefix.map_drive(letter, folder)
     # What WinPE has and a full Windows has not (core.platform.winpe.is_winpe)
@@ -221,3 +226,38 @@ def test_winpe_keyboard_layout_unavailable_jobs_and_power_off_through_wpeutil(
     t.keys(*["Down"] * POWER_OFF, "Enter")
     assert t.exit_code(timeout=60) == 65
     assert pe.wpeutil_calls()[-1] == "wpeutil shutdown"
+
+
+@pytest.mark.parametrize("shell_only", [False, True])
+def test_winpe_start_lands_in_the_guide_with_the_shell_one_choice_away(
+        pe: WinePE, terms: list[Terminal], tmp_path: Path, shell_only: bool,
+        windows_build: WindowsBuild) -> None:
+    """startnet.cmd as WinPE runs it, in Wine's cmd in the console, with X:\\rescue the frozen folder as
+    on the media: without a script on the medium the guide starts, its Shell gives the prompt with how
+    to come back; "shell only" gives the prompt and the disks instead. WinPE's tools are stubs."""
+    x = tmp_path / "x"
+    (x / "rescue-pe").mkdir(parents=True)
+    (x / "rescue").symlink_to(windows_build.folder.resolve())
+    (x / "rescue-pe" / "medium.id").write_bytes(winpe_start.crlf("0123456789abcdef\n"))
+    if shell_only:
+        (x / "rescue-pe" / "rescue-shell-only").write_bytes(b"")
+    (x / "startnet.cmd").write_bytes(winpe_start.startnet("9.9.9", "test"))
+    pe.prefix.map_drive("X", x)
+    (pe.calls / "calls.txt").unlink(missing_ok=True)
+    env = {**pe.prefix.env, "WINEPATH": "B:\\"}
+    t = Terminal(tmp_path, f"wine-startnet{'-shell-only' if shell_only else ''}", [],
+                 command=[pe.prefix.wine, "cmd", "/c", "X:\\startnet.cmd"], env=env, cwd=pe.work)
+    terms.append(t)
+    if shell_only:
+        screen = t.wait('"rescue guide" starts the guide, "rescue --help" lists the commands')
+        assert "What do you want to do?" not in screen
+    else:
+        t.wait("What do you want to do?")
+        t.keys("Down")  # the first key: see the module's text
+        t.wait("> Restore a backup")
+        t.keys(*["Down"] * 5, "Enter")  # Shell
+        screen = t.wait('"rescue guide" starts the guide again')
+        assert "Rescue 9.9.9 on WinPE:" in screen and "What do you want to do?" not in screen
+    # cmd /c ends with the last errorlevel (WinPE's cmd /k stays at the prompt): the guide's Shell, 64
+    assert t.exit_code(timeout=120) == (0 if shell_only else 64)
+    assert pe.wpeutil_calls() == ["wpeinit"]
