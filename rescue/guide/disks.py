@@ -1,10 +1,13 @@
 """The disks the guide offers, named as people recognise them (model, size, serial, what is on them).
 
 With --disk FILE only those image files are offered (tests, demos); otherwise the machine's disks as
-`rescue disks` finds them (`core.disk.discover`).
+`rescue disks` finds them (`core.disk.discover`; on Windows `core.platform.windows.discover`, which
+names them \\\\.\\PhysicalDriveN).
 """
 
 from __future__ import annotations
+
+import sys
 
 from core.disk import discover
 from core.disk.discover import DiskSummary, describe
@@ -13,9 +16,12 @@ from .ui import human
 
 
 def disks(files: list[str]) -> list[DiskSummary]:
-    if not files:
-        return discover.list_disks()
-    return [discover.image_file_summary(f) for f in files]
+    if files:
+        return [discover.image_file_summary(f) for f in files]
+    if sys.platform == "win32":
+        from core.platform.windows.discover import list_disks
+        return list_disks()
+    return discover.list_disks()
 
 
 def label(d: DiskSummary) -> str:
