@@ -9,6 +9,7 @@ Every stage message, the result and any error go to the log file as well.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -23,8 +24,9 @@ from .app import Guide
 from .ui import frame, human, texts
 
 # Where the log of a job without a backup folder goes (clone, boot repair): where the CLI puts a
-# clone's scratch file, kept across reboots on a normal machine.
-LOG_DIR = "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+# clone's scratch file, kept across reboots on a normal machine. Windows: its temporary folder (on WinPE
+# that is on X:, in RAM, as the Linux media's /var/tmp is), never a "/var/tmp" on whatever drive is current.
+LOG_DIR = ("/var/tmp" if sys.platform != "win32" and os.path.isdir("/var/tmp") else tempfile.gettempdir())
 # Refresh of the progress screen: often enough to look alive, rare enough to cost nothing.
 REFRESH_SECONDS = 0.25
 
