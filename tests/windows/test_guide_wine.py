@@ -234,6 +234,15 @@ def test_winpe_keyboard_layout_unavailable_jobs_and_power_off_through_wpeutil(
     assert t.exit_code(timeout=60) == 65
     assert pe.wpeutil_calls()[-1] == "wpeutil shutdown"
 
+    # `rescue keymap` on WinPE: the same short names, Windows' layouts; the one loaded is shown in use
+    env = {"PYTHONPATH": "S:\\;R:\\", "PYTHONPYCACHEPREFIX": "C:\\pycache", "WINEPATH": "B:\\"}
+    r = pe.prefix.run(["P:\\python.exe", "-m", "rescue", "keymap", "fr"], env=env, cwd=pe.work)
+    assert r.returncode == 0 and r.stdout.decode().strip() == "Keyboard layout: French [fr]", r
+    assert pe.wpeutil_calls()[-1] == "wpeutil SetKeyboardLayout 040c:0000040c"
+    r = pe.prefix.run(["P:\\python.exe", "-m", "rescue", "keymap"], env=env, cwd=pe.work)
+    assert r.returncode == 0 and "In use: French [fr]." in r.stdout.decode(), r
+    assert "Not possible here" not in r.stdout.decode()
+
 
 @pytest.mark.parametrize("shell_only", [False, True])
 def test_winpe_start_lands_in_the_guide_with_the_shell_one_choice_away(
