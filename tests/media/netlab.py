@@ -3,9 +3,9 @@
 `Lab` is a fresh namespace holding a bridge with the address 10.16.0.1/24 and a tap device on it: QEMU
 runs inside the namespace (``lab.prefix``) with its card on that tap, so everything the guest sends
 stays in the namespace. dnsmasq there answers DHCP only (its DNS server is off: ``--port=0``), on the
-bridge's address. `Smbd` (Samba) and `Ganesha` (nfs-ganesha with its VFS backend: this machine's
-kernel has no NFS server) listen only on 10.16.0.1. Every server is killed, and the namespace removed,
-by `Lab.close`.
+bridge's address. `Smbd` (Samba), `Ganesha` (nfs-ganesha with its VFS backend: this machine's
+kernel has no NFS server) and `Sshd` (OpenSSH, SFTP) listen only on 10.16.0.1. Every server is
+killed, and the namespace removed, by `Lab.close`.
 """
 
 from __future__ import annotations
@@ -159,3 +159,30 @@ class Ganesha:
         self.proc = lab.start(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                               work / "ganesha.out")
         lab.wait_port(2049, "ganesha.nfsd")
+
+
+class Sshd:
+    """OpenSSH's sshd on 10.16.0.1:2222 with a throwaway host key; root logs in with a throwaway key
+    (``work``/user_key) and gets the built-in SFTP server."""
+
+    PORT = 2222
+
+    def __init__(self, lab: Lab, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.work = work
+        self.root = work / "srv"
+        self.root.mkdir(exist_ok=True)
+        for name in ("host_key", "user_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / name)],
+                           check=True)
+        self.fingerprint = subprocess.run(["ssh-keygen", "-lf", str(work / "host_key.pub")],
+                                          capture_output=True, text=True, check=True).stdout.split()[1]
+        conf = work / "sshd_config"
+        conf.write_text(f"ListenAddress {ADDRESS}:{self.PORT}\nHostKey {work}/host_key\n"
+                        f"PidFile {work}/sshd.pid\nAuthorizedKeysFile {work}/user_key.pub\n"
+                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                        "Subsystem sftp internal-sftp\n")
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+        lab.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)], work / "sshd.log")
+        lab.wait_port(self.PORT, "sshd")

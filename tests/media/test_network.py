@@ -7,16 +7,19 @@ neither a cifs nor an NFS client, so the SMB and NFS folders are proven inside t
 kernel has them: Samba's smbd (a user with a password) and nfs-ganesha listen on the bridge's address.
 In one boot, an unattended script shows `rescue net --json`, then for each of smb:// and nfs:// makes an
 encrypted split backup of a factory disk, lists, verifies and restores it onto a blank disk, while every
-process's command line is recorded; a wrong SMB password is refused with exit 12. The test kills smbd
-in the middle of a second SMB backup (watching the serial console and the share), starts it again once
-that backup has failed, and the script makes a third one. The host then compares the restored disks
+process's command line is recorded; a wrong SMB password is refused with exit 12; an SFTP backup
+(sshd there too) is made and listed. The test kills smbd in the middle of a second SMB backup
+(watching the serial console and the share), starts it again once that backup has failed, and the
+script makes a third one. The host then compares the restored disks
 file by file with the source, verifies the first image on the share, and reads the folders and logs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ from tests.conftest import need_root_tools
 from tests.factory import cached_disk_info, copy_disk
 from tests.images import run_rescue
 from tests.media.live import SUCCESS, Console, built_live, raw_disk, read_log, virtio
-from tests.media.netlab import ADDRESS, NET, Ganesha, Lab, Smbd
+from tests.media.netlab import ADDRESS, NET, Ganesha, Lab, Smbd, Sshd
 from tests.ntfs3g import partition_hashes
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -101,6 +104,9 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         dhcp_log = lab.dnsmasq()
         smbd = Smbd(lab, tmp_path / "smb")
         ganesha = Ganesha(lab, tmp_path / "nfs")
+        sshd = Sshd(lab, tmp_path / "sshd")
+        sftp_url = f"sftp://root@{ADDRESS}:{Sshd.PORT}{sshd.root}/pc1"
+        sftp_opts = f"--credentials-file /run/sftp.cred --accept-host-key {sshd.fingerprint}"
         smb_url = f"smb://{Smbd.USER}@{ADDRESS}/backups/pc1"
         script = [
             "umask 077",  # the credentials files below are the user's own
@@ -124,6 +130,10 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             "echo \"exit $?\"",
             "echo '== smb after'", f"rescue list {smb_url} --credentials-file /run/smb.cred --json",
             *folder_script(f"nfs://{ADDRESS}/export/pc1", "", "/dev/vde", "nfs"),
+            # sshfs, ssh and its host key check on the media (restore and the rest: tests/remote)
+            "echo '== sftp backup'", "printf 'identity = /run/s/user_key\\n' > /run/sftp.cred",
+            f"rescue backup /dev/vdc {sftp_url} {sftp_opts} --split 8M --json; echo \"exit $?\"",
+            "echo '== sftp list'", f"rescue list {sftp_url} {sftp_opts} --json; echo \"exit $?\"",
             "echo '== kernel'", "dmesg | grep -iE 'cifs|smb|nfs' | tail -n 20",
             "echo '== wrong password'",
             f"rescue list {smb_url} --credentials-file /run/bad.cred; echo \"exit $?\"",
@@ -131,6 +141,8 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         ]
         (tmp_path / "scripts").mkdir()
         (tmp_path / "scripts" / "run.sh").write_text("\n".join(script) + "\n")
+        shutil.copy(sshd.work / "user_key", tmp_path / "scripts" / "user_key")
+        os.chmod(tmp_path / "scripts" / "user_key", 0o600)  # ssh refuses a key others may read
         log_disk = raw_disk(tmp_path / "log.img", 16 * MiB)
         # the script travels on a small ext4 disk: rescue.run is one line of the kernel command line
         scripts = raw_disk(tmp_path / "scripts.img", 8 * MiB)
@@ -206,6 +218,13 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         cmdlines = section(log, f"{tag} ps")
         assert "rescue backup" in cmdlines, "the process list was not recorded during the backup"
         assert smbd.password not in cmdlines and IMAGE_PASSWORD not in cmdlines
+
+    sftp = section(log, "sftp backup")
+    assert sftp.rstrip().endswith("exit 0"), sftp
+    made = json_of(sftp)
+    listed = json_of(section(log, "sftp list"))
+    assert [(i["id"], i["complete"]) for i in listed] == [(made["id"], True)], listed
+    assert {f"{made['id']}.manifest", *made["volumes"]} <= {p.name for p in (sshd.root / "pc1").iterdir()}
 
     # smbd killed mid-backup: one line and exit 11; that image incomplete, the first one intact (checked
     # here, on the share), the next backup made once the server is back
