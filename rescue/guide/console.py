@@ -1,19 +1,22 @@
-"""The screen the guide draws on: urwid's own terminal driver on Linux, its Windows console driver on
-Windows (WinPE's console), with two changes that make it work on every Windows console.
+"""The screen the guide draws on: urwid's own terminal driver on Linux; on Windows (WinPE's console) urwid's
+Windows console driver with three changes that make it work on any Windows console.
 
-urwid's Windows driver writes escape sequences (the console's virtual terminal processing, which the
-driver turns on) and reads the console's input records, expecting arrows and the like to arrive as
-escape sequences too (ENABLE_VIRTUAL_TERMINAL_INPUT). Measured under Wine 8's console, which
-tests/windows/test_guide_wine.py drives:
+urwid's Windows driver draws with escape sequences (the console's virtual terminal processing, which it
+turns on), asks the terminal at start which modes it supports, and reads the console's input records
+expecting arrows and the like as escape sequences too (ENABLE_VIRTUAL_TERMINAL_INPUT). Measured under
+Wine 8's console, which tests/windows/test_guide_wine.py drives, none of the three holds there:
 
-- urwid asks the terminal which modes it supports (DECRQM, ``ESC [ ? 2026 $ p`` ...) at start; Wine's
-  console stops drawing after those queries (the screen stays blank), and a console that does not know
-  them has nothing to answer. The guide uses none of the modes asked about (synchronized output,
-  bracketed paste, focus reports, mouse), so the queries are not sent on Windows.
-- A console that does not translate keys into escape sequences (Wine's; Windows 10 before 1607)
-  delivers Up, Down, Page Up ... as key records with a virtual-key code and no character, which
-  urwid's reader drops: the arrows did nothing. `KeyReader` sends those keys as the sequences urwid
-  reads, and leaves every record that carries a character as urwid's reader does.
+- Escape sequences are stored as characters and passed on to the terminal: the screen came out broken
+  at every 80th byte. `WindowsScreen` draws each frame through the console's classic API instead
+  (`core.platform.winconsole`: the characters and the 16 colour attributes of the whole window at
+  once), which every Windows console has; no escape sequence is written.
+- After the mode queries (DECRQM, ``ESC [ ? 2026 $ p`` ...) the console drew nothing at all. The guide
+  uses none of the modes asked about (synchronized output, bracketed paste, focus reports, mouse), and
+  a console drawn through the API needs none: they are not sent.
+- Up, Down, Page Up ... arrive as key records with a virtual-key code and no character, which urwid's
+  reader drops: the arrows did nothing. `KeyReader` passes those keys on as the sequences urwid reads,
+  and every record that carries a character as urwid's reader does (so a console that does send
+  sequences works the same).
 """
 
 from __future__ import annotations
