@@ -86,7 +86,7 @@ def cancel_on_signals(progress: Progress) -> Iterator[None]:
 @click.option("--boot", "boot_tree", type=click.Path(file_okay=False, exists=True), default=None,
               help="Network-boot the PCs from this tree (rescue-build netboot): PXE and TFTP by dnsmasq.")
 @click.option("--dhcp-range", default=None, help="With --boot: be the DHCP server for FIRST,LAST (an isolated "
-              "network); without it dnsmasq is a proxy DHCP beside the network's own.")
+              "network; UEFI PCs need it); without it dnsmasq is a proxy DHCP beside the network's own.")
 @click.option("--append", default="", help="With --boot: more kernel arguments for the PCs (console=ttyS0 ...).")
 @click.option("--password-file", type=click.Path(dir_okay=False), default=None,
               help="Password of an encrypted image, to check it here (it is never sent: each PC asks).")
