@@ -6,7 +6,7 @@ each with a blank disk. Both run `rescue receive` from their kernel command line
 and power off; both disks are then compared with a restore from the folder.
 
 The same with the session as a proxy DHCP beside the network's own DHCP server (the default), for a
-BIOS PC. One session per case, the PCs at once, a 96 MiB disk: the QEMU part of CI stays short (TCG).
+BIOS PC. One session per case, the PCs at once, a 96 MiB disk: the QEMU part of CI stays short (TCG). Guards R-72.
 """
 
 from __future__ import annotations

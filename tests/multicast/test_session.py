@@ -4,7 +4,7 @@ bridge (`netlab`), each client restoring onto a blank loop device.
 Each target is compared byte for byte with a restore of the same image from the folder (`rescue
 restore` onto a blank file of the same size): the session must write exactly what a restore writes. A
 client that cannot end that way must fail loudly (its exit code and the server's table) and leave its
-target without a partition table.
+target without a partition table. Guards R-70, R-71, R-72.
 """
 
 from __future__ import annotations

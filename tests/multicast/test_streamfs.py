@@ -3,7 +3,7 @@ target is left without a partition table; the folder says why.
 
 The server is left out: the test is the sender, writing into the stream folder's stdin what a receiver
 that lost its place, lost the end of the stream or stopped receiving would hand it, and `rescue restore`
-reads the folder as `rescue receive` does.
+reads the folder as `rescue receive` does. Guards R-70.
 """
 
 from __future__ import annotations
