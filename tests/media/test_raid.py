@@ -64,6 +64,18 @@ rescue restore /mnt/bk /dev/vdf --yes --json > /mnt/restore.json
 rescue restore /mnt/bk "$MD" --yes --json > /mnt/restore-array.json
 cat $SYS/array_state > /mnt/state-after
 mdadm --stop "$MD"
+# a member gone (a dead disk): the array is started all the same, degraded
+truncate -s 32M /tmp/a /tmp/b
+A=/dev/loop6 B=/dev/loop7
+losetup "$A" /tmp/a
+losetup "$B" /tmp/b
+mdadm --create /dev/md1 --run --level=1 --raid-devices=2 --assume-clean "$A" "$B"
+mdadm --stop /dev/md1
+losetup -d "$B"
+echo "$A" > /mnt/degraded-member
+rescue-raid > /mnt/degraded.txt
+rescue disks --json > /mnt/degraded.json
+mdadm --stop --scan
 sync
 """
 
@@ -145,6 +157,16 @@ def test_raid1_assembled_read_only_listed_backed_up_and_restored(tmp_path: Path)
     assert onto_array["verified_bytes"] == onto_array["written_bytes"] > 40 * MiB
     assert any(a.startswith(f"RAID array {array} made writable") for a in onto_array["actions"]), onto_array
     assert ext4_file(backup, "state-after").strip() in ("clean", "active")
+
+    # the array with a member gone: started (read-only, degraded), its one member named (the first
+    # array, stopped before, is started again beside it, whole)
+    started = {ln.split()[0]: ln.split()[1:3] for ln in ext4_file(backup, "degraded.txt").splitlines()}
+    listed = json.loads(ext4_file(backup, "degraded.json"))
+    degraded = [d for d in listed if d["raid"] and d["raid"]["degraded"]]
+    assert len(degraded) == 1 and degraded[0]["raid"]["degraded"] == 1, degraded
+    assert started[degraded[0]["name"]] == ["raid1", "readonly"], started
+    assert degraded[0]["raid"]["members"] == [ext4_file(backup, "degraded-member").strip()]
+    assert degraded[0]["description"].startswith("RAID array (raid1, 1 of 2 disks, readonly)"), degraded
 
     expected = files(factory)
     assert files(target) == expected
