@@ -30,18 +30,19 @@ def mount(where: Location, creds: Credentials, options: RemoteOptions, mountpoin
     if not parts:
         raise UsageError(detail=f"{where.shown}: nfs://HOST/EXPORT/PATH names no export")
     port = f",port={where.port}" if where.port else ""
-    first: str | None = None
+    said: list[str] = []  # what each version said about the shortest path (the export itself)
     for cut in range(len(parts), 0, -1):  # the whole path, then its parents down to the export
         remote = f"{where.host}:/{'/'.join(parts[:cut])}"
+        said = []
         for version, extra in VERSIONS:
             opts = f"vers={version},{OPTIONS}{port}{extra}"
             o = tools.attempt(["mount.nfs", remote, mountpoint, "-o", opts], timeout=MOUNT_TIMEOUT)
             if o.ok:
                 return "/".join(parts[cut:])
-            first = first or o.detail
             if _gone(o.detail):
                 raise RemoteError(path=where.shown, detail=f"cannot reach {where.host}: {o.detail}")
-    detail = first or "no answer"
+            said.append(f"version {version}: {o.detail.split(': ', 1)[-1]}")
+    detail = "; ".join(said) or "no answer"
     if "access denied" in detail or "Permission denied" in detail:
         raise RemoteAuthError(path=where.shown, detail=f"{where.host} refused this machine: {detail}")
     raise RemoteError(path=where.shown, detail=f"cannot mount the NFS export: {detail}")

@@ -129,26 +129,34 @@ class Smbd:
 
 
 class Ganesha:
-    """nfs-ganesha serving ``work``/export through its VFS backend as /export, NFS v3 and v4, on
-    10.16.0.1:2049 (v3's MOUNT protocol on a fixed port, without rpcbind: the client is told the ports)."""
+    """nfs-ganesha serving ``work``/export through its VFS backend as /export (NFS v3 and v4) and
+    ``work``/export3 as /export3 (v3 only: a client must fall back to v3), on 10.16.0.1:2049."""
 
     MOUNT_PORT = 20048
 
     def __init__(self, lab: Lab, work: Path) -> None:
         self.work = work
-        self.export = work / "export"
+        self.export, self.export3 = work / "export", work / "export3"
         self.export.mkdir(parents=True, exist_ok=True)
+        self.export3.mkdir(exist_ok=True)
         conf = work / "ganesha.conf"
         conf.write_text(
             "NFS_CORE_PARAM {\n"
             f"  Bind_addr = {ADDRESS};\n  NFS_Port = 2049;\n  MNT_Port = {self.MOUNT_PORT};\n"
             "  Protocols = 3, 4;\n  Enable_NLM = false;\n  Enable_RQUOTA = false;\n"
+            # NFS v3 clients name the export by its pseudo path too, as v4 ones do (not by Path)
+            "  Mount_Path_Pseudo = true;\n"
             "}\n"
             "NFSV4 {\n  Graceless = true;\n  Lease_Lifetime = 10;\n}\n"
             "NFS_KRB5 {\n  Active_krb5 = false;\n}\n"
             "EXPORT {\n  Export_Id = 1;\n"
             f"  Path = {self.export};\n  Pseudo = /export;\n  Access_Type = RW;\n  Squash = No_Root_Squash;\n"
             "  SecType = sys;\n  Protocols = 3, 4;\n  Transports = TCP;\n"
+            "  FSAL {\n    Name = VFS;\n  }\n}\n"
+            "EXPORT {\n  Export_Id = 2;\n"
+            f"  Path = {self.export3};\n  Pseudo = /export3;\n"
+            "  Access_Type = RW;\n  Squash = No_Root_Squash;\n"
+            "  SecType = sys;\n  Protocols = 3;\n  Transports = TCP;\n"
             "  FSAL {\n    Name = VFS;\n  }\n}\n")
         (work / "recov").mkdir(exist_ok=True)
         # NFS v3 servers register with rpcbind (ganesha stops without one): an rpcbind of its own, in a

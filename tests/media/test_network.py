@@ -130,6 +130,9 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             "echo \"exit $?\"",
             "echo '== smb after'", f"rescue list {smb_url} --credentials-file /run/smb.cred --json",
             *folder_script(f"nfs://{ADDRESS}/export/pc1", "", "/dev/vde", "nfs"),
+            # an export the server offers over NFS v3 only: the client falls back to it
+            "echo '== nfs3 backup'", f"rescue backup /dev/vdc nfs://{ADDRESS}/export3/pc1 --split 8M --json; "
+            "echo \"exit $?\"",
             # sshfs, ssh and its host key check on the media (restore and the rest: tests/remote)
             "echo '== sftp backup'", "printf 'identity = /run/s/user_key\\n' > /run/sftp.cred",
             f"rescue backup /dev/vdc {sftp_url} {sftp_opts} --split 8M --json; echo \"exit $?\"",
@@ -218,6 +221,14 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         cmdlines = section(log, f"{tag} ps")
         assert "rescue backup" in cmdlines, "the process list was not recorded during the backup"
         assert smbd.password not in cmdlines and IMAGE_PASSWORD not in cmdlines
+
+    nfs3 = section(log, "nfs3 backup")
+    assert nfs3.rstrip().endswith("exit 0"), nfs3
+    made = json_of(nfs3)
+    on_server = {p.name for p in (ganesha.export3 / "pc1").iterdir()}
+    assert {f"{made['id']}.manifest", *made["volumes"]} <= on_server, on_server
+    check = run_rescue("list", str(ganesha.export3 / "pc1"), "--json")
+    assert check.returncode == 0 and json.loads(check.stdout)[0]["complete"] is True, check.stderr
 
     sftp = section(log, "sftp backup")
     assert sftp.rstrip().endswith("exit 0"), sftp
