@@ -7,8 +7,9 @@ neither a cifs nor an NFS client, so the SMB and NFS folders are proven inside t
 kernel has them: Samba's smbd (a user with a password) and nfs-ganesha listen on the bridge's address.
 In one boot, an unattended script shows `rescue net --json`, then for each of smb:// and nfs:// makes an
 encrypted split backup of a factory disk, lists, verifies and restores it onto a blank disk, while every
-process's command line is recorded; a wrong SMB password is refused with exit 12; an SFTP backup
-(sshd there too) is made and listed. The test kills smbd in the middle of a second SMB backup
+process's command line is recorded; a wrong SMB password is refused with exit 12; a backup goes onto
+an export offered over NFS v3 only (the client falls back to v3); an SFTP backup (sshd there too) is
+made and listed. The test kills smbd in the middle of a second SMB backup
 (watching the serial console and the share), starts it again once that backup has failed, and the
 script makes a third one. The host then compares the restored disks
 file by file with the source, verifies the first image on the share, and reads the folders and logs.
