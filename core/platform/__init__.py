@@ -11,7 +11,8 @@ implementation:
 - `drivers`: a filesystem driver (ntfs-3g) mounted in the foreground for a ``with`` block;
 - `ntfs`: the folder an NTFS partition's files are under (ntfs-3g's mount on Linux, the volume Windows
   mounted on Windows: `windows.mounted`), the one place that choice is made;
-- `process`: whether a process is alive (a zombie is not).
+- `process`: whether a process is alive (a zombie is not);
+- `network`: the links, addresses, default routes and DNS servers the kernel has (`rescue net`).
 """
 
 from __future__ import annotations
