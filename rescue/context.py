@@ -169,15 +169,22 @@ def confirm_target(name: str, description: str, yes: bool, *, verb: str = "overw
 _WINDOWS_DISK = re.compile(r"\\\\[.?]\\((?i:PhysicalDrive)(\d+))")
 
 
-def confirm_typed(name: str, headline: str, what: str) -> None:
-    """``headline``, then ``name`` typed back on the terminal (as shown, or a disk's short name: `sda`
-    for /dev/sda, `PhysicalDrive1` for \\\\.\\PhysicalDrive1; nothing else), asked again when mistyped (MAX_TRIES in all)."""
+def accepted_names(name: str) -> set[str]:
+    """What may be typed to confirm ``name``: itself, or a disk's short name (`sda` for /dev/sda,
+    `PhysicalDrive1` for \\\\.\\PhysicalDrive1); the CLI and the guide ask the same."""
     accepted = {name}
     if name.startswith("/dev/") and "/" not in name[len("/dev/"):]:
         accepted.add(name[len("/dev/"):])
     short = _WINDOWS_DISK.fullmatch(name)
     if short:  # \\.\PhysicalDrive1 on Windows: PhysicalDrive1 too, in any case, as Windows names it
         accepted |= {short.group(1), short.group(1).lower(), short.group(1).upper(), "PhysicalDrive" + short.group(2)}
+    return accepted
+
+
+def confirm_typed(name: str, headline: str, what: str) -> None:
+    """``headline``, then ``name`` typed back on the terminal (as shown, or a disk's short name: `sda`
+    for /dev/sda, `PhysicalDrive1` for \\\\.\\PhysicalDrive1; nothing else), asked again when mistyped (MAX_TRIES in all)."""
+    accepted = accepted_names(name)
     click.echo(headline, err=True)
     for attempt in range(1, MAX_TRIES + 1):
         with _interruptible():

@@ -10,6 +10,7 @@ import urwid
 from core.errors import Warning_
 from core.progress import Progress
 
+from ..context import accepted_names
 from . import job, result
 from .app import Guide
 from .ui import Entry, form, frame, human, texts
@@ -30,9 +31,9 @@ def plan_lines(plan: Any) -> list[urwid.Widget]:
 def confirm(guide: Guide, title: str, name: str, warning: str, shown: list[urwid.Widget],
             go: Callable[[], None], back: Callable[[], None], problem: str = "") -> None:
     """Show what will be done (``shown``) and ``warning``; ``go`` runs only once ``name`` was typed
-    exactly (spaces trimmed)."""
+    (spaces trimmed), as shown or as a disk's short name, as the CLI takes it (`sda`, `PhysicalDrive1`)."""
     def typed(text: str) -> None:
-        if text.strip() != name:
+        if text.strip() not in accepted_names(name):
             confirm(guide, title, name, warning, shown, go, back,
                     f"{text.strip()!r} is not {name!r}: nothing was written. Type it again, or Esc.")
             return

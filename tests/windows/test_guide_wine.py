@@ -315,3 +315,30 @@ def test_winpe_start_lands_in_the_guide_with_the_shell_one_choice_away(
     # cmd /c ends with the last errorlevel (WinPE's cmd /k stays at the prompt): the guide's Shell, 64
     assert t.exit_code(timeout=120) == (0 if shell_only else 64)
     assert pe.wpeutil_calls() == ["wpeinit"]
+
+
+def test_clone_onto_a_blank_disk_with_its_name_typed(pe: WinePE, terms: list[Terminal],
+                                                     tmp_path: Path) -> None:
+    """Copy to a new disk in the Windows console: the plan, a wrong name refused with nothing written,
+    then the target's name typed (backslashes and all), and the copy bit for bit."""
+    src = small_disk(pe.work / "clone-src.img", seed=16)
+    new = pe.work / "clone-new.img"
+    with open(new, "wb") as f:
+        f.truncate(src.stat().st_size)
+    t = pe.guide(tmp_path, "wine-clone", ["W:\\clone-src.img", "W:\\clone-new.img"])
+    terms.append(t)
+    t.keys("Down", "Down", "Enter")
+    t.wait("Which disk should be copied?")
+    t.keys("Enter")
+    t.wait("onto which disk?")
+    t.keys("Down", "Enter")
+    screen = t.wait("Type the target's name")
+    assert "ALL DATA ON W:\\clone-new.img" in screen and " -> " in screen and "copy" in screen
+    before = digest(new)
+    t.type("clone-new.img")
+    t.wait("nothing was written. Type it again")
+    assert digest(new) == before
+    t.type("W:\\clone-new.img")
+    screen = t.wait("Log: ")
+    assert "Done." in screen and "read back and checked" in flat(screen), screen
+    assert digest(new) == digest(src)
