@@ -44,7 +44,7 @@ MAIN = [" rescue guide - main screen", " What do you want to do?", "",
         "   Take files out of a backup", "   Repair Windows startup", "   Keyboard layout: English (US) [us]",
         "   Shell", "   Power off", "   Restart"]
 BACKUP, RESTORE, FILES, KEYBOARD, POWER_OFF = 0, 1, 3, 5, 7
-# the Windows build may be made in this module's setup (the first of the session): as tests/windows/test_rescue_exe.py
+# the session's Windows build may be made in this module's setup: as tests/windows/test_rescue_exe.py
 pytestmark = pytest.mark.timeout(2400)
 
 
