@@ -7,7 +7,8 @@ neither a cifs nor an NFS client, so the SMB and NFS folders are proven inside t
 kernel has them: Samba's smbd (a user with a password) and nfs-ganesha listen on the bridge's address.
 In one boot, an unattended script shows `rescue net --json`, then for each of smb:// and nfs:// makes an
 encrypted split backup of a factory disk, lists, verifies and restores it onto a blank disk, while every
-process's command line is recorded; a wrong SMB password is refused with exit 12; a backup goes onto
+process's command line is recorded; the SMB image is browsed with `rescue mount` (a file's digest)
+and `rescue umount` unmounts the share; a wrong SMB password is refused with exit 12; a backup goes onto
 an export offered over NFS v3 only (the client falls back to v3); an SFTP backup (sshd there too) is
 made and listed. The test kills smbd in the middle of a second SMB backup
 (watching the serial console and the share), starts it again once that backup has failed, and the
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1800)]
 MiB = 1 << 20
 STATIC_MAC, STATIC_ADDRESS, STATIC_DNS = "52:54:00:16:00:03", f"{NET}.9", f"{NET}.53"
 IMAGE_PASSWORD = "network folders in a VM"
+SAMPLE = "/mnt/img/p2/Windows/System32/config/SOFTWARE"  # a file of the factory disk's Windows
 VOLATILE = {"pagefile.sys", "hiberfil.sys"}  # restored as zeros by design
 
 
@@ -121,6 +123,10 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             "echo '== ping'", f"ping -c 1 {ADDRESS}",
             "echo '== net'", "rescue net --json",
             *folder_script(smb_url, "/run/smb.cred", "/dev/vdd", "smb"),
+            # an image browsed on the share: the share stays mounted until rescue umount
+            "echo '== smb mount'", "mkdir -p /mnt/img",
+            f"rescue mount {smb_url} /mnt/img --credentials-file /run/smb.cred && sha256sum {SAMPLE}; "
+            "rescue umount /mnt/img; echo \"exit $?\"", "grep -c ' cifs ' /proc/mounts",
             # the server is killed in the middle of this one (below), then started again
             "echo '== smb killed'", f"rescue backup /dev/vdc {smb_url} --credentials-file /run/smb.cred "
             "--split 8M; echo \"exit $?\"",
@@ -222,6 +228,10 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         cmdlines = section(log, f"{tag} ps")
         assert "rescue backup" in cmdlines, "the process list was not recorded during the backup"
         assert smbd.password not in cmdlines and IMAGE_PASSWORD not in cmdlines
+
+    mounted = section(log, "smb mount")
+    assert f"{want[2]['Windows/System32/config/SOFTWARE']}  {SAMPLE}" in mounted, mounted
+    assert mounted.split()[-3:] == ["exit", "0", "0"], mounted  # umount worked; no cifs mount left
 
     nfs3 = section(log, "nfs3 backup")
     assert nfs3.rstrip().endswith("exit 0"), nfs3
