@@ -193,6 +193,17 @@ def kill_server_when(backend: Backend, p: subprocess.Popen[str], ready: Callable
             backend.server.start()
 
 
+def only_earlier_complete(backend: Backend, url: str, earlier: str) -> None:
+    """After a failed backup: ``earlier`` is listed complete and verifies, no other image is complete."""
+    r = backend.rescue("list", url, "--json", *backend.opts())
+    assert r.returncode == 0, r.stderr
+    entries = {e["id"]: e for e in json.loads(r.stdout)}
+    assert entries[earlier]["complete"], entries
+    assert all(not e["complete"] for i, e in entries.items() if i != earlier), "a partial image is listed complete"
+    r = backend.rescue("verify", url, "--image", earlier, *backend.opts())
+    assert r.returncode == 0, r.stderr
+
+
 def test_server_killed_in_the_middle_of_a_backup(backend: Backend, tmp_path: Path) -> None:
     first = random_disk(tmp_path / "first.img", 9, 2)
     url = backend.url("pc2")
@@ -212,13 +223,7 @@ def test_server_killed_in_the_middle_of_a_backup(backend: Backend, tmp_path: Pat
     assert url in line and "connection was lost" in line, line
     assert backend.secret not in out + err
 
-    r = backend.rescue("list", url, "--json", *backend.opts())
-    assert r.returncode == 0, r.stderr
-    entries = {e["id"]: e for e in json.loads(r.stdout)}
-    assert entries[earlier]["complete"], entries
-    assert all(not e["complete"] for i, e in entries.items() if i != earlier), "a partial image is listed complete"
-    r = backend.rescue("verify", url, "--image", earlier, *backend.opts())
-    assert r.returncode == 0, r.stderr
+    only_earlier_complete(backend, url, earlier)
     # the next backup works (the dead one's lock is this boot's and its pid is gone: stale)
     r = backend.rescue("backup", str(first), url, "--split", "8M", "--json", *backend.opts())
     assert r.returncode == 0, r.stderr
