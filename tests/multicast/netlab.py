@@ -43,15 +43,16 @@ class Lab:
         self.hosts.append(ns)
         return ns, address
 
-    def lose(self, ns: Netns, percent: int) -> None:
-        """Drop ``percent`` % of the UDP packets ``ns`` receives and sends, at random (nftables' numgen:
-        this machine's kernel has no netem qdisc, and netfilter drops them as a lossy link would)."""
-        rules = [["add", "table", "inet", "loss"]]
-        for hook in ("input", "output"):
-            rules += [["add", "chain", "inet", "loss", hook, f"{{ type filter hook {hook} priority 0; }}"],
-                      ["add", "rule", "inet", "loss", hook, "meta", "l4proto", "udp", "numgen", "random", "mod",
-                       "100", "<", str(percent), "drop"]]
-        for rule in rules:
+    def lose(self, ns: Netns, percent: int, source: str | None = None) -> None:
+        """Drop ``percent`` % of the UDP packets ``ns`` receives (from ``source`` only, if given), at random
+        (nftables' numgen: this machine's kernel has no netem qdisc). Only arriving packets are dropped,
+        as a lossy link loses them: a packet dropped on its way out fails the sender's sendto (EPERM),
+        which no real link does and which udp-receiver gives up on."""
+        match = ["ip", "saddr", source] if source else []
+        for rule in (["add", "table", "inet", "loss"],
+                     ["add", "chain", "inet", "loss", "input", "{ type filter hook input priority 0; }"],
+                     ["add", "rule", "inet", "loss", "input", *match, "meta", "l4proto", "udp", "numgen", "random",
+                      "mod", "100", "<", str(percent), "drop"]):
             r = ns.run(["nft", *rule])
             assert r.returncode == 0, r.stderr
 

@@ -159,16 +159,17 @@ def test_refused_disk_and_late_pc(image: tuple[Path, str, bytes], lab: Lab, tmp_
 
 
 def test_lossy_link_and_damaged_volume(image: tuple[Path, str, bytes], lab: Lab, tmp_path: Path) -> None:
-    """5 % of one PC's UDP packets lost: it still ends bit-exact (udpcast retransmits), or fails loudly
+    """5 % of one PC's UDP packets lost, both ways: it still ends bit-exact (udpcast retransmits), or fails loudly
     with its target left without a partition table; never wrong. Then a volume changed on the server
     after the session checked it: the stream carries a damaged record, which every PC refuses to write."""
     folder, digest, ref = image
     srv, addr = lab.host()
     session = f"{addr}:{PORT}/{digest}"
     server = serve(srv, folder, "--clients", "2", "--wait", "120")
-    a_ns, _ = lab.host()
+    a_ns, a_addr = lab.host()
     b_ns, _ = lab.host()
-    lab.lose(a_ns, 5)
+    lab.lose(a_ns, 5)  # what the server sends to it
+    lab.lose(srv, 5, source=a_addr)  # and what it answers
     disks = [lab.disk(tmp_path / "a.img", SIZE), lab.disk(tmp_path / "b.img", SIZE)]
     wait_listening(lab, a_ns, addr)
     procs = [receive(a_ns, session, disks[0]), receive(b_ns, session, disks[1])]
