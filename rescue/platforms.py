@@ -26,6 +26,8 @@ UNAVAILABLE: dict[str, str] = {
     "bcd": "the boot store is read and written through ntfs-3g and mtools",
     "fix-boot": "the boot store and boot records are repaired through ntfs-3g and mtools",
     "net": "it shows the Linux kernel's network; on WinPE, ipconfig /all shows Windows' own",
+    "serve": "a session runs udp-sender and dnsmasq, which the Linux media carry",
+    "receive": "a PC joins a session booted from the Linux media over the network",
 }
 
 LIMITS: dict[str, str] = {
