@@ -87,3 +87,15 @@ def run_rescue(*args: str, env: dict[str, str] | None = None, input: bytes | Non
     cmd = [exe] if exe else [sys.executable, "-m", "rescue"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=e,
                           input=input.decode() if input else None, cwd=root, timeout=600)
+
+
+def slow_to_compress(path: Path) -> Path:
+    """``path`` (a `small_disk`) with 54 MiB of word-like text in its raw partition: slow to compress
+    at the smallest setting, so a backup of it runs long enough to be cancelled on a screen."""
+    with open(path, "r+b") as f:
+        rnd = random.Random(3)
+        words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9)))
+                 for _ in range(4096)]
+        f.seek(40 * MiB)
+        f.write(b" ".join(rnd.choice(words) for _ in range(9 * MiB // 6))[:54 * MiB])
+    return path

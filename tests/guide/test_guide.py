@@ -24,7 +24,7 @@ from tests.guide.terminal import Terminal, flat
 from tests.ntfs3g import file_hashes, partition_hashes
 from tests.repair.repair_helpers import clean_system_hive, disk_copy
 from core.repair import show_disk
-from tests.images import run_rescue, small_disk
+from tests.images import run_rescue, slow_to_compress, small_disk
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
@@ -238,12 +238,7 @@ def test_clone_onto_a_blank_disk(term: list[Terminal], tmp_path: Path) -> None:
 
 def test_cancel_backup_keeps_earlier_images(term: list[Terminal], tmp_path: Path) -> None:
     src = small_disk(tmp_path / "src.img")
-    with open(src, "r+b") as f:  # text in the raw partition: slow to compress at the smallest setting
-        rnd = random.Random(3)
-        words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9)))
-                 for _ in range(4096)]
-        f.seek(40 * MiB)
-        f.write(b" ".join(rnd.choice(words) for _ in range(9 * MiB // 6))[:54 * MiB])
+    slow_to_compress(src)  # a backup long enough to be cancelled
     folder = tmp_path / "backups"
     t = start(term, tmp_path, "cancel", [src])
     assert "Done." in back_up(t, folder, encrypt=False)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,7 +31,7 @@ from builder import wine, winpe_start
 from builder.windows import WindowsBuild
 from core.engine.repo import Repository
 from tests.guide.terminal import Terminal, flat
-from tests.images import small_disk
+from tests.images import slow_to_compress, small_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("RESCUE_WINE_CACHE", "/var/tmp/rescue-wine-cache"))
@@ -140,12 +139,7 @@ def test_main_screen_backup_a_refusal_in_the_engines_words_and_a_stopped_backup(
     for old in (pe.work / "rescue-backups", pe.work / "pc.img", pe.work / "tiny.img"):
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)  # the other build's run
     src = small_disk(pe.work / "pc.img", seed=15)
-    with open(src, "r+b") as f:  # text in the raw partition: slow to compress at the smallest setting
-        rnd = random.Random(3)
-        words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9)))
-                 for _ in range(4096)]
-        f.seek(40 * MiB)
-        f.write(b" ".join(rnd.choice(words) for _ in range(9 * MiB // 6))[:54 * MiB])
+    slow_to_compress(src)  # a backup long enough to be cancelled
     tiny = pe.work / "tiny.img"
     with open(tiny, "wb") as f:
         f.truncate(16 * MiB)
