@@ -4,8 +4,9 @@
 runs inside the namespace (``lab.prefix``) with its card on that tap, so everything the guest sends
 stays in the namespace. dnsmasq there answers DHCP only (its DNS server is off: ``--port=0``), on the
 bridge's address. `Smbd` (Samba), `Ganesha` (nfs-ganesha with its VFS backend: this machine's
-kernel has no NFS server) and `Sshd` (OpenSSH, SFTP) listen only on 10.16.0.1. Every server is
-killed, and the namespace removed, by `Lab.close`.
+kernel has no NFS server) and `Sshd` (OpenSSH, SFTP) listen only on 10.16.0.1; the SMB share's
+folder ``full`` and the NFS export ``/full`` are small filesystems that a backup fills. Every server is
+killed, the namespace removed and the small filesystems unmounted by `Lab.close`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 ADDRESS = "10.16.0.1"
 NET = "10.16.0"
 TAP = "tap0"
+# The size of the servers' small filesystems: less than one backup of the test's disk.
+FULL_MIB = 6
 
 
 class Lab:
@@ -31,6 +34,7 @@ class Lab:
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.path = f"/run/netns/{self.name}"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.mounts: list[Path] = []
         for cmd in (["link", "set", "lo", "up"], ["link", "add", "br0", "type", "bridge"],
                     ["tuntap", "add", "dev", TAP, "mode", "tap"], ["link", "set", TAP, "master", "br0"],
                     ["addr", "add", f"{ADDRESS}/24", "dev", "br0"], ["link", "set", "br0", "up"],
@@ -67,6 +71,16 @@ class Lab:
                    self.work / "dnsmasq.out")
         return log
 
+    def small_fs(self, path: Path, mib: int) -> Path:
+        """A ``mib`` MiB ext4 mounted (through a loop device) at ``path``: a share that fills up."""
+        path.mkdir(parents=True, exist_ok=True)
+        img = self.work / f"small-{len(self.mounts)}.ext4"  # outside what the servers serve
+        subprocess.run(["truncate", "-s", f"{mib}M", str(img)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", str(img)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(img), str(path)], check=True)
+        self.mounts.append(path)
+        return path
+
     def qemu_nic(self) -> list[str]:
         return ["-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no",
                 "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:16:00:02"]
@@ -80,6 +94,8 @@ class Lab:
                     pass
                 p.wait()
         subprocess.run(["ip", "netns", "del", self.name], check=False)
+        for m in self.mounts:
+            subprocess.run(["umount", "-l", str(m)], check=False)
 
 
 class Smbd:
@@ -110,6 +126,8 @@ class Smbd:
             f"  path = {self.share}\n  read only = no\n  valid users = root\n  force user = root\n")
         # the Samba user "tech" is the machine's root (smbpasswd needs a Unix account: root is one)
         (work / "users.map").write_text(f"root = {self.USER}\n")
+        # share/full: a small filesystem, so that a backup into backups/full fills the share
+        self.full = lab.small_fs(self.share / "full", FULL_MIB)
         self.lab, self.conf = lab, conf
         self.env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         subprocess.run(["smbpasswd", "-c", str(conf), "-s", "-a", "root"], input=f"{self.password}\n"
@@ -139,6 +157,8 @@ class Ganesha:
         self.export, self.export3 = work / "export", work / "export3"
         self.export.mkdir(parents=True, exist_ok=True)
         self.export3.mkdir(exist_ok=True)
+        # /full: a small filesystem (mounted before ganesha starts in a mount namespace of its own)
+        self.full = lab.small_fs(work / "full", FULL_MIB)
         conf = work / "ganesha.conf"
         conf.write_text(
             "NFS_CORE_PARAM {\n"
@@ -157,6 +177,10 @@ class Ganesha:
             f"  Path = {self.export3};\n  Pseudo = /export3;\n"
             "  Access_Type = RW;\n  Squash = No_Root_Squash;\n"
             "  SecType = sys;\n  Protocols = 3;\n  Transports = TCP;\n"
+            "  FSAL {\n    Name = VFS;\n  }\n}\n"
+            "EXPORT {\n  Export_Id = 3;\n"
+            f"  Path = {self.full};\n  Pseudo = /full;\n  Access_Type = RW;\n  Squash = No_Root_Squash;\n"
+            "  SecType = sys;\n  Protocols = 3, 4;\n  Transports = TCP;\n"
             "  FSAL {\n    Name = VFS;\n  }\n}\n")
         (work / "recov").mkdir(exist_ok=True)
         # NFS v3 servers register with rpcbind (ganesha stops without one): an rpcbind of its own, in a

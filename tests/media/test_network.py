@@ -12,7 +12,9 @@ and `rescue umount` unmounts the share; a wrong SMB password is refused with exi
 an export offered over NFS v3 only (the client falls back to v3); an SFTP backup (sshd there too) is
 made and listed. The test kills smbd in the middle of a second SMB backup
 (watching the serial console and the share), starts it again once that backup has failed, and the
-script makes a third one. The host then compares the restored disks
+script makes a third one; a backup into a 6 MiB share (SMB) and export (NFS) that it fills is exit 10
+with nothing left complete; smbd is killed again while a restore reads (what smbd sends limited to
+1 MB/s by nftables meanwhile): exit 11, the target without a partition table, and a rerun restores it. The host then compares the restored disks
 file by file with the source, verifies the first image on the share, and reads the folders and logs.
 """
 
@@ -91,9 +93,22 @@ def wait_for_new_file(folder: Path, old: set[str], size: int) -> None:
         time.sleep(0.2)
 
 
+def wait_for_writing(disk: Path) -> None:
+    """Until a restore onto ``disk`` (a VM's disk file) is writing: the first thing it does is take
+    away the partition table's signature, so that a restore that fails leaves no table behind."""
+    deadline = time.monotonic() + 600
+    while True:
+        with disk.open("rb") as f:
+            f.seek(510)
+            if f.read(2) != b"\x55\xaa":
+                return
+        assert time.monotonic() < deadline, f"the restore onto {disk} never started writing"
+        time.sleep(0.05)
+
+
 def test_network_folders_in_vm(tmp_path: Path) -> None:
     need_root_tools("qemu-system-x86_64", "dnsmasq", "ip", "nsenter", "smbd", "smbpasswd", "ganesha.nfsd",
-                    "rpcbind", "ntfs-3g", "mke2fs")
+                    "rpcbind", "ntfs-3g", "mke2fs", "nft")
     built = built_live()
     # 16 MB of files: two volumes of 8 MiB; shut down normally (no warning about hibernation)
     info = cached_disk_info("mbr-tiny", data_mb=16, hiberfil_magic=b"wake")
@@ -111,6 +126,7 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
         sftp_url = f"sftp://root@{ADDRESS}:{Sshd.PORT}{sshd.root}/pc1"
         sftp_opts = f"--credentials-file /run/sftp.cred --accept-host-key {sshd.fingerprint}"
         smb_url = f"smb://{Smbd.USER}@{ADDRESS}/backups/pc1"
+        smb_full = f"smb://{Smbd.USER}@{ADDRESS}/backups/full/pc"
         script = [
             "umask 077",  # the credentials files below are the user's own
             f"printf 'password = %s\\n' '{smbd.password}' > /run/smb.cred",
@@ -136,10 +152,25 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             f"rescue backup /dev/vdc {smb_url} --credentials-file /run/smb.cred --split 8M --json; "
             "echo \"exit $?\"",
             "echo '== smb after'", f"rescue list {smb_url} --credentials-file /run/smb.cred --json",
+            # a share that fills up (share/full is a 6 MiB filesystem): one line, exit 10, nothing complete
+            "echo '== smb full'", f"rescue backup /dev/vdc {smb_full} --credentials-file /run/smb.cred "
+            "--split 8M; echo \"exit $?\"",
+            "echo '== smb full list'", f"rescue list {smb_full} --credentials-file /run/smb.cred --json",
+            # smbd is killed in the middle of this restore (below; the network slowed meanwhile), then
+            # started again: the target is left without a partition table, and a rerun restores it
+            "echo '== smb restore killed'", "sleep 2",
+            f"rescue restore {smb_url} /dev/vdd --credentials-file /run/smb.cred --yes; echo \"exit $?\"",
+            "echo '== smb restore signature'", "dd if=/dev/vdd bs=1 skip=510 count=2 2>/dev/null | od -An -tx1",
+            "echo '== smb restore again'",
+            f"i=0; until rescue list {smb_url} --credentials-file /run/smb.cred >/dev/null 2>&1 || "
+            "[ $i -ge 60 ]; do sleep 2; i=$((i + 1)); done",
+            f"rescue restore {smb_url} /dev/vdd --credentials-file /run/smb.cred --yes --json; echo \"exit $?\"",
             *folder_script(f"nfs://{ADDRESS}/export/pc1", "", "/dev/vde", "nfs"),
             # an export the server offers over NFS v3 only: the client falls back to it
             "echo '== nfs3 backup'", f"rescue backup /dev/vdc nfs://{ADDRESS}/export3/pc1 --split 8M --json; "
             "echo \"exit $?\"",
+            "echo '== nfs full'", f"rescue backup /dev/vdc nfs://{ADDRESS}/full/pc --split 8M; echo \"exit $?\"",
+            "echo '== nfs full list'", f"rescue list nfs://{ADDRESS}/full/pc --json",
             # sshfs, ssh and its host key check on the media (restore and the rest: tests/remote)
             "echo '== sftp backup'", "printf 'identity = /run/s/user_key\\n' > /run/sftp.cred",
             f"rescue backup /dev/vdc {sftp_url} {sftp_opts} --split 8M --json; echo \"exit $?\"",
@@ -175,6 +206,19 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
             wait_for_new_file(smbd.share / "pc1", first, 2 * MiB)
             smbd.kill()
             vm.wait("\nexit ", timeout=600)  # that backup has ended
+            smbd.start()
+            # the restore: what smbd sends slowed to 1 MB/s (nftables drops the excess and TCP backs off;
+            # this kernel has no traffic-shaping qdisc) so that the restore is still reading when smbd
+            # is killed, once it has started writing the target
+            vm.wait("== smb restore killed", timeout=900)
+            nft = [*lab.prefix, "nft"]
+            subprocess.run([*nft, "add table inet slow; add chain inet slow out "
+                            "{ type filter hook output priority 0; }; "
+                            "add rule inet slow out tcp sport 445 limit rate over 1 mbytes/second drop"], check=True)
+            wait_for_writing(smb_target)
+            smbd.kill()
+            vm.wait("\nexit ", timeout=600)
+            subprocess.run([*nft, "delete table inet slow"], check=True)
             smbd.start()
             code = vm.exit_code(timeout=900)
         finally:
@@ -264,6 +308,24 @@ def test_network_folders_in_vm(tmp_path: Path) -> None:
     check = run_rescue("verify", str(smbd.share / "pc1"), "--image", first_id,
                        env={"RESCUE_PASSWORD": IMAGE_PASSWORD})
     assert check.returncode == 0, check.stderr
+
+    # a full share: one line, exit 10, and no image left complete (the partial one removed)
+    for tag in ("smb", "nfs"):
+        full = section(log, f"{tag} full")
+        assert full.rstrip().endswith("exit 10"), full
+        error = [line for line in full.splitlines() if line.strip() and not line.startswith("exit ")]
+        assert len(error) == 1 and "No space left in backup folder" in error[0], full
+        assert all(not i["complete"] for i in json_of(section(log, f"{tag} full list"))), full
+
+    # smbd killed mid-restore: one line, exit 11, the target without its partition table's signature;
+    # the rerun restored it (its files were compared above)
+    killed = section(log, "smb restore killed")  # (the plan is shown first: no --json)
+    assert killed.rstrip().endswith("exit 11") and "Traceback" not in killed, killed
+    error = [line for line in killed.splitlines() if line.startswith("rescue: error: ")]
+    assert len(error) == 1 and "connection was lost" in error[0], killed
+    assert section(log, "smb restore signature").split() == ["00", "00"], section(log, "smb restore signature")
+    again = section(log, "smb restore again")
+    assert again.rstrip().endswith("exit 0"), again
 
     wrong = section(log, "wrong password")
     assert wrong.rstrip().endswith("exit 12"), wrong
