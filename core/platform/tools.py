@@ -9,13 +9,14 @@ lets a `subprocess` exception through: callers never see a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..errors import UnsupportedError
 
@@ -72,22 +73,23 @@ def attempt(cmd: Sequence[str], *, input: bytes | str | None = None, env: Mappin
     if shutil.which(cmd[0]) is None:
         raise UnsupportedError(detail=f"{cmd[0]} is not installed; scripts/setup.sh installs it")
     data = input.encode() if isinstance(input, str) else input
-    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
-        sinks: dict[str, Any] = ({"stdout": out_f, "stderr": err_f} if daemon else
-                                 {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE})
-        try:
-            p = subprocess.run(list(cmd), input=data, stdin=subprocess.DEVNULL if data is None else None,
-                               env={**os.environ, **env} if env else None, timeout=timeout, check=False, **sinks)
-        except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
-            return Outcome(False, "", f"{cmd[0]} did not finish within {timeout:g} s")
-        except OSError as e:  # found by which() but not runnable (permissions, a broken interpreter line)
-            return Outcome(False, "", f"{cmd[0]} cannot be started: {e.strerror or e}")
-        if daemon:
-            out_f.seek(0)
-            err_f.seek(0)
-            stdout, stderr = out_f.read(), err_f.read()
-        else:
-            stdout, stderr = p.stdout, p.stderr
+    try:
+        with contextlib.ExitStack() as files:
+            # A daemon's output goes to files (it may hold them open after it forks); anything else's
+            # to pipes, with no file created for it.
+            sinks = [files.enter_context(tempfile.TemporaryFile()) for _ in range(2)] if daemon else []
+            try:
+                p = subprocess.run(list(cmd), input=data, stdin=subprocess.DEVNULL if data is None else None,
+                                   stdout=sinks[0] if daemon else subprocess.PIPE,
+                                   stderr=sinks[1] if daemon else subprocess.PIPE,
+                                   env={**os.environ, **env} if env else None, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
+                return Outcome(False, "", f"{cmd[0]} did not finish within {timeout:g} s")
+            for f in sinks:
+                f.seek(0)
+            stdout, stderr = (sinks[0].read(), sinks[1].read()) if daemon else (p.stdout, p.stderr)
+    except OSError as e:  # not runnable (permissions, a broken interpreter line), or no room for its output
+        return Outcome(False, "", f"{cmd[0]} cannot be started: {e.strerror or e}")
     out = stdout.decode(errors="replace")
     if p.returncode != 0:
         return Outcome(False, out, f"{cmd[0]} exited {p.returncode}: {_last_line(stderr, stdout)}")
